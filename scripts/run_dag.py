@@ -22,7 +22,9 @@ for p in (ROOT, ROOT / "plugins"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("dag_id")
     ap.add_argument("--conf", default="{}", help="DAG run conf as JSON")
     ap.add_argument("--approve", default="", choices=["", "all", "none"])

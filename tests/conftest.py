@@ -45,14 +45,18 @@ os.environ.update(
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "IMAGING_DATA_DIR": str(_TMP / "data"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]
+        ),
     }
 )
 # A developer's shell may carry connections of the demo: tests set their own.
 for _k in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
     del os.environ[_k]
 
-PG_ADMIN_URL = os.environ.get("IMAGING_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "IMAGING_TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def set_connection(conn_id: str, conn: dict[str, Any] | None) -> None:
@@ -192,7 +196,9 @@ def hypha_server(tmp_root: Path, s3_server: Any) -> Iterator[Any]:
 def airflow_db() -> Path:
     """The session's Airflow metadata DB, migrated."""
     airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], check=True, env=os.environ.copy(), capture_output=True)
+    subprocess.run(
+        [str(airflow), "db", "migrate"], check=True, env=os.environ.copy(), capture_output=True
+    )
     return _AIRFLOW_HOME
 
 
@@ -202,7 +208,9 @@ def run_dag(airflow_db: Path) -> Callable[..., Any]:
     (``.state``, ``.run_id``, ``.task_states``, ``.answered``); runs in-process with ``dag.test()``."""
     from imaging.runner import run_dag as _run
 
-    def _runner(dag_id: str, conf: dict[str, Any] | None = None, approve: Any = None, delay: float = 1.5) -> Any:
+    def _runner(
+        dag_id: str, conf: dict[str, Any] | None = None, approve: Any = None, delay: float = 1.5
+    ) -> Any:
         return _run(dag_id, conf, approve=approve, delay=delay)
 
     return _runner

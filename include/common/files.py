@@ -26,7 +26,7 @@ class FileConflictError(FileExistsError):
     """The destination exists with different content."""
 
 
-class MoveResult(str, enum.Enum):
+class MoveResult(enum.StrEnum):
     MOVED = "moved"
     COPIED = "copied"
     ALREADY_PRESENT = "already_present"  # an identical file was already at the destination
@@ -101,7 +101,9 @@ def safe_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> MoveR
         except FileExistsError:
             if same_content(src, dst):
                 return MoveResult.ALREADY_PRESENT
-            raise FileConflictError(errno.EEXIST, "a different file is at the destination", str(dst))
+            raise FileConflictError(
+                errno.EEXIST, "a different file is at the destination", str(dst)
+            ) from None
     finally:
         tmp.unlink(missing_ok=True)
     return MoveResult.COPIED

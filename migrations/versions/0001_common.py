@@ -30,10 +30,16 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("detail", JSONType, nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_item_records"),
-        sa.UniqueConstraint("pipeline", "kind", "item_key", name="uq_item_records_pipeline_kind_item_key"),
+        sa.UniqueConstraint(
+            "pipeline", "kind", "item_key", name="uq_item_records_pipeline_kind_item_key"
+        ),
     )
     op.create_index("ix_item_records_pipeline", "item_records", ["pipeline"])
     op.create_index("ix_item_records_status", "item_records", ["status"])

@@ -28,7 +28,10 @@ def approve_all(detail: dict[str, Any]) -> dict[str, Any]:
     chosen = next((o for o in options if o in APPROVING), None)
     if chosen is None:
         chosen = (detail.get("defaults") or options)[0]
-    params = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in (detail.get("params") or {}).items()}
+    params = {
+        k: (v.get("value") if isinstance(v, dict) else v)
+        for k, v in (detail.get("params") or {}).items()
+    }
     return {"chosen_options": [chosen], "params_input": params}
 
 
@@ -53,9 +56,8 @@ class HitlResponder(threading.Thread):
         self.errors: list[str] = []
 
     def _make_client(self) -> Any:
-        from fastapi.testclient import TestClient
-
         from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
 
         return TestClient(create_app(apps="core"))
 

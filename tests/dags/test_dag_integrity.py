@@ -12,7 +12,21 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-HEAVY = {"numpy", "PIL", "astropy", "boto3", "zarr", "ome_zarr", "skimage", "roboflow", "hypha_rpc", "imagehash", "torch", "cv2", "sqlalchemy"}
+HEAVY = {
+    "numpy",
+    "PIL",
+    "astropy",
+    "boto3",
+    "zarr",
+    "ome_zarr",
+    "skimage",
+    "roboflow",
+    "hypha_rpc",
+    "imagehash",
+    "torch",
+    "cv2",
+    "sqlalchemy",
+}
 
 
 def test_there_are_dags() -> None:
@@ -44,7 +58,9 @@ def test_dag_file_parses(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bag = DagBag(dag_folder=str(path))
     elapsed = time.perf_counter() - t0
     assert not bag.import_errors, bag.import_errors
-    assert path.stem in bag.dags, f"{path.name} must define the DAG {path.stem!r} (file name = dag_id)"
+    assert path.stem in bag.dags, (
+        f"{path.name} must define the DAG {path.stem!r} (file name = dag_id)"
+    )
     assert len(bag.dags) == 1, f"{path.name}: one DAG per file, found {sorted(bag.dags)}"
     dag = bag.dags[path.stem]
     assert elapsed < 1.0 or _second_parse(path) < 1.0, f"{path.name} parsed in {elapsed:.2f} s"

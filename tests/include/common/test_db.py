@@ -12,7 +12,9 @@ from include.common.models import ItemRecord, ItemStatus
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def db_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("pg_app_db_url" if request.param == "postgresql" else "sqlite_app_db_url")
+    return request.getfixturevalue(
+        "pg_app_db_url" if request.param == "postgresql" else "sqlite_app_db_url"
+    )
 
 
 def test_migrations_match_models(db_url: str) -> None:
@@ -25,7 +27,9 @@ def test_migrations_match_models(db_url: str) -> None:
         ctx = MigrationContext.configure(conn, opts={"compare_type": False})
         diff = compare_metadata(ctx, metadata)
     # index/constraint naming differences across dialects are not schema drift
-    drift = [d for d in diff if not (isinstance(d, tuple) and d[0] in ("remove_index", "add_index"))]
+    drift = [
+        d for d in diff if not (isinstance(d, tuple) and d[0] in ("remove_index", "add_index"))
+    ]
     summary = [_describe(d) for d in drift]
     assert summary == [], f"models and migrations differ on {engine.dialect.name}: {summary}"
 
@@ -46,13 +50,29 @@ def test_item_ledger_upsert_and_attempts(db_url: str) -> None:
     with session_scope(engine) as s:
         record_item(s, pipeline="reef", kind="folder", key=key, status=ItemStatus.PROCESSING)
     with session_scope(engine) as s:
-        record_item(s, pipeline="reef", kind="folder", key=key, status=ItemStatus.FAILED, error="boom")
+        record_item(
+            s, pipeline="reef", kind="folder", key=key, status=ItemStatus.FAILED, error="boom"
+        )
     with session_scope(engine) as s:
-        record_item(s, pipeline="reef", kind="folder", key=key, status=ItemStatus.DONE, checksum="abc", detail={"files": 3})
+        record_item(
+            s,
+            pipeline="reef",
+            kind="folder",
+            key=key,
+            status=ItemStatus.DONE,
+            checksum="abc",
+            detail={"files": 3},
+        )
     with session_scope(engine) as s:
         item = get_item(s, "reef", "folder", key)
         assert item is not None
-        assert (item.status, item.attempts, item.checksum, item.error, item.detail) == ("done", 2, "abc", None, {"files": 3})
+        assert (item.status, item.attempts, item.checksum, item.error, item.detail) == (
+            "done",
+            2,
+            "abc",
+            None,
+            {"files": 3},
+        )
         assert key in keys_with_status(s, "reef", "folder")
         assert status_counts(s, "reef", "folder")["done"] >= 1
         n = s.scalar(select(func.count()).select_from(ItemRecord).where(ItemRecord.item_key == key))
@@ -66,10 +86,22 @@ def test_record_item_rejects_unknown_status(db_url: str) -> None:
 
 def test_upsert_do_nothing_keeps_first(db_url: str) -> None:
     engine = make_engine(db_url)
-    row = {"pipeline": "t", "kind": "k", "item_key": f"race-{db_url[-8:]}", "status": "done", "attempts": 0}
+    row = {
+        "pipeline": "t",
+        "kind": "k",
+        "item_key": f"race-{db_url[-8:]}",
+        "status": "done",
+        "attempts": 0,
+    }
     with session_scope(engine) as s:
         upsert(s, ItemRecord, row, ("pipeline", "kind", "item_key"), update_cols=[])
-        upsert(s, ItemRecord, {**row, "status": "failed"}, ("pipeline", "kind", "item_key"), update_cols=[])
+        upsert(
+            s,
+            ItemRecord,
+            {**row, "status": "failed"},
+            ("pipeline", "kind", "item_key"),
+            update_cols=[],
+        )
     with session_scope(engine) as s:
         assert get_item(s, "t", "k", row["item_key"]).status == "done"
 

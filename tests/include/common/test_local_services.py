@@ -48,16 +48,28 @@ def test_hypha_artifact_upload_and_download(hypha_server: Any, tmp_path: Path) -
     from hypha_rpc import connect_to_server
 
     async def scenario() -> bytes:
-        server = await connect_to_server({"server_url": hypha_server.url, "token": hypha_server.root_token})
+        server = await connect_to_server(
+            {"server_url": hypha_server.url, "token": hypha_server.root_token}
+        )
         try:
             ws = "fixture-ws"
-            await server.create_workspace({"name": ws, "description": "fixture test", "persistent": True}, overwrite=True)
+            await server.create_workspace(
+                {"name": ws, "description": "fixture test", "persistent": True}, overwrite=True
+            )
             am = await server.get_service("public/artifact-manager")
             coll = await am.create(
-                type="collection", alias=f"{ws}/fixture-collection", manifest={"name": "fixture"}, overwrite=True
+                type="collection",
+                alias=f"{ws}/fixture-collection",
+                manifest={"name": "fixture"},
+                overwrite=True,
             )
             ds = await am.create(
-                parent_id=coll.id, alias=f"{ws}/fixture-ds", type="dataset", manifest={"name": "ds"}, stage=True, overwrite=True
+                parent_id=coll.id,
+                alias=f"{ws}/fixture-ds",
+                type="dataset",
+                manifest={"name": "ds"},
+                stage=True,
+                overwrite=True,
             )
             put_url = await am.put_file(ds.id, file_path="hello.txt")
             async with httpx.AsyncClient() as http:
