@@ -28,15 +28,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dag_id")
     ap.add_argument("--conf", default="{}", help="DAG run conf as JSON")
     ap.add_argument("--approve", default="", choices=["", "all", "none"])
+    ap.add_argument(
+        "--local",
+        action="store_true",
+        help="run in this process with dag.test() even when the demo's Airflow is up",
+    )
     args = ap.parse_args(argv)
     try:
         conf = json.loads(args.conf or "{}")
     except json.JSONDecodeError as exc:
         print(f"--conf is not valid JSON: {exc}", file=sys.stderr)
         return 2
-    from imaging.runner import run_dag
+    import os
 
-    result = run_dag(args.dag_id, conf, approve="all" if args.approve == "all" else None)
+    from imaging.runner import api_is_up, api_token, run_dag, run_dag_remote
+
+    approve = "all" if args.approve == "all" else None
+    base_url = os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
+    if not args.local and api_is_up(base_url):
+        # The demo is running: trigger through its REST API so its scheduler runs the tasks.
+        home = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow"))
+        passwords = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())
+        user = os.environ.get("AIRFLOW_USER", "admin")
+        token = api_token(base_url, user, passwords[user])
+        print(f"running {args.dag_id} on {base_url}")
+        result = run_dag_remote(base_url, args.dag_id, conf, token=token, approve=approve)
+    else:
+        result = run_dag(args.dag_id, conf, approve=approve)
     width = max((len(k) for k in result.task_states), default=0)
     for task, state in sorted(result.task_states.items()):
         print(f"  {task:<{width}}  {state}")

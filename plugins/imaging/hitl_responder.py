@@ -44,6 +44,7 @@ class HitlResponder(threading.Thread):
         delay: float = 1.5,
         poll: float = 0.5,
         client: Any = None,
+        run_id: str = "~",
     ) -> None:
         super().__init__(daemon=True, name=f"hitl-responder-{dag_id}")
         self.dag_id = dag_id
@@ -51,6 +52,7 @@ class HitlResponder(threading.Thread):
         self.delay = delay
         self.poll = poll
         self._client = client
+        self.run_id = run_id
         self._stop_event = threading.Event()
         self.answered: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -70,7 +72,7 @@ class HitlResponder(threading.Thread):
         while not self._stop_event.is_set():
             try:
                 resp = client.get(
-                    f"/api/v2/dags/{self.dag_id}/dagRuns/~/hitlDetails",
+                    f"/api/v2/dags/{self.dag_id}/dagRuns/{self.run_id}/hitlDetails",
                     params={"response_received": "false", "limit": 100},
                 )
                 resp.raise_for_status()

@@ -82,3 +82,78 @@ def run_dag(
         task_states=states,
         answered=responder.answered if responder else [],
     )
+
+
+def api_is_up(base_url: str, timeout: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base_url}/api/v2/monitor/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def api_token(base_url: str, username: str, password: str) -> str:
+    import httpx
+
+    r = httpx.post(
+        f"{base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def run_dag_remote(
+    base_url: str,
+    dag_id: str,
+    conf: dict[str, Any] | None = None,
+    *,
+    token: str,
+    approve: None | str | Answer = None,
+    delay: float = 1.5,
+    timeout: float = 3600,
+    poll: float = 2.0,
+) -> RunResult:
+    """Trigger ``dag_id`` on a running Airflow (REST API), wait for the run to finish, and answer its
+    approvals when asked. Used by ``make run-dag`` while the demo is up."""
+    import time
+
+    import httpx
+
+    client = httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+    r = client.post(
+        f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+    )
+    r.raise_for_status()
+    run_id = r.json()["dag_run_id"]
+    log.info("triggered %s %s", dag_id, run_id)
+    responder = None
+    if approve is not None:
+        answer = approve_all if approve == "all" else approve
+        responder = HitlResponder(dag_id, answer, delay=delay, client=client, run_id=run_id)  # type: ignore[arg-type]
+        responder.start()
+    deadline = time.monotonic() + timeout
+    state = "queued"
+    try:
+        while time.monotonic() < deadline:
+            state = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            if state in ("success", "failed"):
+                break
+            time.sleep(poll)
+    finally:
+        if responder is not None:
+            responder.stop()
+            responder.join(timeout=10)
+    tis = client.get(
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
+    ).json()
+    states = {
+        (ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"): str(
+            ti["state"]
+        )
+        for ti in tis.get("task_instances", [])
+    }
+    return RunResult(dag_id, run_id, state, states, responder.answered if responder else [])
