@@ -27,3 +27,10 @@ p1=$!
 ensure_venv .venv-hypha requirements-hypha.txt &
 p2=$!
 wait $p1; wait $p2
+
+# Extra system pieces some tests need (e.g. Debian's chromium for the browser tests): each script in
+# scripts/setup.d is idempotent and quick when its piece is already there.
+for extra in scripts/setup.d/*.sh; do
+  [[ -e "$extra" ]] || continue
+  bash "$extra"
+done
