@@ -1,0 +1,205 @@
+"""Perceptual hashes (pHash + dHash, hash size 16 = 256 bits each), a colour signature, and the
+duplicate rule.
+
+The hashes are bit-for-bit those of ``imagehash.phash(img, 16)`` / ``imagehash.dhash(img, 16)``
+on the canonical image of :func:`include.design.imaging.decode_for_hash` (same hex strings), but
+computed with one grey conversion and a matrix DCT in numpy, without importing scipy.
+
+Why three signals (numbers from ``bench/bench_design_quality.py``):
+
+* pHash (low DCT frequencies of the grey image) survives re-encoding, resizing and brightness, and
+  moderately a small crop;
+* dHash (horizontal gradients) disagrees with pHash on different images that share a layout, and a
+  mirrored image flips most of its bits;
+* both are computed on grey levels, so a recoloured design hashes like the original: the colour
+  signature (mean chroma Cb/Cr of a 6x6 grid, 72 bytes; distance = the largest cell's chroma
+  distance, so a recoloured shape on a mostly white design is not averaged away) keeps recolours
+  apart: variants stay under ~18, recolours start at ~60.
+
+:data:`SEED` keeps the seed's rule (pHash only, Hamming <= 5, transparency dropped) available.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from include.design import imaging
+
+HASH_SIZE = 16
+HASH_BITS = HASH_SIZE * HASH_SIZE
+COLOUR_GRID = 6
+COLOUR_BYTES = COLOUR_GRID * COLOUR_GRID * 2
+
+
+@dataclass(frozen=True)
+class DupConfig:
+    """The duplicate rule. ``None`` disables a signal."""
+
+    name: str = "tuned"
+    key_max: int | None = 10  # Hamming distance on the 64 lowest-frequency pHash bits (indexed)
+    phash_max: int = 80  # Hamming distance on the 256-bit pHash
+    dhash_max: int | None = 64  # Hamming distance on the 256-bit dHash
+    colour_max: float | None = 30.0  # largest chroma (Cb, Cr) distance of a 6x6 grid cell
+    composite: bool = True  # composite transparency onto white before hashing
+
+    @property
+    def index_radius(self) -> int:
+        """Radius of the index search on :func:`key64`: every accepted match lies within it
+        (the key's bits are a subset of the pHash's, so its distance never exceeds pHash's)."""
+        return self.phash_max if self.key_max is None else min(self.key_max, self.phash_max)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DupConfig:
+        if not data:
+            return DEFAULT
+        base = PRESETS.get(str(data.get("name", "")), DEFAULT)
+        fields = {k: v for k, v in data.items() if k in base.to_dict() and k != "name"}
+        return replace(base, **fields) if fields else base
+
+
+DEFAULT = DupConfig()
+SEED = DupConfig(
+    name="seed", key_max=None, phash_max=5, dhash_max=None, colour_max=None, composite=False
+)
+PRESETS = {"tuned": DEFAULT, "seed": SEED}
+
+
+@dataclass(frozen=True)
+class Hashes:
+    phash: int
+    dhash: int
+    colour: bytes  # COLOUR_BYTES: (Cb, Cr) per grid cell, row-major
+
+    @property
+    def phash_hex(self) -> str:
+        return to_hex(self.phash)
+
+    @property
+    def dhash_hex(self) -> str:
+        return to_hex(self.dhash)
+
+    @property
+    def colour_hex(self) -> str:
+        return self.colour.hex()
+
+    def to_dict(self) -> dict[str, str]:
+        return {"phash": self.phash_hex, "dhash": self.dhash_hex, "colour": self.colour_hex}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> Hashes:
+        return cls(int(d["phash"], 16), int(d["dhash"], 16), bytes.fromhex(d["colour"]))
+
+
+def to_hex(value: int) -> str:
+    return f"{value:0{HASH_BITS // 4}x}"
+
+
+@lru_cache(maxsize=4)
+def _dct_rows(n: int, k: int) -> np.ndarray:
+    """First ``k`` rows of the unnormalised DCT-II matrix of size ``n`` (scipy.fftpack's)."""
+    i = np.arange(n)
+    return 2.0 * np.cos(np.pi * np.outer(np.arange(k), 2 * i + 1) / (2 * n))
+
+
+def _pack(bits: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(bits.reshape(-1).astype(np.uint8)).tobytes(), "big")
+
+
+def phash_of_grey(grey: Image.Image, hash_size: int = HASH_SIZE) -> int:
+    size = hash_size * 4
+    px = np.asarray(grey.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float64)
+    c = _dct_rows(size, hash_size)
+    low = c @ px @ c.T
+    return _pack(low > np.median(low))
+
+
+def dhash_of_grey(grey: Image.Image, hash_size: int = HASH_SIZE) -> int:
+    px = np.asarray(grey.resize((hash_size + 1, hash_size), Image.Resampling.LANCZOS))
+    return _pack(px[:, 1:] > px[:, :-1])
+
+
+def colour_signature(rgb: Image.Image) -> bytes:
+    """Mean chroma (Cb, Cr) of a 6x6 grid: grey-level hashes are blind to recolouring."""
+    ycc = rgb.convert("YCbCr").resize((COLOUR_GRID, COLOUR_GRID), Image.Resampling.BOX)
+    arr = np.asarray(ycc)[:, :, 1:]
+    return arr.astype(np.uint8).tobytes()
+
+
+def hash_canonical(rgb: Image.Image) -> Hashes:
+    grey = rgb.convert("L")
+    return Hashes(phash_of_grey(grey), dhash_of_grey(grey), colour_signature(rgb))
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    config: DupConfig = DEFAULT,
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+) -> Hashes:
+    """Decode ``path`` through the single decode path and hash it."""
+    return hash_canonical(
+        imaging.decode_for_hash(path, max_pixels=max_pixels, composite=config.composite)
+    )
+
+
+def key64(phash: int) -> int:
+    """The 64 lowest-frequency bits of a 256-bit pHash (top-left 8x8 of its 16x16 DCT block).
+
+    Crops and resizes move these bits least: they are the index key (a 2 % border crop flips
+    ~8 of them, different images ~18 or more; see ``bench/bench_design_quality.py``)."""
+    bits = np.unpackbits(np.frombuffer(phash.to_bytes(HASH_BITS // 8, "big"), dtype=np.uint8))
+    return _pack(bits.reshape(HASH_SIZE, HASH_SIZE)[:8, :8])
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def colour_distance(a: bytes, b: bytes) -> float:
+    """The largest Euclidean (Cb, Cr) distance over the grid cells."""
+    x = np.frombuffer(a, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
+    y = np.frombuffer(b, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
+    return float(np.sqrt(((x - y) ** 2).sum(axis=1).max()))
+
+
+@dataclass(frozen=True)
+class Match:
+    key_distance: int
+    phash_distance: int
+    dhash_distance: int
+    colour_distance: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def compare(a: Hashes, b: Hashes) -> Match:
+    return Match(
+        hamming(key64(a.phash), key64(b.phash)),
+        hamming(a.phash, b.phash),
+        hamming(a.dhash, b.dhash),
+        colour_distance(a.colour, b.colour),
+    )
+
+
+def accepts(m: Match, config: DupConfig = DEFAULT) -> bool:
+    """Is ``m`` a duplicate under ``config``?"""
+    if m.phash_distance > config.phash_max:
+        return False
+    if config.key_max is not None and m.key_distance > config.key_max:
+        return False
+    if config.dhash_max is not None and m.dhash_distance > config.dhash_max:
+        return False
+    return not (config.colour_max is not None and m.colour_distance > config.colour_max)
+
+
+def is_duplicate(a: Hashes, b: Hashes, config: DupConfig = DEFAULT) -> bool:
+    return accepts(compare(a, b), config)

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from include.design import dupindex, hashing
+from include.design.dupindex import DupIndex
+from include.design.hashing import Hashes
+
+
+def _flip(value: int, positions: list[int]) -> int:
+    for p in positions:
+        value ^= 1 << (255 - p)
+    return value
+
+
+def _random_store(n: int, seed: int = 7) -> tuple[DupIndex, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ph = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    dh = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    col = np.full((n, hashing.COLOUR_BYTES), 128, dtype=np.uint8)
+    idx = DupIndex()
+    idx.add_rows([f"r{i}" for i in range(n)], ph, dh, col)
+    return idx, ph, dh, col
+
+
+def _near(
+    ph: np.ndarray, dh: np.ndarray, col: np.ndarray, i: int, key_flips: int, seed: int
+) -> Hashes:
+    r = random.Random(seed)
+    corner = [row * 16 + c for row in range(8) for c in range(8)]
+    rest = [p for p in range(256) if p not in corner]
+    p = _flip(
+        int.from_bytes(ph[i].tobytes(), "big"), r.sample(corner, key_flips) + r.sample(rest, 15)
+    )
+    d = _flip(int.from_bytes(dh[i].tobytes(), "big"), r.sample(range(256), 20))
+    return Hashes(p, d, col[i].tobytes())
+
+
+@pytest.mark.parametrize("n", [500, 70_000])  # searchsorted tables and bucket-offset tables
+def test_index_equals_brute_force(n: int) -> None:
+    idx, ph, dh, col = _random_store(n)
+    idx.rebuild()
+    for k in range(40):
+        i = (k * 7919) % n
+        q = _near(ph, dh, col, i, key_flips=k % 13, seed=k)  # 0..12 flips around the radius 10
+        got = idx.query(q)
+        assert got == idx.brute_force(q)
+        assert (f"r{i}" in {h.ref for h in got}) == (k % 13 <= 10)
+    # an unrelated query finds nothing and looks at far fewer entries than stored
+    q = Hashes(1 << 200, 3, bytes([128]) * hashing.COLOUR_BYTES)
+    assert idx.query(q) == idx.brute_force(q)
+    if n > 10_000:
+        assert idx.candidate_count(q) < n / 50
+
+
+def test_unindexed_tail_is_searched_and_merged() -> None:
+    idx, ph, dh, col = _random_store(300)
+    assert idx._indexed == 0  # below the rebuild threshold: all in the tail
+    q = _near(ph, dh, col, 5, 4, seed=1)
+    assert [h.ref for h in idx.query(q)] == ["r5"]
+    idx.rebuild()
+    extra = Hashes(q.phash ^ 1, q.dhash, q.colour)
+    idx.add("new", extra)
+    assert {h.ref for h in idx.query(q)} == {"r5", "new"}
+    assert idx.query(q) == idx.brute_force(q)
+
+
+def test_seed_config_uses_phash_radius_only() -> None:
+    idx = DupIndex(hashing.SEED)
+    base = Hashes((1 << 255) | 12345, 0, bytes(hashing.COLOUR_BYTES))
+    idx.add("a", base)
+    five = Hashes(_flip(base.phash, [100, 101, 102, 103, 104]), (1 << 256) - 1, bytes([255]) * 72)
+    six = Hashes(_flip(five.phash, [105]), 0, bytes(hashing.COLOUR_BYTES))
+    assert [h.ref for h in idx.query(five)] == ["a"]  # dHash and colour ignored by the seed rule
+    assert idx.query(six) == []
+
+
+def test_colour_signature_separates_recolours() -> None:
+    idx = DupIndex()
+    grey = bytes([128]) * hashing.COLOUR_BYTES
+    idx.add("orig", Hashes(7, 7, grey))
+    red_cell = bytearray(grey)
+    red_cell[0:2] = bytes([90, 200])
+    assert idx.query(Hashes(7, 7, bytes(red_cell))) == []
+    slight = bytearray(grey)
+    slight[0:2] = bytes([135, 120])
+    assert [h.ref for h in idx.query(Hashes(7, 7, bytes(slight)))] == ["orig"]
+
+
+def test_hex_rows_and_keys_match_scalar() -> None:
+    rng = np.random.default_rng(3)
+    values = [int.from_bytes(rng.bytes(32), "big") for _ in range(20)]
+    rows = dupindex.hex_rows([hashing.to_hex(v) for v in values])
+    assert [int(k) for k in dupindex.keys_of(rows)] == [hashing.key64(v) for v in values]
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        DupIndex().add_rows(
+            ["a"],
+            np.zeros((1, 31), np.uint8),
+            np.zeros((1, 32), np.uint8),
+            np.zeros((1, 72), np.uint8),
+        )
