@@ -220,8 +220,10 @@ def read_xisf_header(path: str | os.PathLike[str]) -> dict[str, HeaderValue]:
         raise HeaderError(path, f"cannot open: {exc.strerror or exc}") from exc
     with fh:
         head = fh.read(16)
-        if len(head) < 16 or head[:8] != _XISF_SIGNATURE:
+        if head[:8] != _XISF_SIGNATURE:
             raise HeaderError(path, "not an XISF file (no XISF0100 signature)")
+        if len(head) < 16:
+            raise HeaderError(path, "truncated XISF header")
         (length,) = struct.unpack("<I", head[8:12])
         if length <= 0 or length > _MAX_XISF_HEADER:
             raise HeaderError(path, f"invalid XISF header length {length}")

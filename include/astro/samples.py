@@ -193,7 +193,8 @@ RIG_CAMERA_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 SAMPLE_LIGHTS: tuple[SampleLight, ...] = (
-    # C8E, Ha: 1 of 5 over HFR 4.6 (20% < 30% -> auto reject in pass 1)
+    # C8E, Ha: 2 of 7 flagged (HFR 4.80 > 4.6, RMS 2.50 > 2): 28.6% < 30% -> auto reject in
+    # pass 1; HFR__/STARS__ (empty values) never reject
     SampleLight(
         C8E, "NGC 7000", "NGC 7000", "Ha", "300.00s", "03:00:00", "2.10", 812, "0.61", "-10.0"
     ),
@@ -208,6 +209,12 @@ SAMPLE_LIGHTS: tuple[SampleLight, ...] = (
     ),
     SampleLight(
         C8E, "NGC 7000", "NGC 7000", "Ha", "300.00s", "03:20:40", "2.20", 805, "2.50", "-10.0"
+    ),
+    SampleLight(
+        C8E, "NGC 7000", "NGC 7000", "Ha", "300.00s", "03:30:00", "2.40", 770, "0.63", "-10.0"
+    ),
+    SampleLight(
+        C8E, "NGC 7000", "NGC 7000", "Ha", "300.00s", "03:35:10", "2.25", 801, "0.60", "-10.0"
     ),
     # C8E, O3: 3 of 5 over 4.6 (60% -> approval); pass 2 (5.5) flags only the 6.00
     SampleLight(

@@ -292,7 +292,7 @@ def test_configurable_token_pattern() -> None:
 def test_sample_tree_parses(tmp_path: Path) -> None:
     out = generate_raw_tree(tmp_path / "raw")
     frames = [parse_frame(tmp_path / "raw" / r, root=tmp_path / "raw") for r in out["lights"]]
-    assert len(frames) == len(SAMPLE_LIGHTS) == 17
+    assert len(frames) == len(SAMPLE_LIGHTS) == 19
     assert {f.rig_name for f in frames} == {
         RIG,
         "SQA55@f5.3+ATR585M",

@@ -1,0 +1,124 @@
+"""Two-pass cull with auto percentage and remembered decisions; blink contact sheet and input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from include.astro.blink import contact_sheet, resolve, stretch
+from include.astro.cull import KEEP, REJECT, apply_decision, approval_text, cull_rig, light_dirs
+from include.astro.frames import Frame
+from include.astro.moves import prepare_raw
+from include.astro.rigs import CullPass, load_rigs
+from include.astro.samples import C8E, DWARF, SQA55, generate_raw_tree
+
+HA = f"{C8E}/10_Blink/NGC 7000/DATE_2026-11-20/FILTER_H_EXP_300.00"
+O3 = f"{C8E}/10_Blink/NGC 7000/DATE_2026-11-20/FILTER_O_EXP_300.00"
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    generate_raw_tree(tmp_path / "raw")
+    prepare_raw(tmp_path / "raw", tmp_path / "lib", load_rigs())
+    return tmp_path / "lib"
+
+
+def names(items: list[dict]) -> list[str]:
+    return sorted(Path(i["src"]).name for i in items)
+
+
+def test_cull_pass_rule() -> None:
+    cp = CullPass("moderate", 4.6, 2.0, 30)
+    assert cp.flags(Frame(path="x", hfr=4.7)) == "HFR 4.7 > 4.6"
+    assert cp.flags(Frame(path="x", hfr=4.6, rmsac=2.0)) is None
+    assert cp.flags(Frame(path="x", hfr=5.0, rmsac=2.5)) == "HFR 5.0 > 4.6; RMS 2.5 > 2"
+    assert cp.flags(Frame(path="x")) is None  # missing values never reject
+
+
+def test_two_passes_with_approval(lib: Path) -> None:
+    cfg = load_rigs()
+    p1 = cull_rig(lib, C8E, cfg, 0)
+    # Ha: 2 of 7 flagged (28.6% < 30%) -> rejected without asking
+    assert names(p1["auto_rejected"]) == [
+        "2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
+        "2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+    ]
+    assert all(
+        i["dest"].startswith(
+            f"{C8E}/_Reject/10_Blink/NGC 7000/DATE_2026-11-20/FILTER_H_EXP_300.00/"
+        )
+        for i in p1["auto_rejected"]
+    )
+    # O3: 3 of 5 flagged (60%) -> pending approval
+    [pending] = p1["pending"]
+    assert (pending["directory"], pending["total"], pending["share"]) == (O3, 5, 60.0)
+    subject, body = approval_text(pending)
+    assert subject == f"Cull moderate: 3 of 5 frames flagged in {O3}"
+    assert "HFR 6.0 > 4.6" in body and "Keep all" in body
+    decided = apply_decision(lib, pending, KEEP)
+    assert decided["decision"] == KEEP and "rejected" not in decided
+    # a rerun with the remembered decision does not ask again
+    again = cull_rig(lib, C8E, cfg, 0, decisions={pending["key"]: KEEP})
+    assert again["pending"] == [] and [d["decision"] for d in again["decided"]] == [KEEP]
+    # pass 2 (HFR > 5.5, auto 100%) rejects only the 6.0 frame
+    p2 = cull_rig(lib, C8E, cfg, 1)
+    assert names(p2["auto_rejected"]) == [
+        "2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits"
+    ]
+    assert [len(v) for v in light_dirs(lib, C8E).values()] == [5, 4]
+    assert cull_rig(lib, SQA55, cfg, 0)["auto_rejected"] == []
+    assert cull_rig(lib, DWARF, cfg, 1)["pending"] == []
+
+
+def test_reject_decision_moves_flagged(lib: Path) -> None:
+    cfg = load_rigs()
+    [pending] = cull_rig(lib, C8E, cfg, 0)["pending"]
+    entry = apply_decision(lib, pending, REJECT)
+    assert len(entry["rejected"]) == 3 and entry["errors"] == []
+    # applying again (retry) finds them already in the reject folder
+    entry2 = apply_decision(lib, pending, REJECT)
+    assert [r["status"] for r in entry2["rejected"]] == ["already_present"] * 3
+    assert len(light_dirs(lib, C8E)[O3]) == 2
+
+
+def test_corrupt_frame_in_blink_is_reported(lib: Path) -> None:
+    bad = lib / HA / "2026-11-21T05-00-00_HFR_9.0.fits"
+    bad.write_bytes(b"garbage")
+    res = cull_rig(lib, C8E, load_rigs(), 0)
+    assert [(Path(e["src"]).name, e["reason"]) for e in res["errors"]] == [
+        (bad.name, "not a FITS file (no SIMPLE card)")
+    ]
+    assert bad.exists()
+
+
+def test_stretch_and_contact_sheet(lib: Path, tmp_path: Path) -> None:
+    ramp = np.linspace(0, 1000, 100, dtype=np.float32).reshape(10, 10)
+    s = stretch(ramp)
+    assert s.dtype == np.uint8 and s.min() == 0 and s.max() == 255
+    assert stretch(np.ones((4, 4))).max() == 0
+    files = [str(p) for fs in light_dirs(lib, C8E).values() for p in fs]
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"nope")
+    sheet = contact_sheet([*files, str(bad)], tmp_path / "sheet.png", title=C8E)
+    assert sheet["count"] == 13 and [e["n"] for e in sheet["index"]] == list(range(1, 14))
+    assert len(sheet["errors"]) == 1 and sheet["errors"][0]["file"] == str(bad)
+    img = Image.open(sheet["path"])
+    assert img.format == "PNG" and img.size == (6 * 160, 18 + 3 * (160 + 14))
+    # the first tile shows a stretched star field, not a blank tile
+    tile = np.asarray(img)[18 : 18 + 160, 0:160]
+    assert tile.std() > 10
+
+
+def test_resolve_reviewer_input() -> None:
+    index = [{"n": i + 1, "file": f"/lib/d/f{i + 1}.fits"} for i in range(6)]
+    files, errors = resolve("1, 3-4\nf6.fits; 9 ; x.fits, 1", index)
+    assert files == ["/lib/d/f1.fits", "/lib/d/f3.fits", "/lib/d/f4.fits", "/lib/d/f6.fits"]
+    assert errors == [
+        {"entry": "9", "reason": "no such frame number on the sheet"},
+        {"entry": "x.fits", "reason": "not a frame on the sheet"},
+    ]
+    assert resolve("2 5", index)[0] == ["/lib/d/f2.fits", "/lib/d/f5.fits"]
+    assert resolve("", index) == ([], [])

@@ -1,0 +1,143 @@
+"""Raw step (parse, move+rename, accept dirs, empty-dir cleanup) and promotion to 20_Data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from include.astro import layout
+from include.astro.moves import prepare_raw, promote_dir
+from include.astro.rigs import load_rigs
+from include.astro.samples import C8E, DWARF, SQA55, generate_raw_tree, star_field, write_fits
+
+HA_DIR = f"{C8E}/10_Blink/NGC 7000/DATE_2026-11-20/FILTER_H_EXP_300.00"
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path, dict[str, list[str]]]:
+    raw, lib = tmp_path / "raw", tmp_path / "lib"
+    return raw, lib, generate_raw_tree(raw)
+
+
+def test_prepare_raw_moves_and_renames(tree: tuple[Path, Path, dict[str, list[str]]]) -> None:
+    raw, lib, made = tree
+    ledger: list[tuple] = []
+    res = prepare_raw(raw, lib, load_rigs(), ledger=lambda *a: ledger.append(a))
+    d = res.to_dict()
+    assert d["counts"] == {"light_moved": 19, "calibration_moved": 8, "error": 3}
+    assert d["rigs"] == sorted([C8E, DWARF, SQA55])
+    assert d["skipped_dirs"] == ["_stash"]
+    errors = {i.src: i.reason for i in res.errors}
+    assert errors == {
+        made["bad"][0]: "truncated FITS data (3880 of 9024 bytes)",
+        made["bad"][1]: "not a FITS file (no SIMPLE card)",
+        made["bad"][2]: "unknown frame type (no IMAGETYP in name or header)",
+    }
+    # bad files and the stash stay where they were; everything else is gone from raw
+    assert files_under(raw) == sorted(made["bad"] + made["stash"])
+    assert d["accept_dirs"] == [
+        f"{C8E}/10_Blink/NGC 7000/accept",
+        f"{DWARF}/10_Blink/M 45/accept",
+        f"{SQA55}/10_Blink/M 42/accept",
+    ]
+    assert all((lib / a).is_dir() for a in d["accept_dirs"])
+    assert (lib / HA_DIR / "2026-11-21T03-15-30_RMSAC_0.66_TEMP_-10.10.fits").is_file()
+    assert (
+        lib / f"{SQA55}/10_Blink/M 42/DATE_2026-11-20/FILTER_L_EXP_120.00_PANEL_1"
+        "/2026-11-21T05-04-20_HFR_1.95_STARS_1510_RMSAC_0.79_TEMP_-5.10.fits"
+    ).is_file()
+    assert (
+        lib / "_Calibration/DARK/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20"
+        "/EXP_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-00-00.fits"
+    ).is_file()
+    assert not (raw / DWARF).exists()  # emptied raw folders are deleted
+    assert (raw / "_stash").is_dir()
+    assert len([x for x in ledger if x[2] == "done"]) == 27
+    assert len([x for x in ledger if x[2] == "failed"]) == 3
+
+
+def test_rerun_is_idempotent_and_crash_safe(tree: tuple[Path, Path, dict[str, list[str]]]) -> None:
+    raw, lib, made = tree
+    cfg = load_rigs()
+    # simulate a crash after the copy/link of one frame but before deleting the source
+    first = raw / made["lights"][0]
+    keep = first.read_bytes()
+    prepare_raw(raw, lib, cfg)
+    before = files_under(lib)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_bytes(keep)
+    res = prepare_raw(raw, lib, cfg)
+    assert [(i.status, i.kind) for i in res.items if i.status != "error"] == [
+        ("already_present", "light")
+    ]
+    assert not first.exists()
+    assert files_under(lib) == before
+    again = prepare_raw(raw, lib, cfg)
+    assert again.counts() == {"error": 3}
+
+
+def test_conflict_and_read_only_are_per_item(tree: tuple[Path, Path, dict[str, list[str]]]) -> None:
+    raw, lib, made = tree
+    cfg = load_rigs()
+    # a different file already sits where the first light would go
+    dest = lib / HA_DIR / "2026-11-21T03-00-00_HFR_2.1_STARS_812_RMSAC_0.61_TEMP_-10.00.fits"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"something else")
+    # the SQA55 flats folder is read-only
+    flats = raw / Path(made["calibration"][-1]).parent
+    os.chmod(flats, 0o555)
+    try:
+        res = prepare_raw(raw, lib, cfg)
+    finally:
+        os.chmod(flats, 0o755)
+    reasons = {i.src: i.reason for i in res.errors}
+    assert reasons[made["lights"][0]] == "a different file is already at the destination"
+    assert dest.read_bytes() == b"something else"
+    assert (raw / made["lights"][0]).exists()
+    ro = [r for s, r in reasons.items() if s.startswith(f"{SQA55}/FLAT")]
+    assert len(ro) == 3 and all(r.startswith("source folder is read-only") for r in ro)
+    assert len(list(flats.iterdir())) == 3
+    assert res.counts()["light_moved"] == 18
+
+
+def test_custom_name_without_rig_folder_uses_header(tmp_path: Path) -> None:
+    raw, lib = tmp_path / "raw", tmp_path / "lib"
+    write_fits(
+        raw / "night1" / "2026-11-21_01-02-03_LIGHT_FILTER_Ha_EXP_60.00s_0001.fits",
+        star_field(1, 2.0),
+        {
+            "IMAGETYP": "LIGHT",
+            "TELESCOP": "R135",
+            "FOCRATIO": 2.8,
+            "INSTRUME": "AP26CC",
+            "OBJECT": "IC 1396",
+            "DATE-OBS": "2026-11-21T01:02:03",
+        },
+    )
+    res = prepare_raw(raw, lib, load_rigs())
+    assert [i.dest for i in res.items] == [
+        "R135@f2.8+AP26CC/10_Blink/IC 1396/DATE_2026-11-20/FILTER_H_EXP_60.00/2026-11-21T01-02-03.fits"
+    ]
+
+
+def test_promote_dir(tmp_path: Path) -> None:
+    lib = tmp_path
+    d = lib / HA_DIR
+    d.mkdir(parents=True)
+    (lib / f"{C8E}/10_Blink/NGC 7000/accept").mkdir()
+    (d / "a.fits").write_bytes(b"a")
+    (d / "masterDark_X.xisf").write_bytes(b"m")
+    out = promote_dir(lib, d)
+    assert [(o.status, o.dest) for o in out] == [
+        ("moved", f"{C8E}/20_Data/NGC 7000/DATE_2026-11-20/FILTER_H_EXP_300.00/a.fits"),
+        ("moved", f"{C8E}/20_Data/NGC 7000/DATE_2026-11-20/FILTER_H_EXP_300.00/masterDark_X.xisf"),
+    ]
+    assert (lib / f"{C8E}/20_Data/NGC 7000/accept").is_dir()
+    assert not (lib / f"{C8E}/10_Blink/NGC 7000").exists()
+    assert layout.blink_to_data(d).is_dir()
