@@ -209,8 +209,35 @@ DEFAULT_LIGHT_PLAN: tuple[tuple[int, str, str, str, str, str | None, int], ...] 
     (0, "M 31", "2026-11-19", "L", "60.00", "2", 3),
     (1, "NGC 7000", "2026-11-18", "H", "300.00", None, 5),
     (1, "NGC 7000", "2026-11-19", "O", "300.00", None, 2),
-    (2, "M 45", "2026-11-19", "UVIR", "15.00", None, 6),
+    (2, "M 45", "2026-11-19", "UVIR", "15.00", None, 25),
 )
+
+# profile ids of include/astro/equipment.yaml
+PROFILE_IDS = {
+    "C8E@f10.0+ZWO ASI2600MM Pro": "9f1c2a6e-2b1d-4c51-9a53-1f0e8a2c0001",
+    "SQA55@f5.3+ATR585M": "9f1c2a6e-2b1d-4c51-9a53-1f0e8a2c0002",
+    "DWARFIII@f4.3+DWARFIII": "9f1c2a6e-2b1d-4c51-9a53-1f0e8a2c0003",
+}
+
+
+def sample_scheduler_plans() -> list[Any]:
+    """Target Scheduler exposure plans for the targets of :data:`DEFAULT_LIGHT_PLAN`."""
+    from include.astro.scheduler import PlanSpec
+
+    c8, sqa, dw = PROFILE_IDS.values()
+    return [
+        # exposure <= 0: the template default applies
+        PlanSpec(c8, "M 31 mosaic", "M 31 Panel 1", "L", 6, -1, 60.0, ra=0.71, dec=41.27),
+        PlanSpec(c8, "M 31 mosaic", "M 31 Panel 1", "R", 10, 60, 60.0, ra=0.71, dec=41.27),
+        PlanSpec(c8, "M 31 mosaic", "M 31 Panel 1", "G", 10, 60, 60.0, ra=0.71, dec=41.27),
+        PlanSpec(c8, "M 31 mosaic", "M 31 Panel 2", "L", 3, 60, 60.0, ra=0.75, dec=41.6),
+        PlanSpec(c8, "M 31 mosaic", "M 31 Panel 2", "R", 5, 120, 60.0, ra=0.75, dec=41.6),
+        PlanSpec(sqa, "NGC 7000", "NGC 7000", "Ha", 10, -1, 300.0, ra=20.98, dec=44.3),
+        PlanSpec(sqa, "NGC 7000", "NGC 7000", "O", 10, 300, 300.0, ra=20.98, dec=44.3),
+        PlanSpec(sqa, "NGC 7000", "NGC 7000", "S", 10, 300, 300.0, accepted=3, ra=20.98, dec=44.3),
+        PlanSpec(dw, "M 45", "M 45", "UVIR", 26, 15, 15.0, ra=3.79, dec=24.1),
+        PlanSpec("other-profile-guid", "Unrelated", "M 42", "L", 10, 60, 60.0, accepted=4),
+    ]
 
 
 def make_data_tree(

@@ -162,7 +162,7 @@ def test_upsert_rig_rerun_and_stale_rows(db, tmp_path: Path) -> None:
         ("M 31", "R", "2026-11-18", "1", 3, 180.0, pytest.approx(2.1), "RL"),
         ("M 31", "L", "2026-11-19", "1", 2, 120.0, pytest.approx(2.05), "RL"),
         ("M 31", "L", "2026-11-19", "2", 3, 180.0, pytest.approx(2.1), "RL"),
-        ("M 45", "UVIR", "2026-11-19", "", 6, 90.0, pytest.approx(3.25), "RL"),
+        ("M 45", "UVIR", "2026-11-19", "", 25, 375.0, pytest.approx(4.2), "RL"),
         ("NGC 7000", "H", "2026-11-18", "", 5, 1500.0, pytest.approx(2.7), "BW"),
         ("NGC 7000", "O", "2026-11-19", "", 2, 600.0, pytest.approx(2.55), "BW"),
     ]
