@@ -287,6 +287,10 @@ class FakeRoboflowServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = (
+                -1
+            )  # one write per response (no Nagle/delayed-ACK stall between headers and body)
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
