@@ -1,0 +1,217 @@
+"""End to end: ``astro_prepare_lights`` runs with dag.test() on a generated NINA tree for three rigs,
+against the real PostgreSQL app database; the approvals (cull + blink review) are answered through
+Airflow's HITL REST API by the test. The final tree, the reject folders, the distributed masters and
+the run summary are asserted exactly; a rerun neither loses nor duplicates a frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from include.astro.samples import C8E, DWARF, SQA55, generate_demo
+from include.common.db import make_engine, session_scope
+from include.common.models import ItemRecord
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NGC = "NGC 7000/DATE_2026-11-20"
+HA, O3 = f"{NGC}/FILTER_H_EXP_300.00", f"{NGC}/FILTER_O_EXP_300.00"
+M42 = "M 42/DATE_2026-11-20/FILTER_L_EXP_120.00_PANEL_1"
+M45 = "M 45/DATE_2026-11-20/FILTER_RGB_EXP_15.00"
+C8_DARK = "masterDark_EXPOSURE_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50.xisf"
+SQ_SUFFIX = "SETTEMP_-5.00_GAIN_100_OFFSET_20_READOUTM_Normal.xisf"
+
+EXPECTED_LIBRARY_RIGS = sorted(
+    [
+        # C8E Ha: 7 lights - 2 culled (pass 1, auto) - 1 rejected in blink review
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-00-00_HFR_2.1_STARS_812_RMSAC_0.61_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-05-10_HFR_2.31_STARS_790_RMSAC_0.58_TEMP_-9.90.fits",
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-15-30_RMSAC_0.66_TEMP_-10.10.fits",
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-35-10_HFR_2.25_STARS_801_RMSAC_0.6_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{HA}/{C8_DARK}",
+        f"{C8E}/20_Data/{HA}/masterFlat_FILTER_H_SETTEMP_-10.00_GAIN_100_OFFSET_50.xisf",
+        # C8E O3: pass 1 flagged 3 of 5 -> "Keep all"; pass 2 (HFR > 5.5) rejects the 6.0 frame
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-00-00_HFR_2.5_STARS_700_RMSAC_0.6_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-05-10_HFR_4.9_STARS_410_RMSAC_0.62_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-10-20_HFR_5.0_STARS_400_RMSAC_0.64_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-15-30_HFR_2.6_STARS_690_RMSAC_0.59_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/{C8_DARK}",
+        f"{C8E}/20_Data/{O3}/masterFlat_FILTER_O_SETTEMP_-10.00_GAIN_100_OFFSET_50.xisf",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
+        # SQA55: frame number 2 rejected in review; scaled dark -> bias distributed too
+        f"{SQA55}/20_Data/{M42}/2026-11-21T05-00-00_HFR_1.9_STARS_1500_RMSAC_0.8_TEMP_-5.00.fits",
+        f"{SQA55}/20_Data/{M42}/2026-11-21T05-04-20_HFR_1.95_STARS_1510_RMSAC_0.79_TEMP_-5.10.fits",
+        f"{SQA55}/20_Data/{M42}/2026-11-21T05-06-30_HFR_2.05_STARS_1480_RMSAC_0.81_TEMP_-5.00.fits",
+        f"{SQA55}/20_Data/{M42}/masterBias_{SQ_SUFFIX}",
+        f"{SQA55}/20_Data/{M42}/masterDark_{SQ_SUFFIX}",
+        f"{SQA55}/20_Data/{M42}/masterFlat_FILTER_L_{SQ_SUFFIX}",
+        f"{SQA55}/_Reject/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.0_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
+        # DWARFIII: no master flat -> stays in 10_Blink with its dark
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-00_HFR_3.1_STARS_400_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-20_HFR_3.2_STARS_390_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-40_HFR_3.0_STARS_410_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/masterDark_EXPOSURE_15.00_GAIN_60.xisf",
+    ]
+)
+EXPECTED_CALIBRATION = sorted(
+    [
+        "_Calibration/BIAS/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20/EXP_0.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-30-00.fits",
+        "_Calibration/BIAS/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20/EXP_0.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-30-10.fits",
+        "_Calibration/DARK/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20/EXP_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-00-00.fits",
+        "_Calibration/DARK/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20/EXP_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-00-10.fits",
+        "_Calibration/DARK/C8E+ZWO ASI2600MM Pro/DATE_2026-11-20/EXP_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21T11-00-20.fits",
+        "_Calibration/FLAT/SQA55+ATR585M/DATE_2026-11-20/FILTER_L_EXP_1.50_SETTEMP_-5.00_GAIN_100_OFFSET_20_READOUTM_Normal/2026-11-21T06-00-00.fits",
+        "_Calibration/FLAT/SQA55+ATR585M/DATE_2026-11-20/FILTER_L_EXP_1.50_SETTEMP_-5.00_GAIN_100_OFFSET_20_READOUTM_Normal/2026-11-21T06-00-10.fits",
+        "_Calibration/FLAT/SQA55+ATR585M/DATE_2026-11-20/FILTER_L_EXP_1.50_SETTEMP_-5.00_GAIN_100_OFFSET_20_READOUTM_Normal/2026-11-21T06-00-20.fits",
+    ]
+)
+
+
+def tree(root: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and not str(p.relative_to(root)).startswith(skip)
+    )
+
+
+def answers(asked: list[dict[str, Any]]) -> Any:
+    def answer(detail: dict[str, Any]) -> dict[str, Any]:
+        task_id = detail["task_instance"]["task_id"]
+        asked.append({"task_id": task_id, "subject": detail["subject"], "body": detail["body"]})
+        if task_id.startswith("approve_cull"):
+            return {"chosen_options": ["Keep all"], "params_input": {}}
+        assert task_id == "blink_review", task_id
+        if C8E in detail["subject"]:
+            reject = "2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits"
+        elif SQA55 in detail["subject"]:
+            reject = "2"
+        else:
+            reject = ""
+        return {"chosen_options": ["Continue"], "params_input": {"reject": reject}}
+
+    return answer
+
+
+def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    conf = generate_demo(tmp_path)
+    raw, lib = Path(conf["raw_dir"]), Path(conf["library_dir"])
+    masters_before = tree(lib)
+    asked: list[dict[str, Any]] = []
+
+    result = run_dag("astro_prepare_lights", conf=conf, approve=answers(asked))
+    assert result.state == "success", result.task_states
+
+    # approvals: one cull approval (C8E O3, pass 1) and one blink review per rig
+    cull_asks = [a for a in asked if a["task_id"] == "approve_cull_1"]
+    assert {a["subject"] for a in cull_asks} == {
+        f"Cull moderate: 3 of 5 frames flagged in {C8E}/10_Blink/{O3}"
+    }
+    assert (
+        "| `2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits` | HFR 6.0 > 4.6 |"
+        in (cull_asks[0]["body"])
+    )
+    assert sorted({a["subject"] for a in asked if a["task_id"] == "blink_review"}) == [
+        f"Blink review: {C8E} (9 frames)",
+        f"Blink review: {DWARF} (3 frames)",
+        f"Blink review: {SQA55} (4 frames)",
+    ]
+    assert not any(a["task_id"] == "approve_cull_2" for a in asked)
+    sheet_line = next(
+        a["body"] for a in asked if C8E in a["subject"] and "Contact sheet" in a["body"]
+    )
+    sheet = Path(sheet_line.split("(`", 1)[1].split("`)", 1)[0])
+    assert sheet.is_file() and sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the final tree, exactly
+    summary_dir = "_Summary/"
+    assert (
+        tree(lib, skip=(summary_dir, "_Calibration/", "_Bias", "_Dark", "_Flat"))
+        == EXPECTED_LIBRARY_RIGS
+    )
+    assert tree(lib, skip=(summary_dir,)) == sorted(
+        EXPECTED_LIBRARY_RIGS + EXPECTED_CALIBRATION + masters_before
+    )
+    assert (lib / C8E / "20_Data/NGC 7000/accept").is_dir()
+    assert (lib / DWARF / "10_Blink/M 45/accept").is_dir()
+    assert not (lib / C8E / "10_Blink/NGC 7000").exists()
+    assert tree(raw) == sorted(
+        [
+            f"{C8E}/LIGHT/{NGC}/FILTER_Ha_EXP_300.00s_SETTEMP_-10.00_GAIN_100_OFFSET_50/2026-11-21_03-25-50_HFR_2.20_STARS_800_RMSAC_0.60_TEMP_-10.0_0099.fits",
+            f"{C8E}/LIGHT/{NGC}/notes_0001.fits",
+            "_stash/2026-11-19_22-00-00_LIGHT_0001.fits",
+            "unsorted/capture_0001.fits",
+        ]
+    )
+
+    # the run summary (JSON + markdown in the library)
+    run_key = result.run_id.replace(":", "_")
+    summary = json.loads(
+        (lib / summary_dir / "astro_prepare_lights" / f"{run_key}.json").read_text()
+    )
+    assert summary["counts"] == {
+        "lights_moved": 19,
+        "calibration_moved": 8,
+        "culled": 3,
+        "rejected_by_review": 2,
+        "masters_copied": 8,
+        "missing_masters": 1,
+        "promoted_directories": 3,
+        "errors": 3,
+    }
+    assert summary["missing_masters"] == [
+        {"rig": DWARF, "directory": f"{DWARF}/10_Blink/{M45}", "master": "FLAT"}
+    ]
+    assert summary["kept_by_decision"] == [
+        {"rig": C8E, "pass": "moderate", "directory": f"{C8E}/10_Blink/{O3}", "frames": 3}
+    ]
+    assert [(c["pass"], c["how"]) for c in summary["culled"]] == [
+        ("moderate", "auto"),
+        ("moderate", "auto"),
+        ("strict", "auto"),
+    ]
+    assert {e["reason"] for e in summary["errors"]} == {
+        "truncated FITS data (3880 of 9024 bytes)",
+        "not a FITS file (no SIMPLE card)",
+        "unknown frame type (no IMAGETYP in name or header)",
+    }
+    assert summary["held"] == [{"directory": f"{DWARF}/10_Blink/{M45}", "reason": "MISSING flat"}]
+    md = (lib / summary_dir / "astro_prepare_lights" / f"{run_key}.md").read_text()
+    assert f"- MISSING FLAT: `{DWARF}/10_Blink/{M45}`" in md
+
+    # the ledger in the app database
+    with session_scope(make_engine(app_db_url)) as s:
+        counts = dict(
+            s.execute(
+                select(ItemRecord.kind, func.count())
+                .where(
+                    ItemRecord.pipeline == "astro_prepare_lights",
+                    ItemRecord.run_id == result.run_id,
+                )
+                .group_by(ItemRecord.kind)
+            ).all()
+        )
+    assert counts == {
+        "raw_move": 30,  # 27 moved + 3 failed
+        "cull_reject": 3,
+        "cull_decision": 1,
+        "blink_reject": 2,
+        "master_copy": 8,
+        "promote": 3,
+    }
+
+    # rerun: nothing is asked again for the culls, no frame is lost or duplicated
+    before = tree(lib, skip=(summary_dir,))
+    asked.clear()
+    again = run_dag("astro_prepare_lights", conf=conf, approve=answers(asked))
+    assert again.state == "success", again.task_states
+    assert [a["task_id"] for a in asked] == ["blink_review"]  # only the held DWARFIII data
+    assert tree(lib, skip=(summary_dir,)) == before
+    assert again.task_states["promote"] == "skipped"
