@@ -1,0 +1,288 @@
+"""Check uploaded photos by their content, never by their name or declared type.
+
+Order of the checks (cheapest first, each with its own clear reason):
+
+1. size: empty, or more than :data:`Limits.max_file_bytes` (20 MB) → ``too_large`` (HTTP 413);
+2. magic bytes: only JPEG (``FF D8 FF``) and PNG (``89 50 4E 47 0D 0A 1A 0A``) → ``unsupported_type``
+   (HTTP 415), whatever the file name or the browser's ``Content-Type`` say;
+3. header: Pillow opens it, the format matches the magic bytes, the pixel count is at most
+   :data:`Limits.max_pixels` (decompression-bomb guard) → ``too_many_pixels`` (413);
+4. ``Image.verify()`` (structure, PNG CRCs) and a reduced decode (JPEG DCT scaling, so even a 20 MB
+   photo decodes in milliseconds) that catches truncated or corrupt pixel data → ``corrupt`` (422);
+5. colour mode: CMYK and 16-bit images are refused at upload (the pipeline cannot process them) →
+   ``unsupported_mode`` (422).
+
+Batch rules (1–100 files, 500 MB in total) are checked by :func:`check_batch`. Nothing here touches
+the file system: the bytes are in memory and the original name is only kept as a label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+MB = 1024 * 1024
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
+SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upload limits (seed: 1–100 photos, 20 MB each, 500 MB in total; 50 MP per photo)."""
+
+    max_files: int = 100
+    max_file_bytes: int = 20 * MB
+    max_total_bytes: int = 500 * MB
+    max_pixels: int = 50_000_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Limits overridable through ``IMAGING_WEBAPP_MAX_{FILES,FILE_MB,TOTAL_MB,PIXELS}``."""
+        env = os.environ.get
+        return cls(
+            max_files=int(env("IMAGING_WEBAPP_MAX_FILES", cls.max_files)),
+            max_file_bytes=int(float(env("IMAGING_WEBAPP_MAX_FILE_MB", 20)) * MB),
+            max_total_bytes=int(float(env("IMAGING_WEBAPP_MAX_TOTAL_MB", 500)) * MB),
+            max_pixels=int(env("IMAGING_WEBAPP_MAX_PIXELS", cls.max_pixels)),
+        )
+
+
+class Code:
+    """Why a file (or the whole upload) was refused, and the HTTP status it maps to."""
+
+    TOO_LARGE = "too_large"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    CORRUPT = "corrupt"
+    UNSUPPORTED_MODE = "unsupported_mode"
+    EMPTY = "empty"
+    NO_FILES = "no_files"
+    TOO_MANY_FILES = "too_many_files"
+    TOTAL_TOO_LARGE = "total_too_large"
+
+    HTTP = {
+        TOO_LARGE: 413,
+        TOO_MANY_PIXELS: 413,
+        TOTAL_TOO_LARGE: 413,
+        UNSUPPORTED_TYPE: 415,
+        CORRUPT: 422,
+        UNSUPPORTED_MODE: 422,
+        EMPTY: 422,
+        NO_FILES: 422,
+        TOO_MANY_FILES: 422,
+    }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One refused file: its position in the upload, its (display-only) name, code and reason."""
+
+    index: int
+    filename: str
+    code: str
+    reason: str
+
+    @property
+    def http_status(self) -> int:
+        return Code.HTTP[self.code]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "filename": self.filename,
+            "code": self.code,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ValidPhoto:
+    """An accepted photo: the bytes plus what the content says it is."""
+
+    index: int
+    filename: str  # display label only, never a path
+    data: bytes = field(repr=False)
+    format: str
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    mode: str
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class BatchError(ValueError):
+    """The upload as a whole is refused (no files, too many files, too many bytes)."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    @property
+    def http_status(self) -> int:
+        return Code.HTTP[self.code]
+
+
+def display_name(name: str | None, index: int) -> str:
+    """A printable label for a user-supplied file name (control characters removed, bounded)."""
+    text = "".join(ch for ch in (name or "") if ch.isprintable()).strip()
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    return text[:200] or f"file-{index + 1}"
+
+
+def sniff(data: bytes) -> str | None:
+    """``"JPEG"``, ``"PNG"`` or ``None`` from the first bytes."""
+    if data.startswith(JPEG_MAGIC):
+        return "JPEG"
+    if data.startswith(PNG_MAGIC):
+        return "PNG"
+    return None
+
+
+def _human(n: int) -> str:
+    return f"{n / MB:.1f} MB" if n >= MB else f"{n} bytes"
+
+
+def too_large(
+    index: int, filename: str | None, size: int, limits: Limits | None = None
+) -> Rejection:
+    """The rejection of a file over the per-file limit (used before reading it)."""
+    limits = limits or Limits()
+    return Rejection(
+        index,
+        display_name(filename, index),
+        Code.TOO_LARGE,
+        f"{_human(size)} exceeds the {_human(limits.max_file_bytes)} limit per photo",
+    )
+
+
+def validate_photo(
+    data: bytes, filename: str | None = None, index: int = 0, limits: Limits | None = None
+) -> ValidPhoto | Rejection:
+    """Validate one uploaded file by content. Returns a :class:`ValidPhoto` or a :class:`Rejection`
+    (never raises for bad input)."""
+    from PIL import Image, UnidentifiedImageError
+
+    limits = limits or Limits()
+    name = display_name(filename, index)
+
+    def reject(code: str, reason: str) -> Rejection:
+        return Rejection(index, name, code, reason)
+
+    if not data:
+        return reject(Code.EMPTY, "the file is empty")
+    if len(data) > limits.max_file_bytes:
+        return too_large(index, filename, len(data), limits)
+    kind = sniff(data)
+    if kind is None:
+        return reject(
+            Code.UNSUPPORTED_TYPE,
+            "not a JPEG or PNG image (checked by content: the first bytes are "
+            f"{data[:8].hex(' ')})",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt, (w, h), mode = img.format, img.size, img.mode
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return reject(Code.TOO_MANY_PIXELS, f"decompression bomb guard: {exc}")
+    except UnidentifiedImageError:
+        return reject(Code.CORRUPT, f"starts like a {kind} file but Pillow cannot read its header")
+    except (OSError, SyntaxError, ValueError) as exc:
+        return reject(Code.CORRUPT, f"unreadable {kind} header: {exc}")
+    if fmt != kind:
+        return reject(Code.UNSUPPORTED_TYPE, f"content is {fmt}, not JPEG or PNG")
+    if w <= 0 or h <= 0:
+        return reject(Code.CORRUPT, "zero width or height")
+    if w * h > limits.max_pixels:
+        return reject(
+            Code.TOO_MANY_PIXELS,
+            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds the {limits.max_pixels / 1e6:.0f} MP limit "
+            "(decompression bomb guard)",
+        )
+    if mode == "CMYK":
+        return reject(Code.UNSUPPORTED_MODE, "CMYK colour mode is not supported: export as RGB")
+    if mode not in SUPPORTED_MODES:
+        return reject(
+            Code.UNSUPPORTED_MODE,
+            f"colour mode {mode} (16-bit or float) is not supported: export as 8-bit RGB",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.open(io.BytesIO(data)).verify()
+            full = Image.open(io.BytesIO(data))
+            if kind == "JPEG":
+                full.draft("RGB", (max(1, w // 8), max(1, h // 8)))
+            full.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = str(exc)
+        reason = "truncated" if "truncated" in msg else "corrupt"
+        return reject(Code.CORRUPT, f"{reason} image data: {msg}")
+    except Exception as exc:  # noqa: BLE001 - any decoder error is a per-file rejection
+        return reject(Code.CORRUPT, f"corrupt image data: {type(exc).__name__}: {exc}")
+    return ValidPhoto(
+        index=index,
+        filename=name,
+        data=data,
+        format=kind,
+        content_type=CONTENT_TYPES[kind],
+        extension=EXTENSIONS[kind],
+        width=w,
+        height=h,
+        mode=mode,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def check_batch(sizes: Sequence[int], limits: Limits | None = None) -> None:
+    """Refuse the whole upload when it has no file, more than ``max_files`` files or more than
+    ``max_total_bytes`` bytes. Raises :class:`BatchError`."""
+    limits = limits or Limits()
+    if not sizes:
+        raise BatchError(Code.NO_FILES, f"no files: send 1 to {limits.max_files} photos as 'files'")
+    if len(sizes) > limits.max_files:
+        raise BatchError(
+            Code.TOO_MANY_FILES,
+            f"{len(sizes)} files: at most {limits.max_files} photos per upload",
+        )
+    total = sum(sizes)
+    if total > limits.max_total_bytes:
+        raise BatchError(
+            Code.TOTAL_TOO_LARGE,
+            f"{_human(total)} in total exceeds the {_human(limits.max_total_bytes)} limit per upload",
+        )
+
+
+def validate_batch(
+    files: Sequence[tuple[str | None, bytes]], limits: Limits | None = None
+) -> tuple[list[ValidPhoto], list[Rejection]]:
+    """Check the batch rules, then every file: the good ones go on, each bad one gets its reason."""
+    limits = limits or Limits()
+    check_batch([len(d) for _, d in files], limits)
+    ok: list[ValidPhoto] = []
+    bad: list[Rejection] = []
+    for i, (name, data) in enumerate(files):
+        res = validate_photo(data, name, i, limits)
+        (ok if isinstance(res, ValidPhoto) else bad).append(res)  # type: ignore[arg-type]
+    return ok, bad
+
+
+def rejection_status(rejections: Sequence[Rejection]) -> int:
+    """The HTTP status when *every* file was refused: the shared status when they agree, else 422."""
+    statuses = {r.http_status for r in rejections}
+    return statuses.pop() if len(statuses) == 1 else 422
