@@ -34,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from include.astro.headers import HeaderError, HeaderValue, read_header
+from include.astro.headers import SIZE_KEYS, HeaderError, HeaderValue, read_header
 
 LIGHT = "LIGHT"
 TYPE_WORDS = ("LIGHT", "DARK", "FLAT", "BIAS", "DARKFLAT")
@@ -89,6 +89,10 @@ HEADER_KEYS: dict[str, tuple[str, ...]] = {
     "stars": ("STARS",),
     "rmsac": ("RMSAC",),
 }
+# every keyword the parser reads (the header scan parses only these)
+HEADER_READ_KEYS = (
+    frozenset(k for kws in HEADER_KEYS.values() for k in kws) | {"DATE-OBS"} | SIZE_KEYS
+)
 CONSTANTS_BY_CAMERA: dict[str, dict[str, str]] = {"DWARFIII": {"fratio": "4.3"}}
 
 _STAGE_DIRS = ("10_Blink", "20_Data")
@@ -507,7 +511,7 @@ def parse_frame(
     header_fields: dict[str, str] = {}
     if use_header:
         try:
-            header_fields = fields_from_header(read_header(path))
+            header_fields = fields_from_header(read_header(path, keys=HEADER_READ_KEYS))
         except HeaderError as exc:
             raise FrameError(path, exc.reason) from exc
     return build_frame(path, name_fields, header_fields, night_offset_hours)

@@ -20,7 +20,7 @@ import os
 import re
 import struct
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +34,7 @@ XISF_EXTENSIONS = (".xisf",)
 FRAME_EXTENSIONS = FITS_EXTENSIONS + XISF_EXTENSIONS
 
 _XISF_SIGNATURE = b"XISF0100"
+SIZE_KEYS = frozenset({"NAXIS", "BITPIX", "NAXIS1", "NAXIS2", "NAXIS3", "NAXIS4"})
 _MAX_XISF_HEADER = 16 << 20
 
 
@@ -46,7 +47,7 @@ class HeaderError(ValueError):
         self.reason = reason
 
 
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_STR_RE = re.compile(r"'((?:[^']|'')*)'")
 
 
 def _parse_value(raw: str) -> HeaderValue:
@@ -55,84 +56,84 @@ def _parse_value(raw: str) -> HeaderValue:
     if not s:
         return None
     if s[0] == "'":
-        # string: '' is an escaped quote; the closing quote is a single ' not followed by another.
-        out = []
-        i = 1
-        n = len(s)
-        while i < n:
-            c = s[i]
-            if c == "'":
-                if i + 1 < n and s[i + 1] == "'":
-                    out.append("'")
-                    i += 2
-                    continue
-                break
-            out.append(c)
-            i += 1
-        return "".join(out).rstrip()
-    value = s.split("/", 1)[0].strip()
+        # string: '' is an escaped quote; trailing blanks are not significant
+        q = s.find("'", 1)
+        if q > 0 and s[q + 1 : q + 2] != "'":
+            return s[1:q].rstrip()
+        m = _STR_RE.match(s)
+        v = s[1:] if m is None else m.group(1)
+        if "''" in v:
+            v = v.replace("''", "'")
+        return v.rstrip()
+    value = s.split("/", 1)[0].strip() if "/" in s else s.strip()
     if not value:
         return None
     if value == "T":
         return True
     if value == "F":
         return False
-    if _INT_RE.match(value):
+    try:
         return int(value)
+    except ValueError:
+        pass
     try:
         return float(value.replace("D", "E").replace("d", "e"))
     except ValueError:
         return value
 
 
-def parse_cards(data: bytes) -> tuple[dict[str, HeaderValue], bool]:
+def parse_cards(
+    data: bytes, keys: Collection[str] | None = None
+) -> tuple[dict[str, HeaderValue], bool]:
     """Parse header bytes into ``{KEY: value}`` (first occurrence wins, like a lookup in astropy).
 
     Returns ``(cards, found_end)``. Handles ``HIERARCH`` keys and ``CONTINUE`` long strings;
-    COMMENT/HISTORY/blank cards are skipped.
+    COMMENT/HISTORY/blank cards are skipped. With ``keys`` only those keywords are parsed (the
+    others are not even decoded into values), like astropy's lazy card parsing.
     """
     cards: dict[str, HeaderValue] = {}
     last_key: str | None = None
     text = data.decode("ascii", errors="replace")
+    parse = _parse_value
     for start in range(0, len(text) - CARD + 1, CARD):
         card = text[start : start + CARD]
+        if card[8:10] == "= ":  # fast path: a standard keyword = value card
+            key = card[:8].rstrip()
+            if key in cards or (keys is not None and key not in keys):
+                last_key = None
+            else:
+                cards[key] = parse(card[10:])
+                last_key = key
+            continue
         key = card[:8].rstrip()
         if key == "END":
             return cards, True
-        if key in ("", "COMMENT", "HISTORY"):
-            last_key = None
-            continue
         if key == "CONTINUE":
             if last_key is not None and isinstance(cards.get(last_key), str):
                 prev = cards[last_key]
                 assert isinstance(prev, str)
-                more = _parse_value(card[8:])
+                more = parse(card[8:])
                 if isinstance(more, str):
                     if prev.endswith("&"):
                         prev = prev[:-1]
                     cards[last_key] = prev + more
             continue
+        last_key = None
         if key == "HIERARCH":
             body = card[8:]
             if "=" not in body:
                 continue
             hkey, _, rest = body.partition("=")
             key = " ".join(hkey.split())
-            value = _parse_value(rest)
-        elif card[8:10] == "= ":
-            value = _parse_value(card[10:])
-        else:
-            last_key = None
-            continue
-        if key not in cards:
-            cards[key] = value
-            last_key = key
-        else:
-            last_key = None
+            if key not in cards and (keys is None or key in keys):
+                cards[key] = parse(rest)
+                last_key = key
     return cards, False
 
 
-def read_fits_header(path: str | os.PathLike[str]) -> dict[str, HeaderValue]:
+def read_fits_header(
+    path: str | os.PathLike[str], keys: Collection[str] | None = None
+) -> dict[str, HeaderValue]:
     """Cards of the primary HDU. Reads header blocks only (no pixels).
 
     Raises :class:`HeaderError` for: missing file, empty file, not a FITS file (no ``SIMPLE`` card),
@@ -153,8 +154,9 @@ def read_fits_header(path: str | os.PathLike[str]) -> dict[str, HeaderValue]:
             # END is on a card boundary; search the blocks read so far
             idx = _find_end(buf)
             if idx >= 0:
-                cards, _ = parse_cards(buf[: idx + CARD])
+                cards, _ = parse_cards(buf[: idx + CARD], keys)
                 cards["__header_bytes__"] = ((idx // BLOCK) + 1) * BLOCK
+                cards["__file_size__"] = os.fstat(fh.fileno()).st_size
                 return cards
             more = fh.read(BLOCK * 4)
             if not more:
@@ -203,7 +205,9 @@ def check_fits_size(path: str | os.PathLike[str], cards: dict[str, HeaderValue])
             ax = cards.get(f"NAXIS{i}")
             n *= ax if isinstance(ax, int) else 0
     need = hdr + n * abs(int(bitpix) if isinstance(bitpix, int) else 8) // 8
-    size = os.stat(path).st_size
+    size = cards.get("__file_size__")
+    if not isinstance(size, int):
+        size = os.stat(path).st_size
     if size < need:
         raise HeaderError(path, f"truncated FITS data ({size} of {need} bytes)")
 
@@ -253,11 +257,15 @@ def read_xisf_header(path: str | os.PathLike[str]) -> dict[str, HeaderValue]:
     return cards
 
 
-def read_header(path: str | os.PathLike[str], check_size: bool = True) -> dict[str, HeaderValue]:
+def read_header(
+    path: str | os.PathLike[str], check_size: bool = True, keys: Collection[str] | None = None
+) -> dict[str, HeaderValue]:
     """Header of a FITS or XISF frame by extension; FITS data size is checked unless disabled."""
     ext = os.path.splitext(str(path))[1].lower()
     if ext in FITS_EXTENSIONS:
-        cards = read_fits_header(path)
+        if keys is not None and check_size and not SIZE_KEYS.issubset(keys):
+            keys = frozenset(keys) | SIZE_KEYS
+        cards = read_fits_header(path, keys)
         if check_size:
             check_fits_size(path, cards)
         return cards
@@ -267,7 +275,10 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> dict[s
 
 
 def scan_headers(
-    paths: Iterable[str | os.PathLike[str]], workers: int = 1, check_size: bool = True
+    paths: Iterable[str | os.PathLike[str]],
+    workers: int = 1,
+    check_size: bool = True,
+    keys: Collection[str] | None = None,
 ) -> dict[str, dict[str, HeaderValue] | HeaderError]:
     """Read many headers; the result maps ``str(path)`` to the cards or to the :class:`HeaderError`.
 
@@ -276,10 +287,12 @@ def scan_headers(
 
     def one(p: str | os.PathLike[str]) -> tuple[str, dict[str, HeaderValue] | HeaderError]:
         try:
-            return str(p), read_header(p, check_size=check_size)
+            return str(p), read_header(p, check_size=check_size, keys=keys)
         except HeaderError as exc:
             return str(p), exc
 
+    if keys is not None:
+        keys = frozenset(keys) | (SIZE_KEYS if check_size else frozenset())
     items = list(paths)
     if workers <= 1:
         return dict(one(p) for p in items)

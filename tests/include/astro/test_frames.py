@@ -399,3 +399,18 @@ def test_rig_config(tmp_path: Path) -> None:
         load_rigs(tmp_path / "nope.yaml")
     with pytest.raises(RigConfigError, match="'rigs' list"):
         parse_rigs({"rig": []})
+
+
+def test_header_scan_only_parses_requested_keys(tmp_path: Path) -> None:
+    p = write_fits(
+        tmp_path / "k.fits", star_field(2, 2.0), {"IMAGETYP": "LIGHT", "OBJECT": "M 1", "GAIN": 100}
+    )
+    cards = read_header(p, keys={"GAIN"})
+    assert cards["GAIN"] == 100 and "OBJECT" not in cards and cards["NAXIS1"] == 64
+    res = scan_headers([p], keys=["OBJECT"])
+    assert res[str(p)]["OBJECT"] == "M 1"  # type: ignore[index]
+    # the key filter still detects truncation
+    t = tmp_path / "t.fits"
+    t.write_bytes(p.read_bytes()[:3000])
+    with pytest.raises(HeaderError, match="truncated FITS data"):
+        read_header(t, keys={"GAIN"})
