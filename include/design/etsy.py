@@ -15,7 +15,7 @@ Etsy Open API v3 (developers.etsy.com):
   over the limit Etsy answers 429 (with ``retry-after``).
 
 Idempotency: Etsy has no idempotency keys, so each listing carries a deterministic tag
-(``d-<sha256[:12]>`` of the design) and the database row is claimed before the create call. A retry
+(``d-`` + 12 hex digits of a hash of the shop and the design's content) and the database row is claimed before the create call. A retry
 after a crash between "created on Etsy" and "recorded here" looks the tag up among the shop's draft
 listings and adopts that listing instead of creating a second one. Images are uploaded by rank and
 ranks already present on the listing are skipped.
@@ -23,6 +23,7 @@ ranks already present on the listing are skipped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -64,7 +65,8 @@ class EtsyQuotaExhausted(EtsyError):
 
 
 def idempotency_tag(shop: str, sha256: str) -> str:
-    return f"d-{sha256[:12]}"
+    """A listing tag (<= 20 characters) unique per shop and design content."""
+    return "d-" + hashlib.sha256(f"{shop}/{sha256}".encode()).hexdigest()[:12]
 
 
 def _clean_tag(tag: str) -> str:

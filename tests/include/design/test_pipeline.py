@@ -1,0 +1,175 @@
+"""The pipeline steps end to end against the real PostgreSQL app database, a NAS folder and the fake
+Etsy server (without Airflow; the DAG run is in tests/e2e/test_design_upload.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from include.common.db import make_engine, session_scope
+from include.design import batching, pipeline, samples
+from include.design.models import (
+    DesignDuplicate,
+    DesignImage,
+    DesignListing,
+    DesignMockup,
+    DesignNasFile,
+)
+from include.design.nas import MountedNas
+
+WHEN = datetime(2026, 3, 1, 12, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return samples.generate_demo(tmp_path_factory.mktemp("demo"), n_designs=4)
+
+
+def _run(
+    engine: Any, demo: dict[str, Any], work: Path, *, shop: str, run_id: str, client: Any = None
+) -> list[dict[str, Any]]:
+    files = batching.list_local(demo["source_dir"])
+    batches = batching.plan_batches(files, target_bytes=150_000)
+    assert len(batches) > 1
+    processed: list[dict[str, Any]] = []
+    for n, batch in enumerate(batches):
+        processed += pipeline.process_batch(
+            [{"key": f.key, "path": f.location} for f in batch],
+            work / "prepared",
+            workers=2 if n == 0 else 1,
+        )
+    backend = MountedNas(demo["nas_root"])
+    pipeline.backfill_nas(engine, backend, shop)
+    items = pipeline.check_duplicates(engine, processed, shop=shop, run_id=run_id)
+    items = pipeline.upload_to_nas(backend, items, shop=shop, template=demo["template"], when=WHEN)
+    items = pipeline.record_designs(
+        engine, items, shop=shop, template=demo["template"], user_id="u1", run_id=run_id
+    )
+    kw = {"templates_dir": demo["templates_dir"], "template": demo["template"], "shop": shop}
+    items = pipeline.make_mockups(engine, backend, items, work_dir=work, **kw)
+    return pipeline.publish_listings(engine, client, items, outbox_root=work / "outbox", **kw)
+
+
+def test_pipeline_steps_on_postgres(app_db_url: str, demo: dict[str, Any], tmp_path: Path) -> None:
+    engine = make_engine(app_db_url)
+    shop = "demo-shop"
+    exp = demo["expected"]
+    items = _run(engine, demo, tmp_path, shop=shop, run_id="run-1")
+    summary = pipeline.summarise(items)
+
+    assert {k: v["code"] for k, v in summary["errors"].items()} == exp["errors"]
+    assert sorted(summary["new"]) == sorted(exp["new"])
+    got_dups = {}
+    for key, ref in summary["duplicates"].items():
+        kind, _, target = ref.partition(":")
+        got_dups[key] = (
+            f"nas:{PurePosixPath(target).stem}" if kind == "nas" else PurePosixPath(target).stem
+        )
+    assert got_dups == exp["duplicates"]
+
+    nas_root = Path(demo["nas_root"])
+    with session_scope(engine) as s:
+        rows = s.scalars(select(DesignImage).where(DesignImage.shop == shop)).all()
+        assert sorted(r.source_name for r in rows) == sorted(exp["new"])
+        for r in rows:
+            assert (nas_root / r.nas_path).is_file()
+            name = PurePosixPath(r.nas_path).name
+            assert r.nas_path.startswith(f"{shop}/poster/") and "_20260301T120000_" in name
+        dups = s.scalars(select(DesignDuplicate).where(DesignDuplicate.run_id == "run-1")).all()
+        assert {d.source_name for d in dups} == set(exp["duplicates"])
+        in_run = [d for d in dups if d.matched_kind == "run"]
+        assert in_run and all(d.design_image_id for d in in_run)  # points at the stored design
+        assert (
+            s.scalar(
+                select(func.count()).select_from(DesignNasFile).where(DesignNasFile.shop == shop)
+            )
+            == 1
+        )
+        n_mock = s.scalar(select(func.count()).select_from(DesignMockup))
+        assert n_mock == 2 * len(rows)
+        listings = s.scalars(select(DesignListing).where(DesignListing.shop == shop)).all()
+        assert len(listings) == len(rows) and {x.state for x in listings} == {"outbox"}
+    outbox = json.loads((Path(listings[0].outbox_path) / "listing.json").read_text())
+    assert outbox["form"]["title"].startswith("Art print - ") and len(outbox["images"]) == 2
+
+    # a rerun of the same run (task retries) changes nothing
+    nas_files = sorted(p for p in nas_root.rglob("*") if p.is_file())
+    again = pipeline.summarise(_run(engine, demo, tmp_path, shop=shop, run_id="run-1"))
+    assert again["new"] == summary["new"] and again["duplicates"] == summary["duplicates"]
+    assert sorted(p for p in nas_root.rglob("*") if p.is_file()) == nas_files
+    with session_scope(engine) as s:
+        assert s.scalar(
+            select(func.count()).select_from(DesignImage).where(DesignImage.shop == shop)
+        ) == len(rows)
+        assert s.scalar(select(func.count()).select_from(DesignMockup)) == n_mock
+
+    # a new upload of the same files: all are duplicates of the database / NAS now
+    third = pipeline.summarise(_run(engine, demo, tmp_path / "w3", shop=shop, run_id="run-2"))
+    assert third["new"] == []
+    assert {k for k, v in third["duplicates"].items() if v.startswith("database:")} >= set(
+        exp["new"]
+    )
+
+
+def test_two_runs_racing_store_one_row(app_db_url: str, tmp_path: Path) -> None:
+    """Both runs decided "new" before either inserted: the unique constraint keeps one row and the
+    loser records a duplicate."""
+    engine = make_engine(app_db_url)
+    src = tmp_path / "src"
+    src.mkdir()
+    samples.make_design(7, (200, 200)).save(src / "a.png")
+    processed = pipeline.process_batch(
+        [{"key": "a.png", "path": str(src / "a.png")}], tmp_path / "p"
+    )
+    backend = MountedNas(tmp_path / "nas")
+    shop = "race-shop"
+    decided = {
+        r: pipeline.check_duplicates(engine, processed, shop=shop, run_id=r) for r in ("r-a", "r-b")
+    }
+    assert all(d[0]["decision"] == "new" for d in decided.values())
+    out = {}
+    for r, d in decided.items():
+        up = pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN)
+        out[r] = pipeline.record_designs(
+            engine, up, shop=shop, template="t", user_id=None, run_id=r
+        )
+    assert out["r-a"][0]["decision"] == "new"
+    assert out["r-b"][0]["decision"] == "duplicate" and out["r-b"][0]["matched_kind"] == "database"
+    with session_scope(engine) as s:
+        assert (
+            s.scalar(select(func.count()).select_from(DesignImage).where(DesignImage.shop == shop))
+            == 1
+        )
+        d = s.scalars(select(DesignDuplicate).where(DesignDuplicate.run_id == "r-b")).one()
+        assert d.design_image_id == out["r-a"][0]["design_image_id"]
+
+
+def test_etsy_listings_through_the_fake_server(
+    app_db_url: str, demo: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaging.hooks.etsy import EtsyHook
+    from tests.fakes.etsy_server import FakeEtsyServer
+
+    srv = FakeEtsyServer().start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ETSY_PIPE", json.dumps(srv.airflow_connection()))
+        hook = EtsyHook(etsy_conn_id="etsy_pipe", backoff_base=0.05)
+        engine = make_engine(app_db_url)
+        srv.fail(r"^POST .*/listings$", 500, times=1, after_effect=True)  # one lost response
+        items = _run(engine, demo, tmp_path, shop="etsy-shop", run_id="e-1", client=hook)
+        summary = pipeline.summarise(items)
+        assert len(summary["listings"]) == len(summary["new"]) > 0
+        assert {v["state"] for v in summary["listings"].values()} == {"complete"}
+        assert len(srv.listings) == len(summary["new"])  # never two listings for one design
+        for lid in srv.listings:
+            assert [i["rank"] for i in srv.images(lid)] == [1, 2]
+        before = len(srv.state.requests)
+        _run(engine, demo, tmp_path, shop="etsy-shop", run_id="e-1", client=hook)  # retry: no calls
+        assert not [r for r in srv.state.requests[before:] if r[0] == "POST"]
+    finally:
+        srv.stop()
