@@ -1,0 +1,147 @@
+"""
+# reef_treatment_upload
+
+Reef microscope timelapse: each finished timelapse folder is zipped and uploaded to the
+experiment's **treatment dataset** in the Hypha artifact manager (connection `imaging_hypha`).
+Runs every 30 minutes (one run at a time) and by hand.
+
+Params: `base_dir` (where the microscope writes `<experiment_id>_YYYY-MM-DD_HH-MM-SS.ffffff`
+folders), `experiment_id`, optional `start_folder` / `end_folder` (swapped if reversed),
+`settle_seconds`, `work_dir` (temp zips).
+
+1. **select_folders** — timelapse folders of the experiment ordered by the date-time in their
+   name; folders recorded as processed in the app database are skipped. Default range: first
+   unprocessed folder to the second-newest; the newest folder, and any folder modified in the last
+   `settle_seconds`, is never processed (the microscope may still be writing it).
+2. **upload_folder** (mapped, one folder at a time) — streamed zip64 archive (sorted entries, fixed
+   times: the same folder always gives the same bytes, no absolute or `..` paths), dataset staged
+   (created on first use, then edited in place: one committed version), presigned PUT (multipart
+   when large), commit with retries on a fresh connection, listing verified (name and size), then
+   the folder is recorded `done` in `item_records`. A crash at any point is safe to rerun: the same
+   path is overwritten (no duplicates) and nothing is recorded before its commit.
+   An unreadable folder is recorded `failed` with the reason; the others go on.
+3. **report** — what was done, skipped and failed; fails the run if a folder failed.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, TriggerRule, dag, task
+
+PIPELINE = "reef_treatment_upload"
+
+
+@dag(
+    dag_id="reef_treatment_upload",
+    schedule=timedelta(minutes=30),
+    start_date=datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["reef", "microscope", "hypha", "upload"],
+    default_args={
+        "retries": 3,
+        "retry_exponential_backoff": True,
+        "retry_delay": timedelta(seconds=30),
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "base_dir": Param(
+            os.environ.get("REEF_BASE_DIR", "/data/reef/microscope"),
+            type="string",
+            description="Folder holding the microscope's timelapse folders (read only).",
+        ),
+        "experiment_id": Param(
+            os.environ.get("REEF_EXPERIMENT_ID", "20250429-scan-time-lapse"),
+            type="string",
+            minLength=1,
+            description="Experiment id: timelapse folders are named <experiment_id>_<date>_<time>.",
+        ),
+        "start_folder": Param(
+            None,
+            type=["null", "string"],
+            description="First folder to process (default: the first unprocessed one).",
+        ),
+        "end_folder": Param(
+            None,
+            type=["null", "string"],
+            description="Last folder to process (default: the second-newest; the newest is never processed).",
+        ),
+        "settle_seconds": Param(
+            300,
+            type="integer",
+            minimum=0,
+            description="A folder modified less than this many seconds before the run is left for later.",
+        ),
+        "work_dir": Param(
+            "",
+            type="string",
+            description="Where the temp zip archives are built. Empty: $IMAGING_DATA_DIR/reef/work.",
+        ),
+    },
+)
+def reef_treatment_upload() -> None:
+    @task
+    def select_folders(**context: Any) -> dict[str, Any]:
+        """Timelapse folders to upload in this run (references only)."""
+        from imaging.appdb import app_engine
+        from include.reef.pipeline import TREATMENT, select_for_run
+
+        p = context["params"]
+        return select_for_run(
+            app_engine(),
+            TREATMENT,
+            base_dir=p["base_dir"],
+            experiment_id=p["experiment_id"],
+            start_folder=p["start_folder"],
+            end_folder=p["end_folder"],
+            reference_time=context["dag_run"].run_after.timestamp(),
+            settle_seconds=float(p["settle_seconds"]),
+        )
+
+    @task
+    def folders_of(selection: dict[str, Any]) -> list[dict[str, Any]]:
+        return selection["selected"]
+
+    @task(max_active_tis_per_dagrun=1, map_index_template="{{ task.op_kwargs['folder']['name'] }}")
+    def upload_folder(folder: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Zip, stage, upload, commit, verify and record one folder."""
+        from imaging.appdb import app_engine
+        from imaging.hooks.hypha import HyphaArtifactHook
+        from include.common.settings import get_settings
+        from include.reef.pipeline import treatment_upload_folder
+
+        p = context["params"]
+        work = p["work_dir"] or str(get_settings().data_dir / "reef" / "work")
+        with HyphaArtifactHook() as hook:
+            return treatment_upload_folder(
+                app_engine(),
+                hook,
+                folder,
+                experiment_id=p["experiment_id"],
+                work_dir=work,
+                run_id=context["run_id"],
+            )
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report(results: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
+        """Summary of the run; fails when a folder failed (the reasons are in the log and DB)."""
+        import logging
+
+        from include.reef.pipeline import summarize
+
+        summary = summarize(list(results or []), selection)
+        logging.getLogger("airflow.task").info("reef treatment upload: %s", summary)
+        if summary["failed"]:
+            raise RuntimeError(f"folders failed: {summary['failed']}")
+        return summary
+
+    selection = select_folders()
+    uploaded = upload_folder.expand(folder=folders_of(selection))
+    report(uploaded, selection)
+
+
+reef_treatment_upload()

@@ -1,0 +1,361 @@
+"""The reef pipelines' steps as plain functions (the DAGs only wire them).
+
+Every step is idempotent: the app database ledger (``item_records``) says which folders are done,
+uploads compare the artifact's listing with what should be there and send only what is missing,
+commits are verified by listing, and a folder is recorded ``done`` only after its commit is
+verified. Bad input (missing parameters/coordinates, absent or corrupt tiles, a channel without
+tiles, an unreadable folder) marks that folder ``failed`` with the reason and never raises, so
+the other folders go on. Source folders are only read.
+
+``hook`` is a :class:`imaging.hooks.hypha.HyphaArtifactHook` (duck-typed: no Airflow import here).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from include.common.db import session_scope
+from include.common.items import get_item, keys_with_status, record_item
+from include.common.models import ItemStatus
+from include.reef.acquisition import AcquisitionError
+from include.reef.folders import list_timelapse_folders, select_folders
+from include.reef.upload import (
+    UploadFile,
+    artifact_alias,
+    diff_listing,
+    plan_directory,
+    remote_path,
+)
+
+log = logging.getLogger(__name__)
+
+TREATMENT = "reef_treatment_upload"
+STITCH = "reef_stitch_upload"
+KIND_FOLDER = "folder"
+KIND_STITCH = "stitch"
+
+
+def folder_key(experiment_id: str, folder: str) -> str:
+    return f"{experiment_id}/{folder}"
+
+
+def collection_alias(experiment_id: str) -> str:
+    return f"{artifact_alias(experiment_id)}-gallery"
+
+
+def treatment_dataset_alias(experiment_id: str) -> str:
+    return f"{artifact_alias(experiment_id)}-treatment"
+
+
+def stitch_dataset_alias(experiment_id: str, taken_at: str) -> str:
+    stamp = datetime.fromisoformat(taken_at).strftime("%Y-%m-%d_%H-%M-%S")
+    return artifact_alias(experiment_id, stamp)
+
+
+def _record(engine: Engine, pipeline: str, kind: str, key: str, status: str, **kw: Any) -> None:
+    with session_scope(engine) as s:
+        record_item(s, pipeline=pipeline, kind=kind, key=key, status=status, **kw)
+
+
+# --------------------------------------------------------------------------- selection
+def select_for_run(
+    engine: Engine,
+    pipeline: str,
+    *,
+    base_dir: str,
+    experiment_id: str,
+    start_folder: str | None = None,
+    end_folder: str | None = None,
+    reference_time: float | None = None,
+    settle_seconds: float = 300.0,
+) -> dict[str, Any]:
+    """The folders this run processes (as dicts), plus what was skipped or rejected and why."""
+    if not experiment_id:
+        raise ValueError("experiment_id is required")
+    listing = list_timelapse_folders(base_dir, experiment_id)
+    with session_scope(engine) as s:
+        done = keys_with_status(s, pipeline, KIND_FOLDER)
+    prefix = f"{experiment_id}/"
+    processed = {k[len(prefix) :] for k in done if k.startswith(prefix)}
+    sel = select_folders(
+        listing.folders,
+        processed,
+        start_folder=start_folder or None,
+        end_folder=end_folder or None,
+        reference_time=reference_time,
+        settle_seconds=settle_seconds,
+    )
+    out = sel.as_dict()
+    out["rejected"] = listing.rejected
+    for name, why in {**sel.skipped, **listing.rejected}.items():
+        log.info("not processing %s: %s", name, why)
+    return out
+
+
+# --------------------------------------------------------------------------- treatment
+def treatment_upload_folder(
+    engine: Engine,
+    hook: Any,
+    folder: dict[str, str],
+    *,
+    experiment_id: str,
+    work_dir: str | Path,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Zip one folder, stage the experiment's treatment dataset, upload, commit, verify, record."""
+    from include.reef.zipstream import UnsafeEntryError, zip_folder
+
+    name, key = folder["name"], folder_key(experiment_id, folder["name"])
+    with session_scope(engine) as s:
+        rec = get_item(s, TREATMENT, KIND_FOLDER, key)
+        if rec is not None and rec.status == ItemStatus.DONE:
+            return {"folder": name, "status": "already_done"}
+    _record(engine, TREATMENT, KIND_FOLDER, key, ItemStatus.PROCESSING, run_id=run_id)
+    zip_path = Path(work_dir) / experiment_id / f"{name}.zip"
+    try:
+        z = zip_folder(folder["path"], zip_path)
+    except (OSError, UnsafeEntryError) as exc:
+        reason = f"cannot archive folder: {exc}"
+        _record(engine, TREATMENT, KIND_FOLDER, key, ItemStatus.FAILED, error=reason, run_id=run_id)
+        zip_path.unlink(missing_ok=True)
+        return {"folder": name, "status": "failed", "reason": reason}
+    remote = f"{name}.zip"
+    coll = hook.ensure_collection(
+        collection_alias(experiment_id),
+        {
+            "name": f"Reef imaging {experiment_id}",
+            "description": f"Timelapse data of {experiment_id}",
+        },
+    )
+    ds_alias = treatment_dataset_alias(experiment_id)
+    committed = hook.read(ds_alias)
+    if committed and committed.get("versions"):
+        listing = hook.list_files(ds_alias)
+        if listing.get(remote) == z.size and committed.get("staging") is None:
+            log.info("%s already committed with the same size: recording only", remote)
+            return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path)
+    hook.ensure_staged_dataset(
+        ds_alias,
+        coll,
+        {
+            "name": f"{experiment_id} treatment",
+            "description": f"Zipped timelapse folders of {experiment_id}",
+        },
+    )
+    hook.upload_files(ds_alias, [UploadFile(str(zip_path), remote, z.size)])
+    hook.commit(ds_alias, expected={remote: z.size})
+    return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path)
+
+
+def _treatment_done(
+    engine: Engine,
+    key: str,
+    name: str,
+    z: Any,
+    hook: Any,
+    ds: str,
+    run_id: str | None,
+    zip_path: Path,
+) -> dict[str, Any]:
+    remote = f"{name}.zip"
+    listing = hook.list_files(ds)
+    if listing.get(remote) != z.size:
+        raise RuntimeError(
+            f"after commit {remote} is listed with size {listing.get(remote)}, expected {z.size}"
+        )
+    _record(
+        engine,
+        TREATMENT,
+        KIND_FOLDER,
+        key,
+        ItemStatus.DONE,
+        checksum=z.sha256,
+        run_id=run_id,
+        detail={
+            "artifact": hook.artifact_id(ds),
+            "file": remote,
+            "size": z.size,
+            "entries": z.entries,
+            "skipped": z.skipped,
+        },
+    )
+    zip_path.unlink(missing_ok=True)  # our own temp archive; the source folder is untouched
+    return {"folder": name, "status": "done", "file": remote, "size": z.size}
+
+
+# --------------------------------------------------------------------------- stitch
+def stitch_one(
+    engine: Engine,
+    folder: dict[str, str],
+    *,
+    experiment_id: str,
+    stitched_dir: str | Path,
+    channels: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Stitch one folder (or reuse a finished stitch) and validate it with ome-zarr's reader."""
+    from include.reef.stitch import StitchOptions, is_stitched, stitch_folder, validate_zarr
+
+    name, key = folder["name"], folder_key(experiment_id, folder["name"])
+    base = {"folder": name, "taken_at": folder["taken_at"]}
+    with session_scope(engine) as s:
+        rec = get_item(s, STITCH, KIND_FOLDER, key)
+        if rec is not None and rec.status == ItemStatus.DONE:
+            return {**base, "status": "already_done"}
+        srec = get_item(s, STITCH, KIND_STITCH, key)
+    zarr_path = Path(stitched_dir) / experiment_id / f"{name}.zarr"
+    reused = bool(srec and srec.status == ItemStatus.DONE and is_stitched(zarr_path))
+    try:
+        opts = StitchOptions.from_dict(options)
+        res = stitch_folder(folder["path"], zarr_path, channels=channels or None, options=opts)
+        report = validate_zarr(zarr_path, res)
+    except (AcquisitionError, ValueError, OSError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _record(engine, STITCH, KIND_FOLDER, key, ItemStatus.FAILED, error=reason, run_id=run_id)
+        return {**base, "status": "failed", "reason": reason}
+    _record(
+        engine,
+        STITCH,
+        KIND_STITCH,
+        key,
+        ItemStatus.DONE,
+        run_id=run_id,
+        detail={"zarr_path": str(zarr_path), "validation": report, "shape": list(res.shape)},
+    )
+    return {
+        **base,
+        "status": "stitched",
+        "reused": reused,
+        "zarr_path": str(zarr_path),
+        "channels": [c.name for c in res.channels],
+        "dataset": stitch_dataset_alias(experiment_id, folder["taken_at"]),
+    }
+
+
+def expected_files(zarr_path: str | Path, channels: list[str]) -> list[UploadFile]:
+    """Everything the dataset must hold: each channel's folder plus the root metadata files."""
+    z = Path(zarr_path)
+    files = [
+        UploadFile(str(z / n), n, (z / n).stat().st_size)
+        for n in ("zarr.json", "stitch_result.json")
+    ]
+    for ch in channels:
+        files += plan_directory(z / ch, remote_path(ch))
+    return files
+
+
+def prepare_stitch_datasets(
+    hook: Any, stitched: list[dict[str, Any]], *, experiment_id: str
+) -> dict[str, Any]:
+    """Stage one dataset per stitched folder; fan out one upload item per (folder, channel)."""
+    ready = [s for s in stitched if s and s.get("status") == "stitched"]
+    if not ready:
+        return {"channels": [], "folders": []}
+    coll = hook.ensure_collection(
+        collection_alias(experiment_id),
+        {
+            "name": f"Reef imaging {experiment_id}",
+            "description": f"Timelapse data of {experiment_id}",
+        },
+    )
+    channels, folders = [], []
+    for s in ready:
+        hook.ensure_staged_dataset(
+            s["dataset"],
+            coll,
+            {
+                "name": f"Image map {s['folder']}",
+                "description": f"Stitched OME-Zarr of {s['folder']}",
+                "channels": s["channels"],
+            },
+        )
+        folders.append(s)
+        channels += [
+            {
+                "folder": s["folder"],
+                "dataset": s["dataset"],
+                "zarr_path": s["zarr_path"],
+                "channel": c,
+            }
+            for c in s["channels"]
+        ]
+    return {"channels": channels, "folders": folders}
+
+
+def _upload_missing(hook: Any, dataset: str, files: list[UploadFile]) -> dict[str, int]:
+    staged = hook.list_files(dataset, stage=True)
+    todo = [f for f in files if staged.get(f.remote) != f.size]
+    if todo:
+        hook.upload_files(dataset, todo)
+    return {"uploaded": len(todo), "already_there": len(files) - len(todo)}
+
+
+def upload_channel(hook: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """Upload one channel's folder into the staged dataset (only what is not there yet)."""
+    files = plan_directory(Path(item["zarr_path"]) / item["channel"], remote_path(item["channel"]))
+    counts = _upload_missing(hook, item["dataset"], files)
+    return {**item, **counts, "files": len(files), "bytes": sum(f.size for f in files)}
+
+
+def commit_stitched(
+    engine: Engine,
+    hook: Any,
+    folder: dict[str, Any],
+    *,
+    experiment_id: str,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Upload the root metadata, commit once all channels are in, verify the listing, then remove
+    the local zarr and record the folder."""
+    key = folder_key(experiment_id, folder["folder"])
+    files = expected_files(folder["zarr_path"], folder["channels"])
+    expected = {f.remote: f.size for f in files}
+    art = hook.read(folder["dataset"])
+    if art is None or art.get("staging") is not None:
+        _upload_missing(hook, folder["dataset"], files)
+        staged = hook.list_files(folder["dataset"], stage=True)
+        diff = diff_listing(expected, staged)
+        if not diff.ok:
+            raise RuntimeError(f"staged dataset {folder['dataset']} incomplete: {diff.describe()}")
+        hook.commit(folder["dataset"], expected=expected)
+    listing = hook.list_files(folder["dataset"])
+    diff = diff_listing(expected, listing)
+    if not diff.ok:
+        raise RuntimeError(
+            f"committed dataset {folder['dataset']} does not match: {diff.describe()}"
+        )
+    _record(
+        engine,
+        STITCH,
+        KIND_FOLDER,
+        key,
+        ItemStatus.DONE,
+        run_id=run_id,
+        detail={
+            "artifact": hook.artifact_id(folder["dataset"]),
+            "files": len(expected),
+            "bytes": sum(expected.values()),
+            "channels": folder["channels"],
+        },
+    )
+    shutil.rmtree(folder["zarr_path"], ignore_errors=True)  # derived output, verified remotely
+    return {"folder": folder["folder"], "status": "done", "files": len(expected)}
+
+
+def summarize(results: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
+    results = [r for r in results if r]
+    failed = {r["folder"]: r.get("reason", "") for r in results if r.get("status") == "failed"}
+    return {
+        "done": sorted(r["folder"] for r in results if r.get("status") == "done"),
+        "already_done": sorted(r["folder"] for r in results if r.get("status") == "already_done"),
+        "failed": failed,
+        "skipped": selection.get("skipped", {}),
+        "rejected": selection.get("rejected", {}),
+    }

@@ -1,0 +1,123 @@
+"""End to end: ``reef_treatment_upload`` with dag.test() against the real Hypha server (artifact
+manager on the real rclone S3 server) and the real PostgreSQL app database."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from include.common.db import make_engine, session_scope
+from include.common.items import get_item
+from include.reef.pipeline import TREATMENT, folder_key, treatment_dataset_alias
+from include.reef.samples import GridSpec, generate_timelapse
+
+pytestmark = pytest.mark.e2e
+
+GRID = GridSpec(rows=2, cols=2, tile=64)
+
+
+@pytest.fixture
+def hypha(hypha_server, monkeypatch: pytest.MonkeyPatch, app_db_url: str):
+    conn = hypha_server.airflow_connection()
+    conn["extra"].update(
+        connect_backoff_base=0.5,
+        connect_backoff_cap=2,
+        commit_backoff_base=0.5,
+        commit_backoff_cap=2,
+        put_backoff_base=0.2,
+        put_backoff_cap=1,
+        rpc_timeout_s=30,
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
+    return hypha_server
+
+
+def _hook():
+    from imaging.hooks.hypha import HyphaArtifactHook
+
+    return HyphaArtifactHook()
+
+
+def download(hook, artifact: str, path: str) -> bytes:
+    url = hook.call("get_file", hook.artifact_id(artifact), file_path=path)
+    r = httpx.get(url, timeout=60, follow_redirects=True)
+    r.raise_for_status()
+    return r.content
+
+
+def assert_zip_equals_folder(data: bytes, folder: Path) -> None:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        expected = sorted(
+            f"{folder.name}/{p.relative_to(folder).as_posix()}"
+            for p in folder.rglob("*")
+            if p.is_file()
+        )
+        assert names == expected
+        for n in names:
+            assert not n.startswith("/") and ".." not in n.split("/")
+            assert zf.read(n) == (folder.parent / n).read_bytes()
+
+
+def test_treatment_upload_rerun_and_bad_folder(hypha, run_dag, app_db_url, tmp_path: Path):
+    exp = "reef-e2e-treat"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=4, grid=GRID)
+    conf = {
+        "base_dir": str(tmp_path / "mic"),
+        "experiment_id": exp,
+        "work_dir": str(tmp_path / "work"),
+    }
+
+    res = run_dag("reef_treatment_upload", conf=conf)
+    assert res.state == "success", res.task_states
+    ds = treatment_dataset_alias(exp)
+    with _hook() as hook:
+        art = hook.read(ds)
+        assert len(art["versions"]) == 1 and art["staging"] is None
+        listing = hook.list_files(ds)
+        # the newest folder is never uploaded
+        assert sorted(listing) == sorted(f"{f.name}.zip" for f in folders[:3])
+        for f in folders[:3]:
+            assert_zip_equals_folder(download(hook, ds, f"{f.name}.zip"), f)
+    engine = make_engine(app_db_url)
+    with session_scope(engine) as s:
+        rec = get_item(s, TREATMENT, "folder", folder_key(exp, folders[0].name))
+        assert rec.status == "done" and rec.detail["size"] == listing[f"{folders[0].name}.zip"]
+        assert get_item(s, TREATMENT, "folder", folder_key(exp, folders[3].name)) is None
+    assert not list((tmp_path / "work").rglob("*.zip"))  # temp archives removed
+    assert all(f.is_dir() for f in folders)  # sources untouched
+
+    # rerun: nothing new selected, nothing uploaded, still one version
+    res2 = run_dag("reef_treatment_upload", conf=conf)
+    assert res2.state == "success", res2.task_states
+    with _hook() as hook:
+        art2 = hook.read(ds)
+        assert len(art2["versions"]) == 1
+        assert hook.list_files(ds) == listing
+
+    # a folder that vanishes between selection and upload: failed with the reason, others go on
+    from include.reef.pipeline import treatment_upload_folder
+
+    gone = {"name": f"{exp}_2025-04-29_20-00-00.000000", "path": str(tmp_path / "mic" / "gone")}
+    with _hook() as hook:
+        out = treatment_upload_folder(
+            engine, hook, gone, experiment_id=exp, work_dir=tmp_path / "work"
+        )
+    assert out["status"] == "failed" and "cannot archive folder" in out["reason"]
+    with session_scope(engine) as s:
+        rec = get_item(s, TREATMENT, "folder", folder_key(exp, gone["name"]))
+        assert rec.status == "failed" and "is not a directory" in rec.error
+
+
+def test_treatment_same_folder_zip_is_deterministic(tmp_path: Path):
+    from include.reef.zipstream import zip_folder
+
+    f = generate_timelapse(tmp_path / "mic", "det", n_folders=1, grid=GRID)[0]
+    a = zip_folder(f, tmp_path / "a.zip")
+    b = zip_folder(f, tmp_path / "b.zip")
+    assert a.sha256 == b.sha256 and a.size == b.size and a.entries == 4 * 3 + 2
