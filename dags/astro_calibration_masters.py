@@ -1,0 +1,334 @@
+"""
+# astro_calibration_masters
+
+Astrophotography calibration masters: raw BIAS / DARK / FLAT frames → blink review → integrated
+masters → calibration libraries → safe cleanup. Triggered by hand (after a calibration session).
+
+Params: `calibration_dir` (the raw calibration frames as the lights pipeline sorted them, default
+`<library_dir>/_Calibration`), `library_dir` (root of `_Bias Library`, `_Dark Library`,
+`_Flat Stash`), `method` (`median` or `sigma_clip`), `min_frames`, `delete_raw`.
+
+1. **plan_groups** — every frame is parsed like the lights pipeline parses frames (name tokens, then
+   the FITS header) and grouped by the properties masters are matched on: BIAS by camera, gain,
+   offset, settemp, readout mode; DARK also by exposure; FLAT also by optic, focal ratio, filter and
+   night. A group with too few frames, mismatched frame sizes or a corrupt frame is reported and
+   gets no master. A contact sheet PNG per group is written to `<library_dir>/_Integration/contact_sheets/`.
+2. **blink_calibration** — approval in the Airflow UI listing every group with its contact sheet;
+   `exclude_groups` takes the ids of groups that must not be integrated. *Reject* stops here.
+3. **integrate_master** (mapped, one per group) — chunked median or sigma-clipped mean in bounded
+   memory (61-megapixel frames fine), flats normalised; FITS with `IMAGETYP = MASTER BIAS|DARK|FLAT`,
+   the group's properties, `NCOMBINE` and the sha256 of every input in the header. Written to
+   `<library_dir>/_Integration/<group>/` (reused on rerun when inputs are unchanged).
+4. **copy_to_library** — masters into the libraries with property-built names
+   (`<camera>[/<optic>/DATE_<night>]/master<Type>_...fits`); identical → skipped, different →
+   conflict, never overwritten; every copy verified by checksum and recorded in `item_records`.
+5. **publish_library** — emits the Asset `astro_calibration_library` when a master was added (the
+   lights pipeline distributes calibration on it).
+6. **delete_raw** — BIAS, then DARK, then FLAT: a group's raw frames are deleted only when its master
+   is in the library with the recorded checksum, and only frames whose sha256 equals the input
+   checksum in that master's header; then its integration temp folder is removed.
+7. **summary** — `<library_dir>/_Summary/astro_calibration_masters/<run>.json|.md`, also logged.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Asset, Param, TriggerRule, dag, task
+
+PIPELINE = "astro_calibration_masters"
+ASSET_CALIBRATION_LIBRARY = Asset("astro_calibration_library")
+INTEGRATION_DIR = "_Integration"
+
+
+def _paths(params: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from include.astro.layout import calibration_input_dir
+    from include.common.settings import get_settings
+
+    lib = Path(params.get("library_dir") or get_settings().data_dir / "astro" / "library")
+    cal = Path(params.get("calibration_dir") or calibration_input_dir(lib))
+    return {"lib": lib, "cal": cal, "work": lib / INTEGRATION_DIR}
+
+
+@dag(
+    dag_id="astro_calibration_masters",
+    schedule=None,
+    catchup=False,
+    doc_md=__doc__,
+    tags=["astro", "calibration", "masters", "hitl"],
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_exponential_backoff": True,
+        "retry_delay": timedelta(seconds=10),
+        "max_retry_delay": timedelta(minutes=5),
+    },
+    params={
+        "calibration_dir": Param(
+            "",
+            type="string",
+            description="Raw BIAS/DARK/FLAT frames as the lights pipeline sorted them. "
+            "Empty: <library_dir>/_Calibration.",
+        ),
+        "library_dir": Param(
+            "",
+            type="string",
+            description="Library root holding _Bias Library, _Dark Library and _Flat Stash. "
+            "Empty: $IMAGING_DATA_DIR/astro/library.",
+        ),
+        "method": Param(
+            "median",
+            type="string",
+            enum=["median", "sigma_clip"],
+            description="Integration: exact median, or mean of values within 3 sigma of the median.",
+        ),
+        "min_frames": Param(
+            3, type="integer", minimum=2, description="Fewest frames a group needs for a master."
+        ),
+        "delete_raw": Param(
+            True,
+            type="boolean",
+            description="Delete raw frames (and the integration temp folder) of groups whose master "
+            "is verified in the library.",
+        ),
+    },
+)
+def astro_calibration_masters() -> None:
+    @task
+    def plan_groups(**context: Any) -> dict[str, Any]:
+        """Group the raw calibration frames; validate groups; write contact sheets."""
+        import logging
+
+        from include.astro.calgroups import contact_sheet, group_frames
+
+        log = logging.getLogger("airflow.task")
+        p = _paths(context["params"])
+        if not p["cal"].is_dir():
+            log.warning("no calibration folder at %s: nothing to do", p["cal"])
+            return {
+                "groups": [],
+                "errors": [],
+                "markdown": f"No calibration folder at `{p['cal']}`.",
+            }
+        scan = group_frames(p["cal"], min_frames=int(context["params"]["min_frames"]))
+        groups = [g.to_dict() for g in scan.groups]
+        lines = [f"Calibration frames in `{p['cal']}`:", ""]
+        for g in groups:
+            sheet = p["work"] / "contact_sheets" / f"{g['group_id']}.png"
+            if g["frames"]:
+                g["contact_sheet"] = contact_sheet(g, sheet)
+            state = "ok" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"])
+            lines.append(
+                f"- **{g['group_id']}** ({g['imagetyp']}, {g['n_frames']} frames) - {state}"
+                + (
+                    f" - [contact sheet](file://{g['contact_sheet']})"
+                    if g.get("contact_sheet")
+                    else ""
+                )
+            )
+            if not g["valid"]:
+                log.warning("group %s: %s", g["group_id"], "; ".join(g["problems"]))
+        for e in scan.errors:
+            log.warning("unreadable frame %s: %s", e.path, e.reason)
+            lines.append(f"- unreadable frame `{e.path}`: {e.reason}")
+        return {
+            "groups": groups,
+            "errors": [{"path": e.path, "reason": e.reason} for e in scan.errors],
+            "markdown": "\n".join(lines),
+        }
+
+    plan = plan_groups()
+
+    blink_calibration = ApprovalOperator(
+        task_id="blink_calibration",
+        subject="Blink the calibration frames before integrating masters",
+        body="{{ ti.xcom_pull(task_ids='plan_groups')['markdown'] }}\n\n"
+        "Approve to integrate every valid group (list group ids to leave out in "
+        "`exclude_groups`); Reject stops the run.",
+        params={
+            "exclude_groups": Param(
+                [],
+                type="array",
+                description="Group ids not to integrate (their raw frames are kept).",
+            )
+        },
+        response_timeout=timedelta(days=7),
+    )
+
+    @task
+    def select_groups(plan: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
+        """Valid groups, minus the ones excluded in the blink review."""
+        answer = context["ti"].xcom_pull(task_ids="blink_calibration") or {}
+        excluded = set((answer.get("params_input") or {}).get("exclude_groups") or [])
+        return [g for g in plan["groups"] if g["valid"] and g["group_id"] not in excluded]
+
+    @task(map_index_template="{{ task.op_kwargs['group']['group_id'] }}")
+    def integrate_master(group: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Integrate one group into its master (temp folder); a bad group is reported, not raised."""
+        import logging
+
+        from include.astro.masters import IntegrationError, integrate_group
+
+        p = _paths(context["params"])
+        try:
+            return integrate_group(group, p["work"], method=context["params"]["method"])
+        except IntegrationError as exc:
+            logging.getLogger("airflow.task").error("group %s: %s", group["group_id"], exc)
+            return {"group_id": group["group_id"], "imagetyp": group["imagetyp"], "error": str(exc)}
+
+    @task
+    def copy_to_library(
+        groups: list[dict[str, Any]], masters: list[dict[str, Any]], **context: Any
+    ) -> list[dict[str, Any]]:
+        """Copy verified masters into the libraries (no clobber) and record them."""
+        import logging
+
+        from imaging.appdb import app_engine
+        from include.astro.library import copy_to_library as copy_one
+        from include.astro.library import library_path, subdirs_by_camera
+        from include.astro.rigs import load_rigs
+        from include.common.db import session_scope
+        from include.common.items import record_item
+
+        log = logging.getLogger("airflow.task")
+        p = _paths(context["params"])
+        subdirs = subdirs_by_camera(load_rigs())
+        by_id = {g["group_id"]: g for g in groups}
+        out: list[dict[str, Any]] = []
+        for m in masters:
+            g = by_id[m["group_id"]]
+            if m.get("error"):
+                out.append(
+                    {"group_id": m["group_id"], "status": "not_integrated", "error": m["error"]}
+                )
+                continue
+            dest = library_path(
+                p["lib"], g["imagetyp"], g["props"], subdir=subdirs.get(g["props"].get("camera"))
+            )
+            rec = copy_one(m["group_id"], g["imagetyp"], m["path"], dest, m["checksum"]).to_dict()
+            (log.info if rec["verified"] else log.error)(
+                "%s → %s: %s", m["group_id"], dest, rec["status"]
+            )
+            out.append(rec)
+        with session_scope(app_engine()) as s:
+            for rec in out:
+                record_item(
+                    s,
+                    pipeline=PIPELINE,
+                    kind="library_master",
+                    key=rec.get("dest") or rec["group_id"],
+                    status="done" if rec.get("verified") else "failed",
+                    checksum=rec.get("checksum"),
+                    error=rec.get("error"),
+                    detail={"group_id": rec["group_id"], "status": rec["status"]},
+                    run_id=context["run_id"],
+                )
+        return out
+
+    @task(outlets=[ASSET_CALIBRATION_LIBRARY])
+    def publish_library(copies: list[dict[str, Any]]) -> int:
+        """Emit the library Asset when at least one master was added."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        added = sum(1 for c in copies if c.get("status") == "copied")
+        if not added:
+            raise AirflowSkipException("no new master in the library")
+        return added
+
+    @task
+    def delete_raw(
+        groups: list[dict[str, Any]], copies: list[dict[str, Any]], **context: Any
+    ) -> list[dict[str, Any]]:
+        """BIAS → DARK → FLAT: delete raw frames of verified masters, then their temp folders."""
+        import logging
+
+        from include.astro.library import delete_raw_frames
+
+        log = logging.getLogger("airflow.task")
+        p = _paths(context["params"])
+        if not context["params"]["delete_raw"]:
+            log.info("delete_raw is off: raw frames kept")
+            return []
+        verified = {c["group_id"]: c for c in copies if c.get("verified")}
+        plan = []
+        for g in groups:
+            c = verified.get(g["group_id"])
+            plan.append(
+                {
+                    **g,
+                    "library_path": c["dest"] if c else None,
+                    "library_checksum": c["checksum"] if c else None,
+                    "work_dir": str(p["work"] / g["group_id"]),
+                }
+            )
+        results = [r.to_dict() for r in delete_raw_frames(plan, calibration_dir=p["cal"])]
+        for r in results:
+            sheet = p["work"] / "contact_sheets" / f"{r['group_id']}.png"
+            if r["temp_removed"]:
+                sheet.unlink(missing_ok=True)
+            log.info(
+                "%s: deleted %d raw frame(s)%s",
+                r["group_id"],
+                len(r["deleted"]),
+                f"; {r['error']}" if r["error"] else "",
+            )
+        return results
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summary(**context: Any) -> dict[str, Any]:
+        """Write and log the run summary (also after failures)."""
+        import json
+        import logging
+
+        from include.common.files import atomic_write_text, safe_name
+
+        ti = context["ti"]
+        p = _paths(context["params"])
+        plan = ti.xcom_pull(task_ids="plan_groups") or {"groups": [], "errors": []}
+        copies = ti.xcom_pull(task_ids="copy_to_library") or []
+        cleanup = ti.xcom_pull(task_ids="delete_raw") or []
+        report = {
+            "run_id": context["run_id"],
+            "groups": [
+                {k: g[k] for k in ("group_id", "imagetyp", "n_frames", "valid", "problems")}
+                for g in plan["groups"]
+            ],
+            "unreadable_frames": plan["errors"],
+            "library": copies,
+            "cleanup": [
+                {k: r[k] for k in ("group_id", "imagetyp", "error", "temp_removed")}
+                | {"deleted": len(r["deleted"]), "kept": r["kept"]}
+                for r in cleanup
+            ],
+        }
+        out = p["lib"] / "_Summary" / PIPELINE / safe_name(context["run_id"], default="run")
+        atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+        md = [f"# {PIPELINE} {context['run_id']}", ""]
+        for g in report["groups"]:
+            md.append(
+                f"- {g['group_id']}: {g['n_frames']} frames, "
+                + ("valid" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"]))
+            )
+        for c in copies:
+            md.append(
+                f"- library {c['group_id']}: {c['status']}"
+                + (f" ({c['error']})" if c.get("error") else "")
+            )
+        atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
+        logging.getLogger("airflow.task").info("summary:\n%s", "\n".join(md))
+        return {"summary": str(out.with_suffix(".json"))}
+
+    selected = select_groups(plan)
+    plan >> blink_calibration >> selected
+    masters = integrate_master.expand(group=selected)
+    copies = copy_to_library(selected, masters)
+    publish_library(copies)
+    cleaned = delete_raw(selected, copies)
+    cleaned >> summary()
+
+
+astro_calibration_masters()

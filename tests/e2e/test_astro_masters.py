@@ -1,0 +1,158 @@
+"""End to end: astro_calibration_masters on generated calibration sets of three rigs (dag.test,
+real app DB on PostgreSQL and SQLite, approval answered by the test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from sqlalchemy import select
+
+from include.astro.layout import calibration_input_dir
+from include.astro.samples_masters import RIGS, make_calibration_sets
+from include.common.db import make_engine, session_scope
+from include.common.models import ItemRecord
+
+pytestmark = pytest.mark.e2e
+
+LIB_FILES = {
+    "_Bias Library/ATR585M/masterBias_SETTEMP_-5.00_GAIN_150_OFFSET_30_READOUTM_1.fits",
+    "_Bias Library/DWARFIII/DWARFIII/masterBias_GAIN_80.fits",
+    "_Bias Library/ZWO ASI2600MM Pro/masterBias_SETTEMP_-10.00_GAIN_100_OFFSET_50.fits",
+    "_Dark Library/ATR585M/masterDark_EXPOSURE_300.00_SETTEMP_-5.00_GAIN_150_OFFSET_30_READOUTM_1.fits",
+    "_Dark Library/DWARFIII/DWARFIII/masterDark_EXPOSURE_300.00_GAIN_80.fits",
+    "_Dark Library/ZWO ASI2600MM Pro/masterDark_EXPOSURE_300.00_SETTEMP_-10.00_GAIN_100_OFFSET_50.fits",
+    "_Flat Stash/ATR585M/SQA55/DATE_2026-11-20/masterFlat_FILTER_H_SETTEMP_-5.00_GAIN_150_OFFSET_30_READOUTM_1.fits",
+    "_Flat Stash/ATR585M/SQA55/DATE_2026-11-20/masterFlat_FILTER_O_SETTEMP_-5.00_GAIN_150_OFFSET_30_READOUTM_1.fits",
+    "_Flat Stash/DWARFIII/DWARFIII/DWARFIII/DATE_2026-11-20/masterFlat_FILTER_UVIR_GAIN_80.fits",
+    "_Flat Stash/ZWO ASI2600MM Pro/C8E/DATE_2026-11-20/masterFlat_FILTER_L_SETTEMP_-10.00_GAIN_100_OFFSET_50.fits",
+    "_Flat Stash/ZWO ASI2600MM Pro/C8E/DATE_2026-11-20/masterFlat_FILTER_R_SETTEMP_-10.00_GAIN_100_OFFSET_50.fits",
+}
+
+
+def _library(lib: Path) -> set[str]:
+    return {
+        str(p.relative_to(lib))
+        for d in ("_Bias Library", "_Dark Library", "_Flat Stash")
+        for p in (lib / d).rglob("*.fits")
+    }
+
+
+def _expected(paths: list[str], imagetyp: str) -> np.ndarray:
+    data = np.stack([fits.getdata(p).astype(np.float64) for p in paths])
+    if imagetyp != "FLAT":
+        return np.median(data, axis=0)
+    scaled = np.stack([d / np.median(d[::7, ::7]) for d in data])
+    m = np.median(scaled, axis=0)
+    return m / np.median(m)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_masters_three_rigs(
+    run_dag, app_db_url: str, request, tmp_path: Path, dialect: str
+) -> None:
+    url = request.getfixturevalue("use_sqlite_app_db") if dialect == "sqlite" else app_db_url
+    lib = tmp_path / "library"
+    sets = make_calibration_sets(lib, n_frames=3, shape=(24, 32))
+    # keep the pixels of every input to check the masters after the raw frames are gone
+    expected = {k: _expected(v, k.split("|")[0]) for k, v in sets.items()}
+
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res.state == "success", res.task_states
+    assert res.task_states["publish_library"] == "success"
+    assert len(res.answered) == 1
+
+    assert _library(lib) == LIB_FILES
+    for key, exp in expected.items():
+        imagetyp, rig, what = key.split("|")
+        camera = rig.split("+", 1)[1]
+        lib_dir = {"BIAS": "_Bias Library", "DARK": "_Dark Library", "FLAT": "_Flat Stash"}[
+            imagetyp
+        ]
+        (path,) = [
+            lib / f
+            for f in LIB_FILES
+            if f.startswith(f"{lib_dir}/{camera}/")
+            and (imagetyp != "FLAT" or f"FILTER_{what}_" in f)
+        ]
+        got = fits.getdata(path).astype(np.float64)
+        np.testing.assert_allclose(got, exp, rtol=1e-5, err_msg=key)
+        h = fits.getheader(path)
+        assert h["IMAGETYP"] == f"MASTER {imagetyp}" and h["NCOMBINE"] == 3
+        assert h["INSTRUME"] == camera
+    # raw frames and the integration temp folder are gone; nothing else was touched
+    assert not any(calibration_input_dir(lib).rglob("*.fits"))
+    assert not any((lib / "_Integration").rglob("*.fits"))
+    summary = json.loads(
+        next((lib / "_Summary" / "astro_calibration_masters").glob("*.json")).read_text()
+    )
+    assert [c["status"] for c in summary["library"]] == ["copied"] * 11
+    assert sum(c["deleted"] for c in summary["cleanup"]) == 33
+    with session_scope(make_engine(url)) as s:
+        recs = s.scalars(
+            select(ItemRecord).where(
+                ItemRecord.pipeline == "astro_calibration_masters", ItemRecord.run_id == res.run_id
+            )
+        ).all()
+    assert len(recs) == 11 and {r.status for r in recs} == {"done"}
+    assert {str(Path(r.item_key).relative_to(lib)) for r in recs} == LIB_FILES
+
+
+@pytest.mark.slow
+def test_bad_groups_and_conflicts_keep_raw_frames(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    lib = tmp_path / "library"
+    sets = make_calibration_sets(lib, n_frames=3, shape=(16, 16), rigs=RIGS[:2])
+    # corrupt frame in the ATR585M dark group; too few frames in the C8E R flats
+    bad_dark = Path(sets["DARK|SQA55@f5.3+ATR585M|300.00"][0])
+    bad_dark.write_bytes(bad_dark.read_bytes()[:3000])  # data cut short
+    for p in sets["FLAT|C8E@f10.0+ZWO ASI2600MM Pro|R"][1:]:
+        Path(p).unlink()
+    # a different master already sits where the C8E bias master belongs
+    occupied = (
+        lib / "_Bias Library/ZWO ASI2600MM Pro/masterBias_SETTEMP_-10.00_GAIN_100_OFFSET_50.fits"
+    )
+    occupied.parent.mkdir(parents=True)
+    fits.PrimaryHDU(np.zeros((16, 16), dtype=np.float32)).writeto(occupied)
+    before = occupied.read_bytes()
+
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res.state == "success", res.task_states
+    assert occupied.read_bytes() == before  # never overwritten
+    left = {
+        str(p.relative_to(calibration_input_dir(lib)))
+        for p in calibration_input_dir(lib).rglob("*.fits")
+    }
+    kept = {
+        str(Path(p).relative_to(calibration_input_dir(lib)))
+        for k in ("DARK|SQA55@f5.3+ATR585M|300.00", "BIAS|C8E@f10.0+ZWO ASI2600MM Pro|")
+        for p in sets[k]
+    }
+    kept.add(
+        str(
+            Path(sets["FLAT|C8E@f10.0+ZWO ASI2600MM Pro|R"][0]).relative_to(
+                calibration_input_dir(lib)
+            )
+        )
+    )
+    assert left == kept
+    summary = json.loads(
+        next((lib / "_Summary" / "astro_calibration_masters").glob("*.json")).read_text()
+    )
+    problems = {g["group_id"]: g["problems"] for g in summary["groups"] if not g["valid"]}
+    assert len(problems) == 2
+    text = json.dumps(problems)
+    assert "truncated" in text and "too few frames: 1 < 3" in text
+    statuses = sorted(c["status"] for c in summary["library"])
+    assert statuses == ["conflict"] + ["copied"] * 5
+    assert not (lib / "_Dark Library/ATR585M").exists()
+    # rerun: converges, nothing new, the kept frames stay
+    res2 = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res2.state == "success"
+    assert res2.task_states["publish_library"] == "skipped"
+    assert {
+        str(p.relative_to(calibration_input_dir(lib)))
+        for p in calibration_input_dir(lib).rglob("*.fits")
+    } == kept
