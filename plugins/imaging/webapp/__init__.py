@@ -1,0 +1,1 @@
+"""The photos web app mounted on the Airflow api-server (see ``app``)."""
