@@ -1,0 +1,162 @@
+"""End to end: ``design_upload`` runs with dag.test() on generated designs with near-duplicates and
+bad files, against the real PostgreSQL app database, a real SFTP server (or a mounted NAS folder),
+the real local S3 server and the fake Etsy Open API v3 server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from include.common.db import make_engine, session_scope
+from include.common.models import ItemRecord
+from include.design import samples
+from include.design.models import DesignDuplicate, DesignImage, DesignListing, DesignMockup
+from tests.fakes.etsy_server import FakeEtsyServer
+from tests.plugins.test_nas_hook import SftpServer
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def etsy(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEtsyServer]:
+    srv = FakeEtsyServer().start()
+    monkeypatch.setenv("AIRFLOW_CONN_ETSY_DEFAULT", json.dumps(srv.airflow_connection()))
+    yield srv
+    srv.stop()
+
+
+def _report(run_id: str) -> dict[str, Any]:
+    from include.common.files import safe_name
+    from include.common.settings import get_settings
+
+    return json.loads(
+        (
+            get_settings().data_dir / "design" / "runs" / safe_name(run_id) / "report.json"
+        ).read_text()
+    )
+
+
+def _dup_targets(report: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, ref in report["duplicates"].items():
+        kind, _, target = ref.partition(":")
+        out[key] = (
+            f"nas:{PurePosixPath(target).stem}" if kind == "nas" else PurePosixPath(target).stem
+        )
+    return out
+
+
+def test_design_upload_sftp_nas_and_etsy(
+    run_dag, app_db_url, etsy, tmp_path: Path, monkeypatch
+) -> None:
+    demo = samples.generate_demo(tmp_path / "demo", n_designs=4)
+    sftp = SftpServer(tmp_path / "demo").start()  # the demo's nas/ folder is the SFTP NAS root
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_NAS_DEFAULT", json.dumps(sftp.airflow_connection("/nas")))
+        conf = {
+            "source_dir": demo["source_dir"],
+            "shop": "demo-shop",
+            "template": "poster",
+            "user_id": "u-42",
+            "batch_mb": 0.15,
+        }
+        result = run_dag("design_upload", conf=conf)
+        assert result.state == "success", result.task_states
+        assert (
+            sum(1 for t in result.task_states if t.startswith("processing_and_formatting_images"))
+            >= 1
+        )
+
+        exp = demo["expected"]
+        rep = _report(result.run_id)
+        assert {k: v["code"] for k, v in rep["errors"].items()} == exp["errors"]
+        assert sorted(rep["new"]) == sorted(exp["new"])
+        assert _dup_targets(rep) == exp["duplicates"]
+
+        engine = make_engine(app_db_url)
+        nas_root = Path(demo["nas_root"])
+        with session_scope(engine) as s:
+            rows = s.scalars(select(DesignImage).where(DesignImage.shop == "demo-shop")).all()
+            assert sorted(r.source_name for r in rows) == sorted(exp["new"])
+            assert all(r.user_id == "u-42" and (nas_root / r.nas_path).is_file() for r in rows)
+            ids = [r.id for r in rows]
+            assert s.scalar(
+                select(func.count())
+                .select_from(DesignMockup)
+                .where(DesignMockup.design_image_id.in_(ids))
+            ) == 2 * len(rows)
+            listings = s.scalars(
+                select(DesignListing).where(DesignListing.design_image_id.in_(ids))
+            ).all()
+            assert {x.state for x in listings} == {"complete"} and len(listings) == len(rows)
+            dups = s.scalars(
+                select(DesignDuplicate).where(DesignDuplicate.run_id == result.run_id)
+            ).all()
+            assert {d.source_name for d in dups} == set(exp["duplicates"])
+            ledger = {
+                r.item_key: r.status
+                for r in s.scalars(
+                    select(ItemRecord).where(
+                        ItemRecord.pipeline == "design_upload", ItemRecord.run_id == result.run_id
+                    )
+                )
+            }
+            assert ledger[f"demo-shop/{exp['new'][0]}"] == "done"
+            assert {ledger[f"demo-shop/{k}"] for k in exp["errors"]} == {"failed"}
+            assert {ledger[f"demo-shop/{k}"] for k in exp["duplicates"]} == {"skipped"}
+        assert len(etsy.listings) == len(rows)
+        assert all(len(etsy.images(lid)) == 2 for lid in etsy.listings)
+        mockups = list((nas_root / "demo-shop" / "poster" / "mockups").glob("*.jpg"))
+        assert len(mockups) == 2 * len(rows)
+
+        # the same upload again: everything is a duplicate of the database, nothing new on Etsy
+        again = run_dag("design_upload", conf=conf)
+        assert again.state == "success", again.task_states
+        rep2 = _report(again.run_id)
+        assert rep2["new"] == [] and set(exp["new"]) <= set(rep2["duplicates"])
+        assert len(etsy.listings) == len(rows)
+    finally:
+        sftp.stop()
+
+
+def test_design_upload_from_s3_to_mounted_nas_and_outbox(
+    run_dag, app_db_url, s3_server, tmp_path: Path, monkeypatch
+) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    monkeypatch.delenv("AIRFLOW_CONN_ETSY_DEFAULT", raising=False)
+    demo = samples.generate_demo(tmp_path / "demo", n_designs=3)
+    nas_root = tmp_path / "share"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(nas_root)}}),
+    )
+    hook = S3Hook(aws_conn_id="imaging_s3")
+    src = Path(demo["source_dir"])
+    for p in sorted(src.iterdir()):
+        hook.load_file(str(p), key=f"uploads/e2e-s3/{p.name}", bucket_name="imaging", replace=True)
+
+    conf = {"source_dir": "s3://imaging/uploads/e2e-s3/", "shop": "s3-shop", "template": "poster"}
+    result = run_dag("design_upload", conf=conf)
+    assert result.state == "success", result.task_states
+    rep = _report(result.run_id)
+    exp = demo["expected"]
+    assert {k: v["code"] for k, v in rep["errors"].items()} == exp["errors"]
+    # the legacy NAS design is not on this NAS: its variant is new here
+    assert sorted(rep["new"]) == sorted([*exp["new"], "legacy_again.png"])
+    assert {k: v for k, v in _dup_targets(rep).items()} == {
+        k: v for k, v in exp["duplicates"].items() if not v.startswith("nas:")
+    }
+    with session_scope(make_engine(app_db_url)) as s:
+        listings = s.scalars(select(DesignListing).where(DesignListing.shop == "s3-shop")).all()
+        assert len(listings) == len(rep["new"]) and {x.state for x in listings} == {"outbox"}
+        for x in listings:
+            doc = json.loads((Path(x.outbox_path) / "listing.json").read_text())
+            assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 2
+    stored = [p for p in (nas_root / "s3-shop" / "poster").glob("*") if p.is_file()]
+    assert len(stored) == len(rep["new"])
