@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from include.astro.models import (
@@ -264,3 +264,19 @@ def nearest_location(
         if d < best_d:
             best, best_d = loc, d
     return best if best is not None and best_d <= max_degrees else None
+
+
+def equipment_from_db(session: Session) -> Equipment:
+    """Locations and filters as stored by ``astro_setup`` (used to place frames and fill CSVs)."""
+    eq = Equipment(source="app database")
+    for loc in session.scalars(select(AstroLocation).order_by(AstroLocation.id)):
+        eq.locations.append(
+            Location(loc.name, loc.latitude, loc.longitude, loc.bortle, loc.magnitude)
+        )
+    for f in session.scalars(select(AstroFilter).order_by(AstroFilter.name)):
+        eq.filters[f.name] = f.astrobin_id
+    n_profiles = session.scalar(select(func.count()).select_from(AstroProfile)) or 0
+    eq.default_location = eq.locations[0].name if eq.locations else None
+    if not n_profiles:
+        eq.errors.append("no equipment profiles in the catalog (run astro_setup)")
+    return eq
