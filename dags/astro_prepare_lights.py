@@ -29,7 +29,8 @@ default with the three rigs of the design document).
    property lists); none → MISSING, more than one → error.
 6. **promote** moves approved directories with complete calibration to `20_Data` and emits the
    Asset `astro_20_data` (the catalog/report pipeline listens).
-7. **summary** writes `_Summary/astro_prepare_lights/<run>.json|.md` in the library and logs it.
+7. **summary** writes `_Summary/astro_prepare_lights/<run>.json|.md` in the library and logs it
+   (also after a failure); **watcher** then fails the run if any task failed.
 """
 
 from __future__ import annotations
@@ -178,7 +179,11 @@ def astro_prepare_lights() -> None:
         from include.astro.moves import prepare_raw as run
 
         log = logging.getLogger("airflow.task")
+        from airflow.sdk.exceptions import AirflowFailException
+
         inp = _inputs(context["params"], context["run_id"])
+        if not inp["raw"].is_dir():
+            raise AirflowFailException(f"raw_dir {inp['raw']} does not exist or is not a folder")
         inp["lib"].mkdir(parents=True, exist_ok=True)
         ledger = _Ledger(context["run_id"])
         res = run(inp["raw"], inp["lib"], inp["cfg"], ledger=ledger)
@@ -545,6 +550,20 @@ def astro_prepare_lights() -> None:
     prom = promote(dist, reviewed)
     done = summary(raw, c1, a1, c2, a2, reviewed, dist)
     prom >> done
+
+    # the summary and the sync restart run whatever happens, so they cannot decide the run state:
+    # this leaf fails the run when any task failed (and is skipped otherwise)
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def watcher() -> None:
+        """Fail the run when any task failed (see the summary for the per-item report)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("a task of this run failed")
+
+    watch = watcher()
+    for t in raw.operator.dag.tasks:
+        if t is not watch.operator:
+            t >> watch.operator
 
 
 astro_prepare_lights()

@@ -215,3 +215,38 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert [a["task_id"] for a in asked] == ["blink_review"]  # only the held DWARFIII data
     assert tree(lib, skip=(summary_dir,)) == before
     assert again.task_states["promote"] == "skipped"
+    assert again.task_states["watcher"] == "skipped"
+
+
+def test_sync_service_restarts_when_the_raw_step_fails(
+    run_dag, app_db_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "sync.log"
+    rigs = tmp_path / "rigs.yaml"
+    default = (Path(__file__).resolve().parents[2] / "include/astro/rigs_default.yaml").read_text()
+    rigs.write_text(
+        default.replace(
+            "  stop_command: null",
+            f'  stop_command: ["sh", "-c", "echo stop >> \\"{marker}\\""]',
+        ).replace(
+            "  start_command: null",
+            f'  start_command: ["sh", "-c", "echo start >> \\"{marker}\\""]',
+        )
+    )
+    conf = {
+        "raw_dir": str(tmp_path / "missing"),
+        "library_dir": str(tmp_path / "lib"),
+        "rigs": str(rigs),
+    }
+    result = run_dag("astro_prepare_lights", conf=conf)
+    assert result.state == "failed"
+    states = result.task_states
+    assert (states["stop_sync"], states["prepare_raw"], states["restart_sync"]) == (
+        "success",
+        "failed",
+        "success",
+    )
+    assert marker.read_text().split() == ["stop", "start"]
+    assert states["summary"] == "success"  # the summary is written even for a failed run
+    assert states["watcher"] == "failed" and states["list_rigs"] == "upstream_failed"
+    assert list((tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json"))
