@@ -244,3 +244,21 @@ def record_outcome(
         .where(RoboflowImage.project == project, RoboflowImage.image_key == outcome.image_key)
         .values(**values)
     )
+
+
+def mark_project_unverified(session: Session, project: str, reason: str) -> int:
+    """After an image-count shortfall we cannot tell which confirmed image the API lost: mark every
+    confirmed image of ``project`` (and its batches) failed, so that ``retry_failed_only`` sends them
+    again — the ones still there come back as ``duplicate`` (no second copy), the lost ones are
+    stored. Returns how many images were marked."""
+    n = session.execute(
+        update(RoboflowImage)
+        .where(RoboflowImage.project == project, RoboflowImage.status == Status.COMPLETED)
+        .values(status=Status.FAILED, error=reason)
+    ).rowcount
+    session.execute(
+        update(RoboflowBatch)
+        .where(RoboflowBatch.project == project, RoboflowBatch.status == Status.COMPLETED)
+        .values(status=Status.FAILED, error=reason)
+    )
+    return int(n or 0)

@@ -22,7 +22,8 @@ Faults, configurable per server (and over HTTP with ``POST /_fake/config``):
   ``"503"``, ``"429"`` (with ``Retry-After``), ``"timeout"`` (answer after ``timeout_s``, nothing
   stored), ``"lost"`` (store the image, then answer 503: the client sees a failure, the retry
   gets ``duplicate``), ``"lost_timeout"`` (store, then answer too late), ``"drop"`` (answer
-  success but silently store nothing: the loss the count check must catch), ``"annotate_503"``;
+  success — to the upload and to its annotation — but store nothing: the silent loss the image-count
+  check must catch), ``"annotate_503"``;
 * ``rates``: the same faults drawn at random (seeded) for requests without a script entry;
 * ``rate_limit_per_s``: a real sliding-window limiter answering 429 beyond that many uploads/s.
 
@@ -516,6 +517,9 @@ class FakeRoboflowServer:
                     return self._send(404, {"error": {"message": f"Project {slug} not found"}})
                 with server._lock:
                     img = p.images.get(image_id)
+                if img is None and image_id.startswith("dropped"):
+                    # the silent loss: the API acknowledges the annotation of the lost image too
+                    return self._send(200, {"success": True})
                 if img is None:
                     return self._send(404, {"error": {"message": f"Image {image_id} not found"}})
                 if server._next_fault(img.name, kinds=("annotate_503",)):

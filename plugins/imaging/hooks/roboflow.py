@@ -9,6 +9,10 @@ The SDK reads the ``API_URL`` environment variable once, when ``roboflow`` is fi
 copies it into several modules; the hook sets it before the import and, if the SDK was already
 imported with another URL (e.g. two fake servers in one test session), re-points those copies.
 
+Airflow's plugin loader imports every file of the plugins folder as a top-level module named after
+the file, i.e. this file as ``roboflow``, shadowing the SDK; :func:`import_roboflow` removes that
+entry before importing the SDK.
+
 The SDK's image upload uses a hard-coded 300 s timeout on a per-thread ``requests`` session; the hook
 installs, per worker thread, a session of the SDK's own class that caps every request at
 ``upload_timeout`` so that a hung request becomes a retryable timeout instead of a stuck task.
@@ -34,6 +38,11 @@ def import_roboflow(api_url: str | None) -> Any:
     with _SDK_LOCK:
         if api_url:
             os.environ["API_URL"] = api_url
+        shadow = sys.modules.get("roboflow")
+        if shadow is not None and not hasattr(shadow, "__path__"):
+            # Airflow's plugin loader registers every file of the plugins folder under its bare
+            # name, so this very module can sit in sys.modules as "roboflow": drop that entry.
+            del sys.modules["roboflow"]
         import roboflow
         import roboflow.config
 
