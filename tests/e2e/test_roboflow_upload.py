@@ -188,6 +188,12 @@ def test_failed_batch_fails_the_run_and_retry_failed_only_requeues_just_it(
         "pending": 0,
     }
 
+    # nothing failed any more: an empty retry maps no batch and still verifies the counts
+    empty = run_dag("roboflow_upload", conf={**conf, "retry_failed_only": True})
+    assert empty.state == "success", empty.task_states
+    assert _run_stats(app_db_url, empty.run_id)["submitted"] == 0
+    assert server.report(project)["upload_requests"] == requests_before + 1
+
 
 def test_silent_loss_is_caught_by_the_count_check(
     rf_conn, run_dag, app_db_url, tmp_path: Path

@@ -166,3 +166,17 @@ def test_failed_batches_stats_and_counts(engine, scan) -> None:
 def test_unknown_batch_is_a_clear_error(engine) -> None:
     with session_scope(engine) as s, pytest.raises(KeyError, match="no planned batch"):
         store.batch_jobs(s, store.BatchRef("nope", "nope-train-0000"))
+
+
+def test_count_shortfall_marks_the_project_for_resending(engine, scan) -> None:
+    project = f"p{next(_n)}"
+    plans = _plan(engine, scan, project)
+    _complete(engine, project, plans[0])
+    _complete(engine, project, plans[1], failed={plans[1].items[0].rel_path})
+    with session_scope(engine) as s:
+        assert store.mark_project_unverified(s, project, "count shortfall") == 4
+        failed = store.batches_with_status(s, [project], [Status.FAILED])
+        assert [r.batch_key for r in failed] == ["ds-train-0000", "ds-train-0001"]
+        _b, jobs = store.batch_jobs(s, failed[0])
+        assert len(jobs) == 3  # every image of the completed batch is sent again
+        assert confirmed_per_project(s, [project]) == {project: 0}
