@@ -220,11 +220,10 @@ def _upload_sync(
     root: str,
 ) -> JSONResponse:
     from include.webapp import staging
-    from include.webapp.validation import Rejection, rejection_status, validate_photo
+    from include.webapp.validation import Rejection, rejection_status, validate_all
 
     ok, bad = [], list(oversize)
-    for i, name, data in files:
-        res = validate_photo(data, name, i, limits)
+    for res in validate_all(files, limits):
         (bad if isinstance(res, Rejection) else ok).append(res)
     bad.sort(key=lambda r: r.index)
     rejected = [r.as_dict() for r in bad]
