@@ -1,0 +1,141 @@
+"""
+# photo_ingest
+
+Plant photo pipeline: photos → S3 → ML (segment, tiled detection, estimation) → aggregate →
+database, with per-photo job status (`pending`, `processing`, `completed`, `failed`,
+`needs_location`, `needs_config`, `needs_calibration`) that the upload/gallery API polls.
+
+Params — give exactly one source:
+- `upload_session_id`: an upload staged by the upload API (`photo_upload_sessions` row, files in
+  S3 `temp_uploads/<id>/`, one `photo_jobs` row per file);
+- `source_dir`: import every JPEG/PNG/WebP of a folder (batch use, demo, tests); the session id
+  is derived from the folder, so rerunning it is idempotent.
+- `uploaded_by` (user name), `storage_location_id` (optional manual location for every photo).
+
+1. **ensure_bucket_lifecycle** — idempotent bucket setup: lifecycle rules of the seed (temp
+   24 h, thumbnails 90 days, annotated 30 days, originals kept).
+2. **register** — upload session + job rows; job ids in chunks of 20.
+3. **stage_chunk** (mapped per chunk) — validate each file (not an image, truncated, decompression
+   bomb, CMYK, 16-bit → that photo `failed` with the reason, the chunk goes on), read EXIF
+   (camera, time, GPS), upload the original to `originals/YYYY/MM/DD/<uuid>.<ext>` (object
+   metadata, SSE) and a 300×300 JPEG thumbnail, `s3_images` row. S3 calls retry with full jitter
+   behind a circuit breaker: when S3 is down the breaker opens, the chunk fails fast and Airflow
+   retries it later; nothing is uploaded or recorded twice.
+4. **run_ml** (mapped per chunk) — geolocate by GPS polygon (or the manual location), segment
+   into containers, detect plants per region (tiled with overlap + NMS for trays, direct for
+   pots), estimate missed plants from the remaining vegetation (location calibration), classify
+   by category, write the annotated image to `annotated/`, `photo_processing_sessions` row.
+5. **aggregate** — upload-session totals, average confidence, categories, quality bands and
+   status; emits the Asset `photo_processing_sessions`.
+6. **check** — fails the run if a chunk could not be processed (e.g. S3 down for good).
+
+Detector backend per storage location (`config.detector`): `classical` (default, no weights) or
+`yolo_sahi` (optional extra `pip install ultralytics sahi`, `config.model_path`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param, TriggerRule, dag, task
+
+from imaging.operators.photo_tasks import (
+    ASSET_PHOTO_RESULTS,
+    DEFAULT_ARGS,
+    ensure_bucket_lifecycle,
+    run_ml,
+    stage_chunk,
+)
+
+
+@dag(
+    dag_id="photo_ingest",
+    schedule=None,
+    catchup=False,
+    doc_md=__doc__,
+    tags=["photos", "s3", "ml", "ingest"],
+    max_active_tasks=4,
+    default_args=DEFAULT_ARGS,
+    params={
+        "upload_session_id": Param(
+            None,
+            type=["null", "string"],
+            description="Upload session staged by the upload API (photo_upload_sessions, files in "
+            "S3 temp_uploads/<id>/). Give this or source_dir.",
+        ),
+        "source_dir": Param(
+            None,
+            type=["null", "string"],
+            description="Folder whose JPEG/PNG/WebP files are imported (batch use, demo, tests). "
+            "Give this or upload_session_id.",
+        ),
+        "uploaded_by": Param(
+            None, type=["null", "string"], description="User name recorded on every photo."
+        ),
+        "storage_location_id": Param(
+            None,
+            type=["null", "integer"],
+            description="Manual storage location for every photo (skips GPS matching).",
+        ),
+    },
+)
+def photo_ingest() -> None:
+    @task
+    def register(**context: Any) -> list[list[str]]:
+        """Create the upload session and one job per photo; return the job ids in chunks (the
+        session id goes to the XCom key ``upload_session_id``)."""
+        from imaging.appdb import app_engine
+        from imaging.operators.photo_tasks import s3_client_and_bucket
+        from include.photos.pipeline import prepare_upload
+
+        p = context["params"]
+        if bool(p.get("upload_session_id")) == bool(p.get("source_dir")):
+            raise ValueError("photo_ingest needs exactly one of upload_session_id or source_dir")
+        client, bucket = (None, None)
+        if p.get("upload_session_id"):
+            client, bucket = s3_client_and_bucket()
+        out = prepare_upload(
+            app_engine(),
+            upload_session_id=p.get("upload_session_id"),
+            source_dir=p.get("source_dir"),
+            uploaded_by=p.get("uploaded_by"),
+            storage_location_id=p.get("storage_location_id"),
+            run_id=context["run_id"],
+            s3_client=client,
+            bucket=bucket,
+        )
+        context["ti"].xcom_push(key="upload_session_id", value=out["upload_session_id"])
+        return out["chunks"]
+
+    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSET_PHOTO_RESULTS])
+    def aggregate(**context: Any) -> dict[str, Any]:
+        """Aggregate the session's jobs (totals, confidence, categories, quality, status)."""
+        import logging
+
+        from imaging.appdb import app_engine
+        from include.photos.pipeline import finish_upload
+
+        sid = context["ti"].xcom_pull(task_ids="register", key="upload_session_id")
+        if not sid:
+            raise RuntimeError("register did not run: no upload session to aggregate")
+        summary = finish_upload(app_engine(), sid)
+        logging.getLogger("airflow.task").info("upload session summary: %s", summary)
+        return summary
+
+    @task
+    def check(summary: dict[str, Any]) -> dict[str, Any]:
+        """Reached only when every chunk ran: the run is complete."""
+        return {"status": summary["status"], "total_jobs": summary["total_jobs"]}
+
+    lifecycle = ensure_bucket_lifecycle()
+    reg = register()
+    lifecycle >> reg
+    staged = stage_chunk.expand(job_ids=reg)
+    ml = run_ml.partial(trigger="ingest").expand(staged=staged)
+    summary = aggregate()
+    ml >> summary
+    done = check(summary)
+    ml >> done
+
+
+photo_ingest()
