@@ -14,11 +14,9 @@ returns small dicts (XCom-sized), isolates errors per file, and is safe to rerun
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +26,7 @@ from sqlalchemy import Engine, select, update
 from include.common.db import session_scope, upsert
 from include.common.files import atomic_write_bytes, safe_name, sha256_file
 from include.design import etsy as etsy_logic
-from include.design import hashing, imaging, nas
+from include.design import hashing, imaging, nas, workers
 from include.design.dupindex import DupIndex
 from include.design.hashing import DupConfig, Hashes
 from include.design.models import (
@@ -46,96 +44,9 @@ OK, ERROR, NEW, DUPLICATE = "ok", "error", "new", "duplicate"
 
 # ---------------------------------------------------------------- 1. process
 
-
-def _existing_prepared(stem: Path) -> Path | None:
-    for ext in ("png", "jpg"):
-        p = stem.with_name(f"{stem.name}.{ext}")
-        if p.exists():
-            return p
-    return None
-
-
-def process_file(
-    key: str,
-    local_path: str,
-    prepared_dir: str,
-    config: dict[str, Any] | None = None,
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
-) -> dict[str, Any]:
-    """Validate, hash and prepare one file. Never raises for bad input: returns an error item."""
-    cfg = DupConfig.from_dict(config)
-    item: dict[str, Any] = {"key": key, "name": PurePosixPath(key).name, "location": local_path}
-    try:
-        item["size"] = os.path.getsize(local_path)
-        item["sha256"] = sha256_file(local_path)
-        h = hashing.hash_file(local_path, cfg, max_pixels=max_pixels)
-        stem = Path(prepared_dir) / item["sha256"][:24]
-        done = _existing_prepared(stem)
-        if done is not None:  # a retry: the output of this exact content is already there
-            with imaging.Image.open(done) as im:
-                prepared = {
-                    "path": str(done),
-                    "format": im.format,
-                    "width": im.width,
-                    "height": im.height,
-                }
-        else:
-            out = imaging.prepare_output(local_path, stem, max_pixels=max_pixels)
-            prepared = {
-                "path": out.path,
-                "format": out.format,
-                "width": out.width,
-                "height": out.height,
-            }
-    except imaging.ImageRejected as exc:
-        return {**item, "status": ERROR, "code": exc.code, "error": exc.reason}
-    except OSError as exc:
-        return {
-            **item,
-            "status": ERROR,
-            "code": "unreadable",
-            "error": f"cannot read the file: {exc}",
-        }
-    except Exception as exc:  # an image library failure on hostile input: still per file
-        log.exception("unexpected error on %s", key)
-        return {**item, "status": ERROR, "code": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    return {
-        **item,
-        "status": OK,
-        "hashes": h.to_dict(),
-        "prepared": prepared["path"],
-        "format": prepared["format"],
-        "width": prepared["width"],
-        "height": prepared["height"],
-    }
-
-
-def _process_star(args: tuple[Any, ...]) -> dict[str, Any]:
-    return process_file(*args)
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: the task process has threads (Airflow's), forking it directly is unsafe
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["include.design.pipeline"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
-def process_batch(
-    files: Sequence[dict[str, Any]],
-    prepared_dir: str | os.PathLike[str],
-    config: dict[str, Any] | None = None,
-    workers: int | None = None,
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
-) -> list[dict[str, Any]]:
-    """``files``: ``{"key", "path"}`` dicts (local files). Results in the same order."""
-    Path(prepared_dir).mkdir(parents=True, exist_ok=True)
-    args = [(f["key"], f["path"], str(prepared_dir), config, max_pixels) for f in files]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    if workers <= 1 or len(args) <= 1:
-        return [_process_star(a) for a in args]
-    with _pool(min(workers, len(args))) as pool:
-        return list(pool.map(_process_star, args, chunksize=max(1, len(args) // (workers * 4))))
+process_batch = workers.process_batch
+process_file = workers.process_file
+hash_files = workers.hash_files
 
 
 # ---------------------------------------------------------------- 2. NAS backfill

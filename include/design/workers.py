@@ -1,0 +1,129 @@
+"""The per-file work of the pipeline, run in worker processes: validate, hash (the single decode
+path), resize/encode. Kept free of database and Airflow imports so a worker pool starts fast (the
+pool's forkserver preloads only this module)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from include.common.files import sha256_file
+from include.design import hashing, imaging
+from include.design.hashing import DupConfig, Hashes
+
+log = logging.getLogger(__name__)
+
+OK, ERROR = "ok", "error"
+
+
+def _existing_prepared(stem: Path) -> Path | None:
+    for ext in ("png", "jpg"):
+        p = stem.with_name(f"{stem.name}.{ext}")
+        if p.exists():
+            return p
+    return None
+
+
+def process_file(
+    key: str,
+    local_path: str,
+    prepared_dir: str,
+    config: dict[str, Any] | None = None,
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+) -> dict[str, Any]:
+    """Validate, hash and prepare one file. Never raises for bad input: returns an error item."""
+    cfg = DupConfig.from_dict(config)
+    item: dict[str, Any] = {"key": key, "name": PurePosixPath(key).name, "location": local_path}
+    try:
+        item["size"] = os.path.getsize(local_path)
+        item["sha256"] = sha256_file(local_path)
+        h = hashing.hash_file(local_path, cfg, max_pixels=max_pixels)
+        stem = Path(prepared_dir) / item["sha256"][:24]
+        done = _existing_prepared(stem)
+        if done is not None:  # a retry: the output of this exact content is already there
+            with imaging.Image.open(done) as im:
+                prepared = {
+                    "path": str(done),
+                    "format": im.format,
+                    "width": im.width,
+                    "height": im.height,
+                }
+        else:
+            out = imaging.prepare_output(local_path, stem, max_pixels=max_pixels)
+            prepared = {
+                "path": out.path,
+                "format": out.format,
+                "width": out.width,
+                "height": out.height,
+            }
+    except imaging.ImageRejected as exc:
+        return {**item, "status": ERROR, "code": exc.code, "error": exc.reason}
+    except OSError as exc:
+        return {
+            **item,
+            "status": ERROR,
+            "code": "unreadable",
+            "error": f"cannot read the file: {exc}",
+        }
+    except Exception as exc:  # an image library failure on hostile input: still per file
+        log.exception("unexpected error on %s", key)
+        return {**item, "status": ERROR, "code": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        **item,
+        "status": OK,
+        "hashes": h.to_dict(),
+        "prepared": prepared["path"],
+        "format": prepared["format"],
+        "width": prepared["width"],
+        "height": prepared["height"],
+    }
+
+
+def _process_star(args: tuple[Any, ...]) -> dict[str, Any]:
+    return process_file(*args)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: the task process has threads (Airflow's), forking it directly is unsafe
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["include.design.workers"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def process_batch(
+    files: Sequence[dict[str, Any]],
+    prepared_dir: str | os.PathLike[str],
+    config: dict[str, Any] | None = None,
+    workers: int | None = None,
+    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+) -> list[dict[str, Any]]:
+    """``files``: ``{"key", "path"}`` dicts (local files). Results in the same order."""
+    Path(prepared_dir).mkdir(parents=True, exist_ok=True)
+    args = [(f["key"], f["path"], str(prepared_dir), config, max_pixels) for f in files]
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(args) <= 1:
+        return [_process_star(a) for a in args]
+    with _pool(min(workers, len(args))) as pool:
+        return list(pool.map(_process_star, args, chunksize=max(1, len(args) // (workers * 4))))
+
+
+def hash_files(
+    paths: Sequence[str], config: dict[str, Any] | None = None, workers: int | None = None
+) -> list[Hashes]:
+    """Hashes of many files through the single decode path, in a process pool (benchmarks, bulk
+    backfills). Bad files raise :class:`~include.design.imaging.ImageRejected`."""
+    workers = workers or os.cpu_count() or 1
+    args = [(p, config) for p in paths]
+    if workers <= 1 or len(args) <= 1:
+        return [_hash_star(a) for a in args]
+    with _pool(min(workers, len(args))) as pool:
+        return list(pool.map(_hash_star, args, chunksize=max(1, len(args) // (workers * 4))))
+
+
+def _hash_star(args: tuple[str, dict[str, Any] | None]) -> Hashes:
+    return hashing.hash_file(args[0], DupConfig.from_dict(args[1]))
