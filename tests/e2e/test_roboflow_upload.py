@@ -241,3 +241,27 @@ def test_bad_params_fail_clearly(rf_conn, run_dag, tmp_path: Path) -> None:
         "roboflow_upload", conf={"dataset_dir": str(tmp_path / "missing"), "project": "x"}
     )
     assert result.state == "failed" and result.task_states["plan"] == "failed"
+
+
+def test_upload_on_the_sqlite_app_db(rf_conn, use_sqlite_app_db, run_dag, tmp_path: Path) -> None:
+    """The demo's embedded default: the same DAG with ``imaging_db`` on SQLite."""
+    server = rf_conn
+    info = generate_dataset(
+        tmp_path / "lite", n_train=5, n_valid=1, n_test=1, n_neither=0, bad=False
+    )
+    project = server.new_project("lite")
+    server.configure(rates={"503": 0.2, "lost": 0.1}, seed=3)
+    result = run_dag(
+        "roboflow_upload",
+        conf={"dataset_dir": info["dataset_dir"], "project": project, "batch_size": 2},
+    )
+    assert result.state == "success", result.task_states
+    rep = server.report(project)
+    assert rep["images"] == 7 and set(rep["stored_per_name"].values()) == {1}
+    stats = _run_stats(use_sqlite_app_db, result.run_id)
+    assert {k: stats[k] for k in ("submitted", "completed", "failed", "pending")} == {
+        "submitted": 5,
+        "completed": 5,
+        "failed": 0,
+        "pending": 0,
+    }
