@@ -123,7 +123,7 @@ def analyze(
         x1, y1 = min(rgb.shape[1], reg.x1 + pad), min(rgb.shape[0], reg.y1 + pad)
         crop = rgb[y0:y1, x0:x1]
         tiled = max(crop.shape[:2]) > tile_min
-        dets = detector.detect_region(crop, tiled=tiled)
+        dets = detector.detect_region(crop, tiled=tiled, exg=exg[y0:y1, x0:x1])
         kept: list[Detection] = []
         for d in dets:
             cx, cy = int((d.x0 + d.x1) / 2) + x0, int((d.y0 + d.y1) / 2) + y0

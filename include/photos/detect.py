@@ -74,7 +74,9 @@ class Detector(Protocol):
 
     def detect(self, rgb: np.ndarray) -> list[Detection]: ...
 
-    def detect_region(self, rgb: np.ndarray, *, tiled: bool) -> list[Detection]: ...
+    def detect_region(
+        self, rgb: np.ndarray, *, tiled: bool, exg: np.ndarray | None = None
+    ) -> list[Detection]: ...
 
 
 # --------------------------------------------------------------------------- vegetation index
@@ -187,7 +189,7 @@ class ClassicalDetector:
     plant_area: float | None = None
     min_area_factor: float = 0.2  # smaller objects are noise / leaf fragments
     max_area_factor: float = 2.6  # larger objects are unsplit clumps (left to estimation)
-    tile: int = 512
+    tile: int = 640
     overlap_ratio: float = 0.2
     name: str = "classical"
 
@@ -198,11 +200,14 @@ class ClassicalDetector:
         return float(np.median(big)) if big.size else 0.0
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
+        return self.detect_exg(excess_green(rgb))
+
+    def detect_exg(self, exg: np.ndarray) -> list[Detection]:
+        """Detection on a precomputed vegetation index (tiles share one index computation)."""
         from scipy import ndimage as ndi
         from skimage.feature import peak_local_max
         from skimage.segmentation import watershed
 
-        exg = excess_green(rgb)
         mask = exg > self.threshold
         mask = ndi.binary_opening(mask, structure=np.ones((3, 3), bool))
         labels0, n0 = ndi.label(mask)
@@ -269,13 +274,16 @@ class ClassicalDetector:
             )
         return dets
 
-    def detect_region(self, rgb: np.ndarray, *, tiled: bool) -> list[Detection]:
-        if not tiled or max(rgb.shape[:2]) <= self.tile:
-            return self.detect(rgb)
+    def detect_region(
+        self, rgb: np.ndarray, *, tiled: bool, exg: np.ndarray | None = None
+    ) -> list[Detection]:
+        exg = excess_green(rgb) if exg is None else exg
+        if not tiled or max(exg.shape[:2]) <= self.tile:
+            return self.detect_exg(exg)
         overlap = int(self.overlap_ratio * self.tile)
         if self.plant_area:
             overlap = max(overlap, int(2.4 * math.sqrt(self.plant_area / math.pi)))
-        return tiled_detect(self.detect, rgb, self.tile, min(overlap, self.tile // 2))
+        return tiled_detect(self.detect_exg, exg, self.tile, min(overlap, self.tile // 2))
 
 
 # --------------------------------------------------------------------------- YOLO + SAHI backend
@@ -341,7 +349,9 @@ class YoloSahiDetector:
         res = get_prediction(rgb, self._load())
         return self._convert(res.object_prediction_list, rgb.shape)
 
-    def detect_region(self, rgb: np.ndarray, *, tiled: bool) -> list[Detection]:
+    def detect_region(
+        self, rgb: np.ndarray, *, tiled: bool, exg: np.ndarray | None = None
+    ) -> list[Detection]:
         if not tiled or max(rgb.shape[:2]) <= self.slice_size:
             return self.detect(rgb)
         from sahi.predict import get_sliced_prediction
@@ -373,7 +383,7 @@ def make_detector(config: dict[str, Any] | None, *, threshold: float, plant_area
         return ClassicalDetector(
             threshold=float(cfg.get("exg_threshold", threshold)),
             plant_area=plant_area,
-            tile=int(cfg.get("tile_size", 512)),
+            tile=int(cfg.get("tile_size", 640)),
         )
     if backend == "yolo_sahi":
         if not cfg.get("model_path"):
