@@ -160,3 +160,30 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
             assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 2
     stored = [p for p in (nas_root / "s3-shop" / "poster").glob("*") if p.is_file()]
     assert len(stored) == len(rep["new"])
+
+
+def test_dag_wiring_follows_the_conventions(airflow_db: Path) -> None:
+    from imaging.runner import load_dag
+
+    dag = load_dag("design_upload")
+    assert dag.doc_md and "per-item error isolation" in dag.doc_md
+    assert set(dag.params.keys()) >= {"source_dir", "shop", "template", "user_id"}
+    for name in dag.params:
+        assert dag.params.get_param(name).description, name
+    assert {t.task_id for t in dag.tasks} == {
+        "plan_batches",
+        "processing_and_formatting_images",
+        "backfill_nas_hashes",
+        "checking_for_duplicates",
+        "upload_to_nas",
+        "update_database",
+        "creating_product_mockups",
+        "uploading_to_etsy_store",
+        "report",
+    }
+    assert all(t.retries >= 2 for t in dag.tasks) and "design" in dag.tags
+    src = Path(__file__).resolve().parents[2].joinpath("dags", "design_upload.py").read_text()
+    top = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
+    assert all(
+        ln.split()[1].split(".")[0] in {"__future__", "datetime", "typing", "airflow"} for ln in top
+    ), top

@@ -173,3 +173,99 @@ def test_etsy_listings_through_the_fake_server(
         assert not [r for r in srv.state.requests[before:] if r[0] == "POST"]
     finally:
         srv.stop()
+
+
+def test_process_batch_pool_equals_inline_and_isolates_bad_files(
+    bad_files: dict[str, str], tmp_path: Path
+) -> None:
+    good = []
+    for i in range(3):
+        p = tmp_path / f"g{i}.png"
+        samples.make_design(20 + i, (120, 120)).save(p)
+        good.append({"key": p.name, "path": str(p)})
+    bad = [{"key": Path(p).name, "path": p} for p in bad_files.values()]
+    files = good + bad
+    pooled = pipeline.process_batch(files, tmp_path / "p1", workers=2)
+    inline = pipeline.process_batch(files, tmp_path / "p2", workers=1)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "prepared"} for r in rows]  # noqa: E731
+    assert strip(pooled) == strip(inline)
+    assert [r["status"] for r in pooled[:3]] == ["ok"] * 3
+    assert {r["key"]: r["code"] for r in pooled[3:]} == {
+        Path(p).name: c for c, p in bad_files.items()
+    }
+    # a retry reuses the prepared outputs (same names, same sizes)
+    again = pipeline.process_batch(files, tmp_path / "p1", workers=1)
+    assert [r.get("prepared") for r in again] == [r.get("prepared") for r in pooled]
+
+
+def test_a_nas_failure_fails_only_that_file(app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(app_db_url)
+    shop = "nasfail-shop"
+    files = []
+    for i in range(3):
+        p = tmp_path / f"d{i}.png"
+        samples.make_design(30 + i, (160, 160)).save(p)
+        files.append({"key": p.name, "path": str(p)})
+    items = pipeline.check_duplicates(
+        engine, pipeline.process_batch(files, tmp_path / "p"), shop=shop, run_id="nf"
+    )
+    backend = MountedNas(tmp_path / "nas")
+    # a different file already sits where d1 must go: never overwritten, d1 fails, the rest go on
+    target = next(i for i in items if i["key"] == "d1.png")
+    from include.design import nas as nas_logic
+
+    rel = nas_logic.design_relpath(
+        shop, "t", nas_logic.nas_filename("d1", "png", WHEN, target["sha256"], shop)
+    )
+    (tmp_path / "nas" / rel).parent.mkdir(parents=True)
+    (tmp_path / "nas" / rel).write_bytes(b"someone else's file")
+    up = pipeline.upload_to_nas(backend, items, shop=shop, template="t", when=WHEN)
+    stored = pipeline.record_designs(engine, up, shop=shop, template="t", user_id=None, run_id="nf")
+    summary = pipeline.summarise(stored)
+    assert summary["new"] == ["d0.png", "d2.png"]
+    assert (
+        summary["errors"]["d1.png"]["code"] == "nas"
+        and "different file" in summary["errors"]["d1.png"]["error"]
+    )
+    assert (tmp_path / "nas" / rel).read_bytes() == b"someone else's file"
+
+
+def test_missing_template_reports_per_design(app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(app_db_url)
+    p = tmp_path / "x.png"
+    samples.make_design(40, (100, 100)).save(p)
+    items = pipeline.check_duplicates(
+        engine,
+        pipeline.process_batch([{"key": "x.png", "path": str(p)}], tmp_path / "p"),
+        shop="tpl-shop",
+        run_id="t",
+    )
+    backend = MountedNas(tmp_path / "nas")
+    items = pipeline.record_designs(
+        engine,
+        pipeline.upload_to_nas(backend, items, shop="tpl-shop", template="nope", when=WHEN),
+        shop="tpl-shop",
+        template="nope",
+        user_id=None,
+        run_id="t",
+    )
+    out = pipeline.make_mockups(
+        engine,
+        backend,
+        items,
+        templates_dir=tmp_path,
+        template="nope",
+        shop="tpl-shop",
+        work_dir=tmp_path,
+    )
+    assert "not found" in out[0]["mockup_error"]
+    listed = pipeline.publish_listings(
+        engine,
+        None,
+        out,
+        templates_dir=tmp_path,
+        template="nope",
+        shop="tpl-shop",
+        outbox_root=tmp_path / "ob",
+    )
+    assert "listing" not in listed[0]  # no mockups, no listing

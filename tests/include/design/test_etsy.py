@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from include.design import etsy
+
+
+def test_payload_is_deterministic_and_within_etsy_limits() -> None:
+    tag = etsy.idempotency_tag("shop", "f" * 64)
+    assert tag.startswith("d-") and len(tag) <= 20 and tag == etsy.idempotency_tag("shop", "f" * 64)
+    assert tag != etsy.idempotency_tag("other", "f" * 64)
+    listing = {
+        "price": 9.5,
+        "tags": [f"tag number {i}" for i in range(20)] + ["way too long tag for etsy!!"],
+    }
+    p = etsy.listing_payload(title="T" * 130, stem="my_cool-design", listing=listing, tag=tag)
+    tags = p["tags"].split(",")
+    assert len(tags) == 13 and tags[-1] == tag and all(len(t) <= 20 for t in tags)
+    assert len(p["title"]) <= 140 and p["price"] == "9.50" and p["quantity"] == "1"
+    assert p == etsy.listing_payload(
+        title="T" * 130, stem="my_cool-design", listing=listing, tag=tag
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+def test_rate_limiter_paces_to_per_second() -> None:
+    clock = Clock()
+    lim = etsy.RateLimiter(per_second=10, clock=clock, sleep=clock.sleep)
+    for _ in range(25):
+        lim.acquire()
+    assert len(clock.slept) == 2 and clock.t == pytest.approx(102.002, abs=0.01)
+
+
+def test_rate_limiter_adopts_server_headers_and_quota() -> None:
+    clock = Clock()
+    lim = etsy.RateLimiter(per_second=10, clock=clock, sleep=clock.sleep)
+    state = etsy.RateState.from_headers(
+        {
+            "X-Limit-Per-Second": "5",
+            "x-remaining-this-second": "4",
+            "x-limit-per-day": "100",
+            "x-remaining-today": "1",
+        }
+    )
+    assert state == etsy.RateState(5, 4, 100, 1)
+    lim.observe(state)
+    assert lim.per_second == 5
+    lim.acquire()
+    lim.observe(etsy.RateState(remaining_today=0))
+    with pytest.raises(etsy.EtsyQuotaExhausted):
+        lim.acquire()
+    capped = etsy.RateLimiter(daily_quota=2, clock=clock, sleep=clock.sleep)
+    capped.acquire()
+    capped.acquire()
+    with pytest.raises(etsy.EtsyQuotaExhausted, match="configured"):
+        capped.acquire()
+    assert etsy.retry_after_seconds({"Retry-After": "7"}) == 7.0
+    assert etsy.retry_after_seconds({}) == 1.0
+
+
+def test_outbox_is_complete_and_rerunnable(tmp_path: Path) -> None:
+    imgs = []
+    for i in range(2):
+        p = tmp_path / f"m{i}.jpg"
+        p.write_bytes(b"\xff\xd8\xff" + bytes([i]))
+        imgs.append(p)
+    kw = {
+        "shop": "s",
+        "tag": "d-1",
+        "payload": {"title": "x"},
+        "images": imgs,
+        "design_ref": "s/t/a.png",
+    }
+    folder = etsy.write_outbox(tmp_path / "out", **kw)
+    doc = json.loads((folder / "listing.json").read_text())
+    assert doc["images"] == ["01_m0.jpg", "02_m1.jpg"] and doc["form"] == {"title": "x"}
+    assert etsy.write_outbox(tmp_path / "out", **kw) == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["01_m0.jpg", "02_m1.jpg", "listing.json"]
