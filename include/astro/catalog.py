@@ -169,7 +169,7 @@ def scan_rig(library_dir: str | os.PathLike[str], rig: str) -> RigScan:
     return RigScan(rig, ordered, errors, n)
 
 
-def _location_for(session: Session, eq: Equipment, row: LightSetRow) -> int:
+def _location_of(eq: Equipment, row: LightSetRow) -> Location:
     if row.latitude is not None and row.longitude is not None:
         loc = nearest_location(eq.locations, row.latitude, row.longitude, eq.location_match_degrees)
         if loc is None:  # an unknown site: registered under its rounded coordinates
@@ -178,9 +178,9 @@ def _location_for(session: Session, eq: Equipment, row: LightSetRow) -> int:
                 round(row.latitude, 2),
                 round(row.longitude, 2),
             )
-        return location_id(session, loc)
+        return loc
     default = next((x for x in eq.locations if x.name == eq.default_location), None)
-    return location_id(session, default or Location("unknown", 0.0, 0.0))
+    return default or Location("unknown", 0.0, 0.0)
 
 
 def upsert_rig(session: Session, scan: RigScan | dict[str, Any], eq: Equipment) -> dict[str, Any]:
@@ -192,13 +192,27 @@ def upsert_rig(session: Session, scan: RigScan | dict[str, Any], eq: Equipment) 
             list(scan["errors"]),
             int(scan["frames"]),
         )
+    # reference rows first, each kind in sorted order: parallel per-rig transactions then take their
+    # row locks in the same order (no deadlock between concurrent mapped tasks on PostgreSQL)
+    for cam in sorted({s.camera for s in scan.sets}):
+        camera_id(session, cam)
+    for opt in sorted({(s.optic, s.fratio) for s in scan.sets}):
+        optic_id(session, *opt)
+    for tgt in sorted({s.target for s in scan.sets}):
+        target_id(session, tgt)
+    for flt in sorted({s.filter for s in scan.sets}):
+        filter_id(session, flt, eq.filters.get(flt))
+    locations = {
+        loc.name: location_id(session, loc, update=False)
+        for loc in sorted({_location_of(eq, s) for s in scan.sets}, key=lambda x: x.name)
+    }
     rows = []
     for s in scan.sets:
         rows.append(
             {
                 "camera_id": camera_id(session, s.camera),
                 "optic_id": optic_id(session, s.optic, s.fratio),
-                "location_id": _location_for(session, eq, s),
+                "location_id": locations[_location_of(eq, s).name],
                 "target_id": target_id(session, s.target),
                 "filter_id": filter_id(session, s.filter, eq.filters.get(s.filter)),
                 "date": s.date,

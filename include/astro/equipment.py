@@ -199,7 +199,8 @@ def filter_id(session: Session, name: str, astrobin_id: int | None = None) -> in
     return session.scalar(select(AstroFilter.id).where(AstroFilter.name == name))
 
 
-def location_id(session: Session, loc: Location) -> int:
+def location_id(session: Session, loc: Location, *, update: bool = True) -> int:
+    """Upsert a location (``update=False``: insert if missing, never modify - for lookups)."""
     upsert(
         session,
         AstroLocation,
@@ -211,6 +212,7 @@ def location_id(session: Session, loc: Location) -> int:
             "magnitude": loc.magnitude,
         },
         ["name"],
+        update_cols=None if update else [],
     )
     return session.scalar(select(AstroLocation.id).where(AstroLocation.name == loc.name))
 
