@@ -142,3 +142,41 @@ def test_limits_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     lim = Limits.from_env()
     assert lim.max_file_bytes == int(1.5 * MB) and lim.max_files == 3
     assert lim.max_total_bytes == 500 * MB
+
+
+def test_jpeg_structure_walk(good_jpeg: bytes) -> None:
+    from include.webapp.validation import jpeg_structure_error
+
+    assert jpeg_structure_error(good_jpeg) is None
+    assert jpeg_structure_error(good_jpeg + b"camera trailer \xff\x00") is None
+    assert "end-of-image" in jpeg_structure_error(good_jpeg[:-2])
+    assert "headers" in jpeg_structure_error(good_jpeg[:40])
+    res = validate_photo(good_jpeg[:-2], "no_eoi.jpg")  # only the last 2 bytes are missing
+    assert isinstance(res, Rejection) and res.code == Code.CORRUPT and "truncated" in res.reason
+
+
+def _png_with_bad_zlib() -> bytes:
+    """A PNG whose IDAT holds garbage with a *valid* CRC: its structure is sound, its pixels are
+    not."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(size=(64, 48)))
+    pos = data.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", data[pos : pos + 4])
+    body = bytes((i * 37 + 11) % 256 for i in range(length))
+    data[pos + 8 : pos + 8 + length] = body
+    data[pos + 8 + length : pos + 12 + length] = struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    return bytes(data)
+
+
+def test_decode_check_mode_also_decodes(good_jpeg: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGING_WEBAPP_DECODE_CHECK", "1")
+    lim = Limits.from_env()
+    assert lim.decode_check
+    assert isinstance(validate_photo(good_jpeg, "a.jpg", 0, lim), ValidPhoto)
+    assert validate_photo(good_jpeg[:-2], "t.jpg", 0, lim).code == Code.CORRUPT
+    bad = _png_with_bad_zlib()
+    assert isinstance(validate_photo(bad, "z.png"), ValidPhoto)  # structure (CRCs) is fine
+    res = validate_photo(bad, "z.png", 0, lim)
+    assert isinstance(res, Rejection) and res.code == Code.CORRUPT, res

@@ -58,7 +58,8 @@ function render(d) {
     ["Type", m.content_type], ["GPS", m.gps ? m.gps.lat.toFixed(6) + ", " + m.gps.lon.toFixed(6) : "none"],
     ["Links expire in", d.expires_in_s + " s"],
   ]);
-  kv(document.getElementById("exif"), Object.entries(m.exif || {}).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]));
+  const exif = Object.entries(m.exif || {});
+  kv(document.getElementById("exif"), exif.length ? exif.map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]) : [["EXIF", "none in this photo"]]);
   document.querySelector("#history tbody").replaceChildren(...d.processing_history.map(h => el("tr", {},
     el("td", {}, fmtDate(h.created_at)), el("td", {}, h.trigger), el("td", {}, badge(h.badge, h.status)),
     el("td", {}, h.storage_location_name || "—"), el("td", {}, h.total_detected ?? "—"), el("td", {}, h.total_estimated ?? "—"), el("td", {}, h.reason || ""))));
