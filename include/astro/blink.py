@@ -23,8 +23,41 @@ LABEL_H = 14
 COLUMNS = 6
 
 
+_XISF_DTYPES = {
+    "UInt8": "<u1",
+    "UInt16": "<u2",
+    "UInt32": "<u4",
+    "Float32": "<f4",
+    "Float64": "<f8",
+}
+
+
+def read_xisf_pixels(path: str | os.PathLike[str]) -> np.ndarray:
+    """First channel of the first image of a monolithic XISF file (uncompressed attachment)."""
+    from include.astro.headers import read_xisf_header
+
+    cards = read_xisf_header(path)
+    geometry = str(cards.get("__xisf_geometry__") or "")
+    location = str(cards.get("__xisf_location__") or "")
+    dtype = _XISF_DTYPES.get(str(cards.get("__xisf_sample_format__") or ""))
+    parts = location.split(":")
+    dims = [int(x) for x in geometry.split(":") if x.isdigit()]
+    if dtype is None or len(parts) != 3 or parts[0] != "attachment" or len(dims) < 2:
+        raise ValueError(f"unsupported XISF image ({geometry} {location})")
+    w, h = dims[0], dims[1]
+    n = w * h * np.dtype(dtype).itemsize
+    with open(path, "rb") as fh:
+        fh.seek(int(parts[1]))
+        buf = fh.read(n)
+    if len(buf) < n:
+        raise ValueError("truncated XISF image data")
+    return np.frombuffer(buf, dtype=dtype).reshape(h, w).astype(np.float32)
+
+
 def read_pixels(path: str | os.PathLike[str]) -> np.ndarray:
-    """2-D float array of a FITS frame's primary HDU (first plane of a cube)."""
+    """2-D float array of a FITS frame's primary HDU (first plane of a cube) or an XISF image."""
+    if str(path).lower().endswith(".xisf"):
+        return read_xisf_pixels(path)
     from astropy.io import fits
 
     with fits.open(path, memmap=False) as hdul:

@@ -253,6 +253,7 @@ def read_xisf_header(path: str | os.PathLike[str]) -> dict[str, HeaderValue]:
         if el.tag.rsplit("}", 1)[-1] == "Image":
             cards["__xisf_geometry__"] = el.get("geometry")
             cards["__xisf_location__"] = el.get("location")
+            cards["__xisf_sample_format__"] = el.get("sampleFormat")
             break
     return cards
 

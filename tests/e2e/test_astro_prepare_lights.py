@@ -250,3 +250,14 @@ def test_sync_service_restarts_when_the_raw_step_fails(
     assert states["summary"] == "success"  # the summary is written even for a failed run
     assert states["watcher"] == "failed" and states["list_rigs"] == "upstream_failed"
     assert list((tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json"))
+
+
+def test_nothing_to_do(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    """A morning without new frames: every per-rig step maps over nothing, the run succeeds."""
+    (tmp_path / "raw").mkdir()
+    conf = {"raw_dir": str(tmp_path / "raw"), "library_dir": str(tmp_path / "lib"), "rigs": ""}
+    result = run_dag("astro_prepare_lights", conf=conf)
+    assert result.state == "success", result.task_states
+    assert result.task_states["summary"] == "success"
+    [summary_file] = (tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json")
+    assert json.loads(summary_file.read_text())["counts"]["lights_moved"] == 0

@@ -122,3 +122,15 @@ def test_resolve_reviewer_input() -> None:
     ]
     assert resolve("2 5", index)[0] == ["/lib/d/f2.fits", "/lib/d/f5.fits"]
     assert resolve("", index) == ([], [])
+
+
+def test_xisf_preview_pixels(tmp_path: Path) -> None:
+    from include.astro.blink import read_pixels
+    from include.astro.samples import write_xisf
+
+    data = np.arange(12 * 10, dtype=np.float32).reshape(10, 12)
+    p = write_xisf(tmp_path / "a.xisf", data, {"IMAGETYP": "LIGHT"})
+    assert np.array_equal(read_pixels(p), data)
+    p.write_bytes(p.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="truncated XISF image data"):
+        read_pixels(p)

@@ -141,3 +141,37 @@ def test_promote_dir(tmp_path: Path) -> None:
     assert (lib / f"{C8E}/20_Data/NGC 7000/accept").is_dir()
     assert not (lib / f"{C8E}/10_Blink/NGC 7000").exists()
     assert layout.blink_to_data(d).is_dir()
+
+
+def test_promote_after_a_crash_midway(tmp_path: Path) -> None:
+    """A crash after some files reached 20_Data: the rerun completes the move, nothing doubled."""
+    lib = tmp_path
+    d = lib / HA_DIR
+    d.mkdir(parents=True)
+    for name in ("a.fits", "b.fits", "masterFlat_X.xisf"):
+        (d / name).write_bytes(name.encode())
+    dest = layout.blink_to_data(d)
+    dest.mkdir(parents=True)
+    (dest / "a.fits").write_bytes(b"a.fits")  # moved before the crash
+    os.link(d / "b.fits", dest / "b.fits")  # linked, source not yet deleted
+    (d / "a.fits").unlink()
+    out = promote_dir(lib, d)
+    assert [(Path(o.src).name, o.status) for o in out] == [
+        ("b.fits", "already_present"),
+        ("masterFlat_X.xisf", "moved"),
+    ]
+    assert sorted(p.name for p in dest.iterdir()) == ["a.fits", "b.fits", "masterFlat_X.xisf"]
+    assert not d.exists()
+
+
+def test_promote_never_overwrites(tmp_path: Path) -> None:
+    lib = tmp_path
+    d = lib / HA_DIR
+    d.mkdir(parents=True)
+    (d / "a.fits").write_bytes(b"new")
+    dest = layout.blink_to_data(d)
+    dest.mkdir(parents=True)
+    (dest / "a.fits").write_bytes(b"old")
+    [o] = promote_dir(lib, d)
+    assert (o.status, o.reason) == ("error", "a different file is already in 20_Data")
+    assert (d / "a.fits").read_bytes() == b"new" and (dest / "a.fits").read_bytes() == b"old"
