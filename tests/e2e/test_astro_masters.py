@@ -156,3 +156,35 @@ def test_bad_groups_and_conflicts_keep_raw_frames(run_dag, app_db_url: str, tmp_
         str(p.relative_to(calibration_input_dir(lib)))
         for p in calibration_input_dir(lib).rglob("*.fits")
     } == kept
+
+
+@pytest.mark.slow
+def test_blink_exclusion_and_reject(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    from include.astro.calgroups import group_frames
+
+    lib = tmp_path / "library"
+    sets = make_calibration_sets(lib, n_frames=3, shape=(8, 8), rigs=RIGS[1:2])
+    groups = group_frames(calibration_input_dir(lib)).groups
+    flat_h = next(g for g in groups if g.props.get("filter") == "H").group_id
+    seen: list[dict] = []
+
+    def exclude_h(detail: dict) -> dict:
+        seen.append(detail)
+        return {"chosen_options": ["Approve"], "params_input": {"exclude_groups": [flat_h]}}
+
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve=exclude_h)
+    assert res.state == "success", res.task_states
+    assert flat_h in seen[0]["body"] and "contact sheet" in seen[0]["body"]
+    assert (lib / "_Integration" / "contact_sheets" / f"{flat_h}.png").is_file()
+    assert len(_library(lib)) == 3  # bias, dark, flat O
+    left = sorted(str(p) for p in calibration_input_dir(lib).rglob("*.fits"))
+    assert left == sorted(sets["FLAT|SQA55@f5.3+ATR585M|H"])
+
+    def reject(detail: dict) -> dict:
+        return {"chosen_options": ["Reject"], "params_input": {"exclude_groups": []}}
+
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve=reject)
+    assert res.state == "success"
+    assert res.task_states["integrate_master"] == "skipped"
+    assert res.task_states["delete_raw"] == "skipped"
+    assert sorted(str(p) for p in calibration_input_dir(lib).rglob("*.fits")) == left
