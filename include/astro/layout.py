@@ -28,6 +28,7 @@ Airflow Asset names (the DAG files build ``Asset(name)``): lights published to 2
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,7 @@ def rig_name(optic: str, fratio: str, camera: str) -> str:
 
 
 def rig_dir(library_dir: str | os.PathLike[str], rig: str) -> Path:
-    return Path(library_dir) / rig
+    return Path(library_dir) / safe_component(rig)
 
 
 def blink_dir(library_dir: str | os.PathLike[str], rig: str) -> Path:
@@ -88,15 +89,27 @@ def library_dir_for(library_dir: str | os.PathLike[str], master_type: str) -> Pa
     return Path(library_dir) / LIBRARY_DIRS[master_type.upper()]
 
 
+_UNSAFE = re.compile(r'[/\\\x00-\x1f:*?"<>|]')
+
+
+def safe_component(value: object, default: str = "UNKNOWN") -> str:
+    """One path component from a header/name value: no separators, no control or Windows-reserved
+    characters, never ``.``/``..``/empty (a hostile OBJECT cannot escape the library)."""
+    v = _UNSAFE.sub("_", str(value)).strip()
+    if v in ("", ".", ".."):
+        return default
+    return v
+
+
 def _fmt(value: str | None) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else safe_component(value, default="_")
 
 
 def light_group(frame: Frame) -> str:
     """``FILTER_<f>_EXP_<e>[_PANEL_<p>]`` - the folder holding one light set."""
     p = f"FILTER_{_fmt(frame.filter)}_EXP_{_fmt(frame.exposure)}"
     if frame.panel:
-        p += f"_PANEL_{frame.panel}"
+        p += f"_PANEL_{_fmt(frame.panel)}"
     return p
 
 
@@ -111,7 +124,7 @@ def frame_file_name(frame: Frame, ext: str | None = None) -> str:
         ("TEMP", frame.temp),
     ):
         if value not in (None, ""):
-            stem += f"_{key}_{value}"
+            stem += f"_{key}_{_fmt(value)}"
     if ext is None:
         ext = Path(frame.path).suffix.lower() if frame.path else ".fits"
     return stem + ext
@@ -120,7 +133,7 @@ def frame_file_name(frame: Frame, ext: str | None = None) -> str:
 def light_rel_path(frame: Frame, ext: str | None = None) -> Path:
     """Path of a light below the rig's stage folder: ``<target>/DATE_<d>/<group>/<file>``."""
     return (
-        Path(frame.target or "UNKNOWN")
+        Path(safe_component(frame.target or "UNKNOWN"))
         / f"DATE_{frame.date}"
         / light_group(frame)
         / (frame_file_name(frame, ext))
@@ -157,7 +170,7 @@ def calibration_group(frame: Frame) -> str:
         ("READOUTM", frame.readoutmode),
     ):
         if value not in (None, ""):
-            parts.append(f"{key}_{value}")
+            parts.append(f"{key}_{_fmt(value)}")
     return "_".join(parts)
 
 
@@ -168,7 +181,7 @@ def calibration_dest(
     return (
         calibration_input_dir(library_dir)
         / (frame.imagetyp or "UNKNOWN")
-        / f"{frame.optic}+{frame.camera}"
+        / safe_component(f"{frame.optic}+{frame.camera}")
         / f"DATE_{frame.date}"
         / calibration_group(frame)
         / frame_file_name(frame, ext)
@@ -194,7 +207,7 @@ def master_file_name(frame: Frame, ext: str = ".xisf") -> str:
     ]
     for key, value in props:
         if value not in (None, ""):
-            name += f"_{key}_{value}"
+            name += f"_{key}_{_fmt(value)}"
     return name + ext
 
 
@@ -209,9 +222,9 @@ def master_dest(
     base = library_dir_for(library_dir, frame.imagetyp or "")
     if subdir:
         base = base / subdir
-    base = base / (frame.camera or "UNKNOWN")
+    base = base / safe_component(frame.camera or "UNKNOWN")
     if (frame.imagetyp or "").upper() == "MASTER FLAT":
-        base = base / (frame.optic or "UNKNOWN") / f"DATE_{frame.date}"
+        base = base / safe_component(frame.optic or "UNKNOWN") / f"DATE_{_fmt(frame.date)}"
     return base / master_file_name(frame, ext)
 
 

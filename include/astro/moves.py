@@ -27,7 +27,7 @@ from include.astro import layout
 from include.astro.frames import Frame, try_parse_frame
 from include.astro.headers import is_frame_file
 from include.astro.rigs import RigsConfig
-from include.common.files import FileConflictError, MoveResult, safe_move
+from include.common.files import FileConflictError, MoveResult, is_within, safe_move
 
 # ledger callback: (kind, key, status, detail, error) -> None
 Ledger = Callable[[str, str, str, dict[str, Any] | None, str | None], None]
@@ -114,10 +114,14 @@ def _raw_skip(name: str) -> bool:
 def destination(library_dir: str | os.PathLike[str], frame: Frame) -> tuple[str, Path]:
     """``("light"|"calibration", path)`` of a parsed raw frame."""
     if frame.is_light:
-        return "light", layout.light_dest(library_dir, frame)
-    if frame.imagetyp in layout.CALIBRATION_TYPES:
-        return "calibration", layout.calibration_dest(library_dir, frame)
-    raise ValueError(f"frame type {frame.imagetyp} is not handled by the raw step")
+        kind, dest = "light", layout.light_dest(library_dir, frame)
+    elif frame.imagetyp in layout.CALIBRATION_TYPES:
+        kind, dest = "calibration", layout.calibration_dest(library_dir, frame)
+    else:
+        raise ValueError(f"frame type {frame.imagetyp} is not handled by the raw step")
+    if not is_within(dest, library_dir):  # defence in depth: components are sanitised already
+        raise ValueError(f"destination {dest} is outside the library")
+    return kind, dest
 
 
 def move_one(src: Path, dest: Path) -> MoveResult:

@@ -175,3 +175,30 @@ def test_promote_never_overwrites(tmp_path: Path) -> None:
     [o] = promote_dir(lib, d)
     assert (o.status, o.reason) == ("error", "a different file is already in 20_Data")
     assert (d / "a.fits").read_bytes() == b"new" and (dest / "a.fits").read_bytes() == b"old"
+
+
+def test_hostile_header_values_stay_inside_the_library(tmp_path: Path) -> None:
+    raw, lib = tmp_path / "raw", tmp_path / "lib"
+    write_fits(
+        raw / "x" / "2026-11-21_01-02-03_0001.fits",
+        star_field(1, 2.0),
+        {
+            "IMAGETYP": "LIGHT",
+            "TELESCOP": "../../etc",
+            "FOCRATIO": 2.8,
+            "INSTRUME": "cam/../../x",
+            "OBJECT": "../../../outside Panel ../1",
+            "FILTER": "L",
+            "EXPOSURE": 60.0,
+            "DATE-OBS": "2026-11-21T01:02:03",
+        },
+    )
+    res = prepare_raw(raw, lib, load_rigs())
+    [item] = res.items
+    assert item.status == "moved"
+    assert item.dest == (
+        ".._.._etc@f2.8+cam_.._.._x/10_Blink/.._.._.._outside/DATE_2026-11-20/"
+        "FILTER_L_EXP_60.00_PANEL_.._1/2026-11-21T01-02-03.fits"
+    )
+    assert all(p.resolve().is_relative_to(lib.resolve()) for p in lib.rglob("*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lib", "raw"]
