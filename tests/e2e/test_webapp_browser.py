@@ -207,6 +207,14 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def _shot(page: Any, path: Path, full_page: bool = True) -> None:
+    """A screenshot, palette-quantised (the README's PNGs stay small)."""
+    from PIL import Image
+
+    page.screenshot(path=str(path), full_page=full_page)
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
+
+
 def _drop_file(page: Any, selector: str, name: str, data: bytes, mime: str) -> None:
     """A real drag-and-drop ``drop`` event carrying one file."""
     dt = page.evaluate_handle(
@@ -272,7 +280,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
         "truncated.jpg": "failed",
     }, statuses
     assert page.inner_text("#overall") == "100%"
-    page.screenshot(path=str(shots / "upload.png"), full_page=True)
+    _shot(page, shots / "upload.png")
     href = page.locator("#jobs a", has_text="no_gps.jpg").get_attribute("href")
     no_gps_id = href.rsplit("/", 1)[-1]
 
@@ -286,7 +294,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
         " return i && i.complete && i.naturalWidth > 0; }",
         arg=no_gps_id,
     )  # the presigned thumbnail URL really loads from S3
-    page.screenshot(path=str(shots / "gallery.png"), full_page=True)
+    _shot(page, shots / "gallery.png")
     page.select_option("select[name=status]", "warning")
     page.fill("input[name=date_from]", datetime.now(UTC).strftime("%Y-%m-%d"))
     page.click("#filters button[type=submit]")
@@ -296,7 +304,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     )
     assert page.locator(f'.tile[data-image="{no_gps_id}"]').count() == 1
     assert "status=warning" in page.url
-    page.screenshot(path=str(shots / "gallery_filtered.png"), full_page=True)
+    _shot(page, shots / "gallery_filtered.png")
 
     # ------------------------------------------------------------------ detail + error flow
     page.click(f'.tile[data-image="{no_gps_id}"]')
@@ -307,11 +315,11 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
         "() => ['original', 'annotated'].every(id => {"
         " const i = document.getElementById(id); return i.complete && i.naturalWidth > 0; })"
     )
-    page.screenshot(path=str(shots / "photo_needs_location.png"), full_page=True)
+    _shot(page, shots / "photo_needs_location.png")
     page.click("#status-badge")  # badge -> details
     page.wait_for_selector("#error-modal.open")
     assert "GPS" in page.inner_text("#modal-body")
-    page.screenshot(path=str(shots / "error_details.png"))
+    _shot(page, shots / "error_details.png", full_page=False)
     page.click("#modal-fix")  # -> pick a storage location
     option = page.locator("#location option", has_text="Rack 1").first
     page.select_option("#location", value=option.get_attribute("value"))
@@ -323,7 +331,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     assert page.locator("#history tbody tr").count() == 2
     assert "reprocess" in page.locator("#history tbody tr").first.inner_text()
     assert "Rack 1" in page.inner_text("#counts")
-    page.screenshot(path=str(shots / "photo_reprocessed.png"), full_page=True)
+    _shot(page, shots / "photo_reprocessed.png")
 
     # the gallery now shows it as ready
     page.goto(f"{stack.url}/photos/gallery?status=success")
@@ -335,7 +343,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     frame = page.wait_for_selector('iframe[src*="/photos/gallery"]', timeout=60_000)
     inner = frame.content_frame()
     inner.wait_for_selector(f'.tile[data-image="{no_gps_id}"]', timeout=60_000)
-    page.screenshot(path=str(shots / "airflow_menu.png"))
+    _shot(page, shots / "airflow_menu.png", full_page=False)
     ctx.close()
 
 

@@ -497,3 +497,24 @@ def test_detail_and_reprocess(
     with session_scope(site["engine"]) as s:
         img = s.get(S3Image, uuid.UUID(image_id))
         assert img is not None and img.status == "warning"  # unchanged until the run finishes
+
+
+def test_upload_and_queries_on_the_sqlite_app_db(
+    client: TestClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    use_sqlite_app_db: str,
+    photo_dags_serialized: None,
+) -> None:
+    """The demo's embedded SQLite app DB works too (same code, other dialect)."""
+    r = client.post(f"{API}/upload", headers=auth, files=_files(demo, ["tray_001.jpg"]))
+    assert r.status_code == 202, r.text
+    sid = r.json()["upload_session_id"]
+    engine = make_engine(use_sqlite_app_db)
+    with session_scope(engine) as s:
+        assert s.get(PhotoUploadSession, uuid.UUID(sid)) is not None
+    status = client.get(r.json()["poll_url"], headers=auth).json()
+    assert [j["status"] for j in status["jobs"]] == ["pending"]
+    g = client.get(f"{API}/gallery", headers=auth, params={"status": "errors"}).json()
+    assert g["pagination"]["total_items"] == 0
+    assert client.get(f"{API}/locations", headers=auth).status_code == 200
