@@ -22,9 +22,10 @@ default with the three rigs of the design document).
    flagged; below the rig's `auto_percent` share the flagged frames go to `<rig>/_Reject/` at once,
    otherwise **approve_cull_N** (one approval per directory: *Reject flagged* / *Keep all*) asks.
    Answers are remembered in `item_records`, so a rerun does not ask again for the same frames.
+   Unanswered for 2 days: *Keep all* applies (not remembered: the next run asks again).
 4. **blink_sheet** (per rig) writes a contact sheet PNG of stretched previews; **blink_review**
    (per rig) links it and takes the frames to reject (numbers, ranges or file names). *Hold* keeps
-   the rig's data in `10_Blink`.
+   the rig's data in `10_Blink` (also the default when nobody answers within 2 days).
 5. **distribute** (per rig) copies the masters whose properties match the lights exactly (rig
    property lists); none → MISSING, more than one → error.
 6. **promote** moves approved directories with complete calibration to `20_Data` and emits the
@@ -54,6 +55,8 @@ ASSET_20_DATA = Asset("astro_20_data")
 ASSET_CALIBRATION_LIBRARY = Asset("astro_calibration_library")
 CULL_OPTIONS = ["Reject flagged", "Keep all"]
 BLINK_OPTIONS = ["Continue", "Hold"]
+# unanswered approvals resolve to the safe default (Keep all / Hold: nothing moves) after this
+RESPONSE_TIMEOUT = timedelta(days=2)
 
 
 def _inputs(params: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -308,8 +311,15 @@ def astro_prepare_lights() -> None:
         for item, ans in zip(items, answers, strict=True):
             decision = (ans.get("chosen_options") or [CULL_OPTIONS[1]])[0]
             entry = apply_decision(inp["lib"], item["verdict"], decision)
-            log.info("%s: %s", item["verdict"]["directory"], decision)
-            ledger("cull_decision", entry["key"], "done", {"decision": decision}, None)
+            if ans.get("responded_by_user") is None:
+                # nobody answered before the timeout: the safe default applies now, ask again next run
+                entry["timed_out"] = True
+                log.warning(
+                    "%s: no answer, default %s applied", item["verdict"]["directory"], decision
+                )
+            else:
+                log.info("%s: %s", item["verdict"]["directory"], decision)
+                ledger("cull_decision", entry["key"], "done", {"decision": decision}, None)
             for o in entry.get("rejected") or []:
                 ledger(
                     "cull_reject",
@@ -516,7 +526,11 @@ def astro_prepare_lights() -> None:
     c1 = cull_1.expand(rig=rigs)
     p1 = pending(c1)
     ask1 = HITLOperator.partial(
-        task_id="approve_cull_1", options=CULL_OPTIONS, map_index_template="{{ task.subject }}"
+        task_id="approve_cull_1",
+        options=CULL_OPTIONS,
+        defaults=[CULL_OPTIONS[1]],
+        response_timeout=RESPONSE_TIMEOUT,
+        map_index_template="{{ task.subject }}",
     ).expand_kwargs(approval_kwargs(p1))
     a1 = apply_cull_1(p1, ask1.output)
 
@@ -524,7 +538,11 @@ def astro_prepare_lights() -> None:
     a1 >> c2
     p2 = pending.override(task_id="pending_2")(c2)
     ask2 = HITLOperator.partial(
-        task_id="approve_cull_2", options=CULL_OPTIONS, map_index_template="{{ task.subject }}"
+        task_id="approve_cull_2",
+        options=CULL_OPTIONS,
+        defaults=[CULL_OPTIONS[1]],
+        response_timeout=RESPONSE_TIMEOUT,
+        map_index_template="{{ task.subject }}",
     ).expand_kwargs(approval_kwargs.override(task_id="approval_kwargs_2")(p2))
     a2 = apply_cull_2(p2, ask2.output)
 
@@ -533,6 +551,8 @@ def astro_prepare_lights() -> None:
     review = HITLOperator.partial(
         task_id="blink_review",
         options=BLINK_OPTIONS,
+        defaults=[BLINK_OPTIONS[1]],
+        response_timeout=RESPONSE_TIMEOUT,
         params={
             "reject": Param(
                 "",
