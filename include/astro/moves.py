@@ -107,6 +107,19 @@ def scan_frames(
     return sorted(files), skipped
 
 
+def unsupported_files(root: Path, skip: Callable[[str], bool]) -> list[Path]:
+    """Visible files below ``root`` that are not frames (reported, left in place)."""
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not skip(d)]
+        out += [
+            Path(dirpath) / f
+            for f in filenames
+            if not f.startswith(".") and not f.endswith(".partial") and not is_frame_file(f)
+        ]
+    return sorted(out)
+
+
 def _raw_skip(name: str) -> bool:
     return name in layout.RAW_SKIP_DIRS or name.startswith(".")
 
@@ -150,6 +163,14 @@ def prepare_raw(
         )
         return result
     files, result.skipped_dirs = scan_frames(raw, _raw_skip)
+    for other in unsupported_files(raw, _raw_skip):
+        rel = str(other.relative_to(raw))
+        ext = other.suffix.lower() or "(none)"
+        result.items.append(
+            ItemOutcome(
+                src=rel, status="error", reason=f"unsupported file type {ext} (not FITS/XISF)"
+            )
+        )
     accept: set[Path] = set()
     for src in files:
         rel = str(src.relative_to(raw))

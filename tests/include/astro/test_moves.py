@@ -202,3 +202,21 @@ def test_hostile_header_values_stay_inside_the_library(tmp_path: Path) -> None:
     )
     assert all(p.resolve().is_relative_to(lib.resolve()) for p in lib.rglob("*"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lib", "raw"]
+
+
+def test_non_frame_files_are_reported_and_left(tmp_path: Path) -> None:
+    raw, lib = tmp_path / "raw", tmp_path / "lib"
+    (raw / "night").mkdir(parents=True)
+    (raw / "night" / "session.log").write_text("x")
+    (raw / "night" / "IMG_0001.CR2").write_bytes(b"raw")
+    (raw / "night" / ".DS_Store").write_bytes(b"")
+    res = prepare_raw(raw, lib, load_rigs())
+    assert [(i.src, i.status, i.reason) for i in res.items] == [
+        ("night/IMG_0001.CR2", "error", "unsupported file type .cr2 (not FITS/XISF)"),
+        ("night/session.log", "error", "unsupported file type .log (not FITS/XISF)"),
+    ]
+    assert sorted(p.name for p in (raw / "night").iterdir()) == [
+        ".DS_Store",
+        "IMG_0001.CR2",
+        "session.log",
+    ]
