@@ -54,6 +54,15 @@ def _paths(params: dict[str, Any]) -> dict[str, Any]:
     return {"lib": lib, "cal": cal, "work": lib / INTEGRATION_DIR}
 
 
+def _library_dest(lib: Any, group: dict[str, Any]) -> Any:
+    """Library path of a group's master (rig config ``library_subdir`` honoured, e.g. DWARFIII)."""
+    from include.astro.library import library_path, subdirs_by_camera
+    from include.astro.rigs import load_rigs
+
+    subdir = subdirs_by_camera(load_rigs()).get(group["props"].get("camera"))
+    return library_path(lib, group["imagetyp"], group["props"], subdir=subdir)
+
+
 @dag(
     dag_id="astro_calibration_masters",
     schedule=None,
@@ -104,6 +113,7 @@ def astro_calibration_masters() -> None:
         import logging
 
         from include.astro.calgroups import contact_sheet, group_frames
+        from include.astro.library import covers
 
         log = logging.getLogger("airflow.task")
         p = _paths(context["params"])
@@ -118,10 +128,15 @@ def astro_calibration_masters() -> None:
         groups = [g.to_dict() for g in scan.groups]
         lines = [f"Calibration frames in `{p['cal']}`:", ""]
         for g in groups:
+            if g["frames"] and not g["errors"] and covers(_library_dest(p["lib"], g), g["frames"]):
+                # the rest of a group whose master is in the library (cleanup was interrupted)
+                g.update(valid=True, problems=[], in_library=True)
             sheet = p["work"] / "contact_sheets" / f"{g['group_id']}.png"
             if g["frames"]:
                 g["contact_sheet"] = contact_sheet(g, sheet)
             state = "ok" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"])
+            if g.get("in_library"):
+                state = "already in the library (leftover frames are cleaned up)"
             lines.append(
                 f"- **{g['group_id']}** ({g['imagetyp']}, {g['n_frames']} frames) - {state}"
                 + (
@@ -168,12 +183,31 @@ def astro_calibration_masters() -> None:
 
     @task(map_index_template="{{ task.op_kwargs['group']['group_id'] }}")
     def integrate_master(group: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """Integrate one group into its master (temp folder); a bad group is reported, not raised."""
+        """Integrate one group into its master (temp folder); a bad group is reported, not raised.
+
+        Frames that are all inputs of the master already in the library (a cleanup interrupted
+        after the copy) are not integrated again: that master is used as is."""
         import logging
 
+        from include.astro.library import covers
         from include.astro.masters import IntegrationError, integrate_group
+        from include.common.files import sha256_file
 
         p = _paths(context["params"])
+        dest = _library_dest(p["lib"], group)
+        if covers(dest, group["frames"]):
+            logging.getLogger("airflow.task").info(
+                "%s: already in the library at %s", group["group_id"], dest
+            )
+            return {
+                "group_id": group["group_id"],
+                "imagetyp": group["imagetyp"],
+                "path": str(dest),
+                "checksum": sha256_file(dest),
+                "n_frames": len(group["frames"]),
+                "reused": True,
+                "in_library": True,
+            }
         try:
             return integrate_group(group, p["work"], method=context["params"]["method"])
         except IntegrationError as exc:
@@ -189,14 +223,11 @@ def astro_calibration_masters() -> None:
 
         from imaging.appdb import app_engine
         from include.astro.library import copy_to_library as copy_one
-        from include.astro.library import library_path, subdirs_by_camera
-        from include.astro.rigs import load_rigs
         from include.common.db import session_scope
         from include.common.items import record_item
 
         log = logging.getLogger("airflow.task")
         p = _paths(context["params"])
-        subdirs = subdirs_by_camera(load_rigs())
         by_id = {g["group_id"]: g for g in groups}
         out: list[dict[str, Any]] = []
         for m in masters:
@@ -206,9 +237,7 @@ def astro_calibration_masters() -> None:
                     {"group_id": m["group_id"], "status": "not_integrated", "error": m["error"]}
                 )
                 continue
-            dest = library_path(
-                p["lib"], g["imagetyp"], g["props"], subdir=subdirs.get(g["props"].get("camera"))
-            )
+            dest = _library_dest(p["lib"], g)
             rec = copy_one(m["group_id"], g["imagetyp"], m["path"], dest, m["checksum"]).to_dict()
             (log.info if rec["verified"] else log.error)(
                 "%s → %s: %s", m["group_id"], dest, rec["status"]

@@ -12,8 +12,8 @@ Safety rules:
   frames are kept);
 * :func:`delete_raw_frames` deletes a group's raw frames (BIAS groups first, then DARK, then FLAT)
   only when the library master exists and its sha256 equals the checksum recorded when it was
-  integrated, and only the frames whose current sha256 equals the input checksum written in that
-  master's header (a frame changed or added since is kept and reported);
+  integrated, and only the frames whose name and current sha256 are among the inputs written in
+  that master's header (a frame changed or added since is kept and reported);
 * the integration temp folder of a group is removed only after its frames are handled.
 """
 
@@ -142,6 +142,22 @@ class CleanupResult:
         return asdict(self)
 
 
+def covers(master_path: str | os.PathLike[str], frames: Iterable[str | os.PathLike[str]]) -> bool:
+    """True when the master at ``master_path`` lists every one of ``frames`` (name and current
+    sha256) among its inputs - e.g. the rest of a group after a cleanup was interrupted."""
+    from include.astro.masters import read_master_provenance
+
+    path = Path(master_path)
+    frames = [Path(f) for f in frames]
+    if not path.is_file() or not frames:
+        return False
+    try:
+        recorded = set(read_master_provenance(path)["inputs"].items())
+    except (OSError, ValueError):
+        return False
+    return all((f.name[-68:], sha256_file(f)) in recorded for f in frames)
+
+
 def delete_raw_frames(
     groups: Iterable[Mapping[str, Any]],
     *,
@@ -176,24 +192,17 @@ def delete_raw_frames(
             if sha256_file(lib) != want:
                 res.error = f"library master at {lib} fails its checksum: raw frames kept"
                 continue
-            prov = read_master_provenance(lib)
-            recorded = list(prov["inputs"].items())
-            frames = [Path(p) for p in g["frames"]]
-            if len(recorded) != len(frames):
-                res.error = (
-                    f"library master lists {len(recorded)} inputs, group has {len(frames)}: "
-                    "raw frames kept"
-                )
-                continue
-            for path, (name, sha) in zip(frames, recorded, strict=True):
+            recorded = set(read_master_provenance(lib)["inputs"].items())
+            for path in (Path(p) for p in g["frames"]):
                 if not path.exists():
                     continue  # deleted by an earlier (interrupted) run
-                if path.name[-68:] != name:
-                    res.kept.append({"path": str(path), "reason": "not the frame in the master"})
-                    continue
-                if sha256_file(path) != sha:
+                if (path.name[-68:], sha256_file(path)) not in recorded:
                     res.kept.append(
-                        {"path": str(path), "reason": "changed since integration (checksum)"}
+                        {
+                            "path": str(path),
+                            "reason": "not an input of the library master (changed since "
+                            "integration or never integrated)",
+                        }
                     )
                     continue
                 path.unlink()

@@ -188,3 +188,26 @@ def test_blink_exclusion_and_reject(run_dag, app_db_url: str, tmp_path: Path) ->
     assert res.task_states["integrate_master"] == "skipped"
     assert res.task_states["delete_raw"] == "skipped"
     assert sorted(str(p) for p in calibration_input_dir(lib).rglob("*.fits")) == left
+
+
+@pytest.mark.slow
+def test_rerun_after_interrupted_cleanup(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    lib = tmp_path / "library"
+    sets = make_calibration_sets(lib, n_frames=3, shape=(8, 8), rigs=RIGS[2:3])
+    frame = Path(sets["DARK|DWARFIII@f4.3+DWARFIII|300.00"][1])
+    saved = frame.read_bytes()
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res.state == "success", res.task_states
+    library = {p: (lib / p).read_bytes() for p in _library(lib)}
+    assert len(library) == 3  # bias, dark, UVIR flat
+    # as if the cleanup had died before deleting this frame
+    frame.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_bytes(saved)
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res.state == "success", res.task_states
+    assert not frame.exists()
+    assert {p: (lib / p).read_bytes() for p in _library(lib)} == library
+    summaries = sorted((lib / "_Summary" / "astro_calibration_masters").glob("*.json"))
+    last = json.loads(summaries[-1].read_text())
+    assert [c["status"] for c in last["library"]] == ["already_present"]
+    assert [c["deleted"] for c in last["cleanup"]] == [1]

@@ -12,6 +12,7 @@ from include.astro.calgroups import group_frames
 from include.astro.layout import calibration_input_dir
 from include.astro.library import (
     copy_to_library,
+    covers,
     delete_raw_frames,
     library_path,
     subdirs_by_camera,
@@ -139,7 +140,8 @@ def test_cleanup_only_verified_and_unchanged(integrated: tuple[Path, list[dict]]
     assert r0.deleted == [] and "no verified library copy" in r0.error
     assert all(Path(p).exists() for p in plan[0]["frames"])
     r3 = by_id[plan[3]["group_id"]]
-    assert r3.kept == [{"path": str(changed), "reason": "changed since integration (checksum)"}]
+    assert [k["path"] for k in r3.kept] == [str(changed)]
+    assert "not an input of the library master" in r3.kept[0]["reason"]
     assert len(r3.deleted) == 2 and changed.exists() and not r3.temp_removed
     r6 = by_id[plan[6]["group_id"]]
     assert "fails its checksum" in r6.error and all(Path(p).exists() for p in plan[6]["frames"])
@@ -152,3 +154,21 @@ def test_cleanup_only_verified_and_unchanged(integrated: tuple[Path, list[dict]]
     again = delete_raw_frames(plan, calibration_dir=calibration_input_dir(root))
     assert sum(len(r.deleted) for r in again) == 0
     assert all(Path(p).exists() for p in plan[0]["frames"])
+
+
+def test_interrupted_cleanup_is_finished_by_a_rerun(integrated: tuple[Path, list[dict]]) -> None:
+    root, groups = integrated
+    g = groups[3]  # a DARK group
+    dest = library_path(root, g["imagetyp"], g["props"])
+    rec = copy_to_library(g["group_id"], "DARK", g["master"]["path"], dest, g["master"]["checksum"])
+    assert covers(dest, g["frames"])
+    # the cleanup died after deleting the first frame
+    Path(g["frames"][0]).unlink()
+    rest = g["frames"][1:]
+    assert covers(dest, rest)  # the rest are still inputs of the library master
+    assert not covers(dest, [*rest, groups[4]["frames"][0]])  # a frame of another group is not
+    assert not covers(root / "missing.fits", rest)
+    out = delete_raw_frames(
+        [dict(g, frames=rest, library_path=rec.dest, library_checksum=rec.checksum)]
+    )
+    assert out[0].deleted == rest and out[0].kept == [] and out[0].error is None
