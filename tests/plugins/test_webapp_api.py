@@ -518,3 +518,98 @@ def test_upload_and_queries_on_the_sqlite_app_db(
     g = client.get(f"{API}/gallery", headers=auth, params={"status": "errors"}).json()
     assert g["pagination"]["total_items"] == 0
     assert client.get(f"{API}/locations", headers=auth).status_code == 200
+
+
+# --------------------------------------------------------------------------- faults
+def test_s3_down_gives_503_and_records_nothing(
+    client: TestClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    site: dict[str, Any],
+    s3_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Staging fails (connection refused, retried, then the breaker): the client gets 503 and
+    no upload session or job exists, so nothing points at photos that are not in S3."""
+    import json
+
+    from include.common.local_services import free_port
+
+    monkeypatch.setenv("IMAGING_PHOTOS_S3_BACKOFF_S", "0.01")
+    dead = s3_server.airflow_connection()
+    dead["extra"] = {**dead["extra"], "endpoint_url": f"http://127.0.0.1:{free_port()}"}
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_S3", json.dumps(dead))
+    reset_breakers()
+    key = f"s3-down-{uuid.uuid4()}"
+    try:
+        r = client.post(
+            f"{API}/upload",
+            headers={**auth, "Idempotency-Key": key},
+            files=_files(demo, ["tray_001.jpg"]),
+        )
+    finally:
+        reset_breakers()
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "storage_unavailable" and "nothing was" in r.json()["detail"]
+    from include.webapp.staging import upload_session_id_for
+
+    sid = upload_session_id_for("alice", key)
+    with session_scope(site["engine"]) as s:
+        assert s.get(PhotoUploadSession, sid) is None
+        assert not s.scalars(select(PhotoJob).where(PhotoJob.upload_session_id == sid)).all()
+    # S3 back: the same request goes through
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_S3", json.dumps(s3_server.airflow_connection()))
+    ok = client.post(
+        f"{API}/upload",
+        headers={**auth, "Idempotency-Key": key},
+        files=_files(demo, ["tray_001.jpg"]),
+    )
+    assert ok.status_code == 202 and ok.json()["upload_session_id"] == str(sid)
+
+
+def test_trigger_failure_gives_503_and_the_retry_starts_the_run(
+    client: TestClient, auth: dict[str, str], demo: dict[str, Any], site: dict[str, Any]
+) -> None:
+    from imaging.webapp.services import Services
+
+    client.app.state.services = Services(ingest_dag_id="photo_ingest_not_deployed")
+    key = f"trig-{uuid.uuid4()}"
+    files = _files(demo, ["tray_001.jpg"])
+    try:
+        r = client.post(f"{API}/upload", headers={**auth, "Idempotency-Key": key}, files=files)
+    finally:
+        client.app.state.services = Services()
+    assert r.status_code == 503 and r.json()["error"] == "trigger_failed", r.text
+    assert "not known to Airflow" in r.json()["detail"]
+    sid = r.json()["upload_session_id"]
+    with session_scope(site["engine"]) as s:  # staged and recorded, waiting for a run
+        up = s.get(PhotoUploadSession, uuid.UUID(sid))
+        assert up is not None and up.dag_run_id is None
+    again = client.post(f"{API}/upload", headers={**auth, "Idempotency-Key": key}, files=files)
+    assert again.status_code == 202 and again.json()["upload_session_id"] == sid
+    dr = _dag_run("photo_ingest", again.json()["dag_run_id"])
+    assert dr is not None and dr.conf["upload_session_id"] == sid
+
+
+@pytest.mark.e2e
+def test_reprocess_trigger_failure_frees_the_photo(
+    client: TestClient, auth: dict[str, str], processed: dict[str, Any]
+) -> None:
+    from imaging.webapp.services import Services
+
+    status = client.get(processed["body"]["poll_url"], headers=auth).json()
+    image_id = next(j["image_id"] for j in status["jobs"] if j["filename"] == "tray_000.jpg")
+    url = f"{API}/{image_id}/reprocess"
+    client.app.state.services = Services(reprocess_dag_id="photo_reprocess_not_deployed")
+    try:
+        r = client.post(url, headers=auth, json={"reason": "recount"})
+    finally:
+        client.app.state.services = Services()
+    assert r.status_code == 503 and r.json()["error"] == "trigger_failed"
+    jobs = client.get(f"{API}/{image_id}", headers=auth).json()["jobs"]
+    failed = [j for j in jobs if j["kind"] == "reprocess"]
+    assert len(failed) == 1 and failed[0]["status"] == "failed"
+    assert "could not start" in failed[0]["error_message"]
+    # the failed attempt does not block the next request
+    ok = client.post(url, headers=auth, json={"reason": "recount"})
+    assert ok.status_code == 202, ok.text

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imaging.webapp.auth import AuthError, WebUser, current_user, login_url
-from imaging.webapp.services import Services, TriggerError
+from imaging.webapp.services import Services, TriggerError, is_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,18 @@ def _upload_sync(
         if existing is not None and existing.uploaded_by != user.name:
             raise ApiError(409, "conflict", "this Idempotency-Key belongs to another upload")
     jobs = staging.plan_jobs(sid, ok)
-    staging.stage_files(svc.s3(), svc.bucket, sid, ok, jobs, user.name)
+    try:
+        staging.stage_files(svc.s3(), svc.bucket, sid, ok, jobs, user.name)
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        log.warning("staging upload %s failed: %s", sid, exc)
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            f"the photo storage (S3) is not available ({type(exc).__name__}: {exc}); nothing was "
+            "recorded: retry the upload later",
+        ) from None
     with session_scope(engine) as s:
         staging.record_upload(s, sid, jobs, user.name, bad)
     body: dict[str, Any] = {
@@ -259,7 +270,7 @@ def _upload_sync(
     }
     try:
         run_id = svc.trigger(
-            staging.INGEST_DAG_ID,
+            svc.ingest_dag_id,
             staging.ingest_run_id(sid),
             {"upload_session_id": str(sid), "uploaded_by": user.name},
             user.name,
@@ -278,8 +289,8 @@ def _upload_sync(
 
         body["jobs"] = [job_view(j) for j in staging.jobs_of(s, sid)]
     body["dag_run_id"] = run_id
-    if svc.dag_paused(staging.INGEST_DAG_ID):
-        body["warning"] = f"{staging.INGEST_DAG_ID} is paused: the run waits until it is unpaused"
+    if svc.dag_paused(svc.ingest_dag_id):
+        body["warning"] = f"{svc.ingest_dag_id} is paused: the run waits until it is unpaused"
     return JSONResponse(body, status_code=202)
 
 
@@ -386,10 +397,10 @@ def reprocess(
     if body.storage_location_id is not None:
         conf["storage_location_id"] = body.storage_location_id
     try:
-        run_id = svc.trigger(staging.REPROCESS_DAG_ID, run_id, conf, user.name)
+        run_id = svc.trigger(svc.reprocess_dag_id, run_id, conf, user.name)
     except TriggerError as exc:
         if created:
-            staging.fail_job(engine, job_id, f"could not start {staging.REPROCESS_DAG_ID}: {exc}")
+            staging.fail_job(engine, job_id, f"could not start {svc.reprocess_dag_id}: {exc}")
         raise ApiError(503, "trigger_failed", f"reprocessing could not start: {exc}") from None
     root = request.scope.get("root_path", "").rstrip("/")
     out = {
@@ -400,8 +411,8 @@ def reprocess(
         "message": "Photo reprocessing started from S3 original",
         "poll_url": f"{root}{API}/jobs/{job_id}/status",
     }
-    if svc.dag_paused(staging.REPROCESS_DAG_ID):
-        out["warning"] = f"{staging.REPROCESS_DAG_ID} is paused: the run waits until it is unpaused"
+    if svc.dag_paused(svc.reprocess_dag_id):
+        out["warning"] = f"{svc.reprocess_dag_id} is paused: the run waits until it is unpaused"
     return JSONResponse(out, status_code=202)
 
 

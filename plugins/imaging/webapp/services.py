@@ -22,6 +22,18 @@ class TriggerError(RuntimeError):
     """The DAG run could not be created (DAG unknown to Airflow, database error...)."""
 
 
+def is_storage_error(exc: BaseException) -> bool:
+    """S3 unreachable, failing or behind an open circuit breaker (not a bug of ours)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from include.common.retry import CircuitBreakerError
+    from include.photos.storage import TransientS3Error
+
+    return isinstance(
+        exc, (BotoCoreError, ClientError, CircuitBreakerError, TransientS3Error, ConnectionError)
+    )
+
+
 @dataclass
 class Services:
     """Overridable in tests (e.g. ``app.state.services``); the defaults use Airflow connections."""
@@ -30,6 +42,8 @@ class Services:
     db_conn_id: str | None = None
     bucket: str | None = None
     url_expiry_s: int = int(os.environ.get("IMAGING_WEBAPP_URL_EXPIRY_S", "3600"))
+    ingest_dag_id: str = os.environ.get("IMAGING_WEBAPP_INGEST_DAG_ID", "photo_ingest")
+    reprocess_dag_id: str = os.environ.get("IMAGING_WEBAPP_REPROCESS_DAG_ID", "photo_reprocess")
 
     def __post_init__(self) -> None:
         settings = get_settings()
