@@ -172,3 +172,24 @@ def test_interrupted_cleanup_is_finished_by_a_rerun(integrated: tuple[Path, list
         [dict(g, frames=rest, library_path=rec.dest, library_checksum=rec.checksum)]
     )
     assert out[0].deleted == rest and out[0].kept == [] and out[0].error is None
+
+
+def test_library_masters_parse_back_with_the_lights_parser(
+    integrated: tuple[Path, list[dict]],
+) -> None:
+    """The lights pipeline matches masters by the properties its parser reads from them."""
+    from include.astro.frames import parse_frame
+
+    root, groups = integrated
+    subdirs = subdirs_by_camera(load_rigs())
+    for g in groups:
+        dest = library_path(
+            root, g["imagetyp"], g["props"], subdir=subdirs.get(g["props"]["camera"])
+        )
+        rec = copy_to_library(
+            g["group_id"], g["imagetyp"], g["master"]["path"], dest, g["master"]["checksum"]
+        )
+        assert rec.verified
+        frame = parse_frame(dest, root=root)
+        assert frame.imagetyp == f"MASTER {g['imagetyp']}"
+        assert {k: frame.get(k) for k in g["props"]} == g["props"], g["group_id"]
