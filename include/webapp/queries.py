@@ -214,6 +214,7 @@ class GalleryFilter:
     status: str = "all"
     page: int = 1
     per_page: int = 50
+    upload_session_id: uuid.UUID | None = None  # only the photos of one upload
 
     def __post_init__(self) -> None:
         if self.status not in STATUS_FILTERS:
@@ -257,6 +258,8 @@ def _gallery_query(f: GalleryFilter) -> Select[Any]:
         q = q.where(S3Image.created_at < end)
     if f.warehouse_ids:
         q = q.where(Warehouse.id.in_(f.warehouse_ids))
+    if f.upload_session_id is not None:
+        q = q.where(S3Image.upload_session_id == f.upload_session_id)
     wanted = STATUS_FILTERS[f.status]
     if wanted:
         q = q.where(S3Image.status.in_(wanted))
@@ -319,6 +322,7 @@ def gallery(session: Session, f: GalleryFilter, presign: Presign) -> dict[str, A
             "date_to": _iso(f.date_to),
             "warehouse_ids": list(f.warehouse_ids),
             "status": f.status,
+            "upload_session_id": _str(f.upload_session_id),
         },
     }
 

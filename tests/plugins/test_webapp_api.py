@@ -405,14 +405,18 @@ def test_jobs_finish_and_gallery_filters(
     assert by_name["unconfigured_rack.jpg"]["status"] == "needs_config"
     assert status["summary"]["overall_progress_percent"] == 100.0
     recent = client.get(f"{API}/jobs/status", headers=auth).json()["uploads"]
-    assert recent[0]["upload_session_id"] == body["upload_session_id"]
+    assert body["upload_session_id"] in [u["upload_session_id"] for u in recent]
 
-    g = client.get(f"{API}/gallery", headers=auth, params={"per_page": 2}).json()
+    # (other tests of the session share the database: scope the counts to this upload)
+    mine = {"upload_session_id": body["upload_session_id"]}
+    g = client.get(f"{API}/gallery", headers=auth, params={**mine, "per_page": 2}).json()
     assert g["pagination"]["total_items"] == 3 and g["pagination"]["total_pages"] == 2
     assert len(g["photos"]) == 2 and g["expires_in_s"] == 3600
-    g2 = client.get(f"{API}/gallery", headers=auth, params={"per_page": 2, "page": 2}).json()
-    all_ids = {p["image_id"] for p in g["photos"] + g2["photos"]}
+    g2 = client.get(f"{API}/gallery", headers=auth, params={**mine, "per_page": 2, "page": 2})
+    all_ids = {p["image_id"] for p in g["photos"] + g2.json()["photos"]}
     assert len(all_ids) == 3
+    everything = client.get(f"{API}/gallery", headers=auth, params={"per_page": 200}).json()
+    assert all_ids <= {p["image_id"] for p in everything["photos"]}
     ph = g["photos"][0]
     # presigned URLs work without credentials and expire
     assert "X-Amz-Expires=3600" in ph["thumbnail_url"] and "X-Amz-Signature=" in ph["original_url"]
@@ -420,17 +424,23 @@ def test_jobs_finish_and_gallery_filters(
     assert thumb.status_code == 200 and thumb.content[:3] == b"\xff\xd8\xff"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 300
 
-    warn = client.get(f"{API}/gallery", headers=auth, params={"status": "warning"}).json()
+    warn = client.get(f"{API}/gallery", headers=auth, params={**mine, "status": "warning"}).json()
     assert {p["filename"] for p in warn["photos"]} == {"no_gps.jpg", "unconfigured_rack.jpg"}
     assert all(p["badge"] == "warning" for p in warn["photos"])
-    ok = client.get(f"{API}/gallery", headers=auth, params={"status": "success"}).json()
+    ok = client.get(f"{API}/gallery", headers=auth, params={**mine, "status": "success"}).json()
     assert [p["filename"] for p in ok["photos"]] == ["tray_000.jpg"]
     assert ok["photos"][0]["processing_session"]["storage_location_name"].startswith("Warehouse A")
     wh = client.get(f"{API}/warehouses", headers=auth).json()["warehouses"]
     wh_id = next(w["id"] for w in wh if w["code"] == "WH-A")
-    by_wh = client.get(f"{API}/gallery", headers=auth, params={"warehouse_id": [wh_id]}).json()
+    by_wh = client.get(
+        f"{API}/gallery", headers=auth, params={**mine, "warehouse_id": [wh_id]}
+    ).json()
     # photos without a location (needs_location) have no warehouse
     assert {p["filename"] for p in by_wh["photos"]} == {"tray_000.jpg", "unconfigured_rack.jpg"}
+    other_wh = client.get(
+        f"{API}/gallery", headers=auth, params={**mine, "warehouse_id": [wh_id + 1000]}
+    ).json()
+    assert other_wh["pagination"]["total_items"] == 0
     future = client.get(f"{API}/gallery", headers=auth, params={"date_from": "2999-01-01"}).json()
     assert future["pagination"]["total_items"] == 0
     bad = client.get(f"{API}/gallery", headers=auth, params={"status": "bogus"})
@@ -515,8 +525,10 @@ def test_upload_and_queries_on_the_sqlite_app_db(
         assert s.get(PhotoUploadSession, uuid.UUID(sid)) is not None
     status = client.get(r.json()["poll_url"], headers=auth).json()
     assert [j["status"] for j in status["jobs"]] == ["pending"]
-    g = client.get(f"{API}/gallery", headers=auth, params={"status": "errors"}).json()
-    assert g["pagination"]["total_items"] == 0
+    g = client.get(
+        f"{API}/gallery", headers=auth, params={"status": "errors", "upload_session_id": sid}
+    ).json()
+    assert g["pagination"]["total_items"] == 0  # staged, not processed: no image rows yet
     assert client.get(f"{API}/locations", headers=auth).status_code == 200
 
 

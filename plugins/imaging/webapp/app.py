@@ -10,7 +10,7 @@ JSON API under ``/photos/api/v1/photos`` (seed "API Endpoints"):
 * ``GET /jobs/status?upload_session_id=`` — per-job status and progress plus a summary; without the
   id, the user's recent uploads. ``GET /jobs/{job_id}/status`` — one job (e.g. a reprocess).
 * ``GET /gallery`` — filters ``date_from``, ``date_to``, ``warehouse_id`` (repeatable), ``status``
-  (all|success|warning|error|errors|processing); ``page``/``per_page``.
+  (all|success|warning|error|errors|processing), ``upload_session_id``; ``page``/``per_page``.
 * ``GET /{image_id}`` — metadata, EXIF, processing session, history.
 * ``POST /{image_id}/reprocess`` — ``{"reason", "storage_location_id"?}``; **202**; triggers
   ``photo_reprocess``.
@@ -327,12 +327,19 @@ def gallery(
     status: str = "all",
     page: Annotated[int, Query(ge=1)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+    upload_session_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     from include.webapp import queries
 
     try:
         f = queries.GalleryFilter(
-            date_from, date_to, tuple(warehouse_id or ()), status, page, per_page
+            date_from,
+            date_to,
+            tuple(warehouse_id or ()),
+            status,
+            page,
+            per_page,
+            upload_session_id,
         )
     except ValueError as exc:
         raise ApiError(422, "bad_filter", str(exc)) from None
