@@ -172,11 +172,45 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert summary["kept_by_decision"] == [
         {"rig": C8E, "pass": "moderate", "directory": f"{C8E}/10_Blink/{O3}", "frames": 3}
     ]
-    assert [(c["pass"], c["how"]) for c in summary["culled"]] == [
-        ("moderate", "auto"),
-        ("moderate", "auto"),
-        ("strict", "auto"),
+    assert [(c["rig"], c["file"], c["pass"], c["how"]) for c in summary["culled"]] == [
+        (
+            C8E,
+            f"{C8E}/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
+            "moderate",
+            "auto",
+        ),
+        (
+            C8E,
+            f"{C8E}/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+            "moderate",
+            "auto",
+        ),
+        (
+            C8E,
+            f"{C8E}/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
+            "strict",
+            "auto",
+        ),
     ]
+    assert summary["rejected_by_review"] == [
+        {
+            "rig": C8E,
+            "file": f"{C8E}/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
+        },
+        {
+            "rig": SQA55,
+            "file": f"{SQA55}/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.0_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
+        },
+    ]
+    assert summary["masters_copied"] == sorted(
+        f.replace("/20_Data/", "/10_Blink/") for f in EXPECTED_LIBRARY_RIGS if "/master" in f
+    )
+    assert summary["promoted"] == [
+        f"{C8E}/10_Blink/{HA}",
+        f"{C8E}/10_Blink/{O3}",
+        f"{SQA55}/10_Blink/{M42}",
+    ]
+    assert summary["frames_moved"] == {"lights": 19, "calibration": 8}
     assert {e["reason"] for e in summary["errors"]} == {
         "truncated FITS data (3880 of 9024 bytes)",
         "not a FITS file (no SIMPLE card)",
