@@ -127,3 +127,29 @@ def test_sdk_is_repointed_when_the_api_url_changes(server, monkeypatch, image) -
     from roboflow.adapters import rfapi
 
     assert roboflow.config.API_URL == rfapi.API_URL == server.url
+
+
+def test_sdk_survives_the_plugin_loader_shadowing_its_name(server, monkeypatch, image) -> None:
+    """Airflow's plugin loader imports ``plugins/imaging/hooks/roboflow.py`` as the top-level module
+    ``roboflow``; the hook must still reach the real SDK, also after the SDK was imported."""
+    import importlib.util
+    import sys
+
+    import roboflow as real_sdk
+
+    from imaging.hooks import roboflow as hook_module
+
+    spec = importlib.util.spec_from_file_location("roboflow", hook_module.__file__)
+    shadow = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "roboflow", shadow)
+    spec.loader.exec_module(shadow)  # what the plugin loader does
+
+    _set_conn(monkeypatch, server.airflow_connection())
+    project = server.new_project("hook")
+    hook = hook_module.RoboflowHook()
+    assert hook.upload_image(project, str(image), split="train", batch_name="b")["id"]
+    assert hook.project_image_count(project) == 1
+    sdk = sys.modules["roboflow"]
+    assert hasattr(sdk, "__path__") and server.url == sdk.config.API_URL
+    assert sdk.adapters.rfapi is sys.modules["roboflow.adapters.rfapi"]
+    assert real_sdk.__file__ == sdk.__file__

@@ -41,8 +41,12 @@ def import_roboflow(api_url: str | None) -> Any:
         shadow = sys.modules.get("roboflow")
         if shadow is not None and not hasattr(shadow, "__path__"):
             # Airflow's plugin loader registers every file of the plugins folder under its bare
-            # name, so this very module can sit in sys.modules as "roboflow": drop that entry.
+            # name, so this very module can sit in sys.modules as "roboflow": drop that entry and
+            # import the real package again (its already-loaded submodules are reused).
             del sys.modules["roboflow"]
+            import roboflow
+
+            _relink_submodules()
         import roboflow
         import roboflow.config
 
@@ -54,6 +58,16 @@ def import_roboflow(api_url: str | None) -> Any:
                 ) == current:
                     mod.API_URL = api_url
         return roboflow
+
+
+def _relink_submodules() -> None:
+    """Re-attach loaded ``roboflow.*`` submodules to their (re-created) parent packages."""
+    for name in sorted(
+        (n for n in sys.modules if n.startswith("roboflow.")), key=lambda n: n.count(".")
+    ):
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and sys.modules[name] is not None:
+            setattr(sys.modules[parent], child, sys.modules[name])
 
 
 class RoboflowHook(BaseHook):
