@@ -281,13 +281,14 @@ def integrate(
     method: str = "median",
     sigma: float = 3.0,
     maxiters: int = 5,
-    memory_budget: int = 128 << 20,
+    memory_budget: int = 16 << 20,
     workers: int | None = None,
 ) -> MasterResult:
     """Combine ``paths`` into the master FITS ``out_path`` (written to a temp name, then renamed).
 
-    ``memory_budget`` bounds the bytes of one strip of the stack; at most ``workers + 1`` strips are
-    in flight, plus the float32 output image.
+    ``memory_budget`` bounds the bytes of one strip of the stack (16 MB: strips small enough to stay
+    cache-friendly, measured best on 20 x 2000²); at most ``workers + 1`` strips are in flight, plus
+    the float32 output image.
     """
     if method not in ("median", "sigma_clip"):
         raise ValueError(f"unknown method {method!r}")
@@ -444,7 +445,7 @@ def integrate_group(
     *,
     method: str = "median",
     sigma: float = 3.0,
-    memory_budget: int = 128 << 20,
+    memory_budget: int = 16 << 20,
 ) -> dict[str, Any]:
     """Integrate one planned group (see :meth:`include.astro.calgroups.CalGroup.to_dict`) into
     ``<work_dir>/<group_id>/<master name>``.
