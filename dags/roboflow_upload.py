@@ -166,7 +166,7 @@ def roboflow_upload() -> None:
         )
         return [r.to_dict() for r in queued]
 
-    @task(max_active_tis_per_dag=MAX_PARALLEL_BATCHES)
+    @task(max_active_tis_per_dag=MAX_PARALLEL_BATCHES, execution_timeout=timedelta(hours=2))
     def upload_batch(batch: dict[str, str], **context: Any) -> dict[str, Any]:
         """Upload the batch's images that are not confirmed yet; per-image failures are recorded,
         not raised (a service-level failure — bad key, missing project — fails the task)."""
@@ -252,7 +252,8 @@ def roboflow_upload() -> None:
         logging.getLogger("airflow.task").info("roboflow_upload stats: %s", format_stats(stats))
         return stats
 
-    @task(trigger_rule="all_done")
+    # the SDK's project lookup has no request timeout: bound the task instead
+    @task(trigger_rule="all_done", execution_timeout=timedelta(minutes=10))
     def verify(
         batches: list[dict[str, str]] | None, stats: dict[str, Any] | None, **context: Any
     ) -> dict[str, Any]:

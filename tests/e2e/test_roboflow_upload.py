@@ -44,6 +44,22 @@ def _batches(app_db_url: str, project: str) -> dict[str, RoboflowBatch]:
         }
 
 
+def _report_xcom(run_id: str) -> dict:
+    """What the run shows: the return value of its ``report`` task."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(
+                dag_id="roboflow_upload", run_id=run_id, task_id="report", key="return_value"
+            )
+            .one()
+        )
+        return XComModel.deserialize_value(row)
+
+
 def _run_stats(app_db_url: str, run_id: str) -> dict:
     with session_scope(make_engine(app_db_url)) as s:
         item = get_item(s, PIPELINE, "run_stats", run_id)
@@ -102,6 +118,7 @@ def test_upload_dataset_with_bad_files_and_neither_project(
     assert {b.status for b in batches.values()} == {Status.COMPLETED}
     assert sum(b.n_completed for b in batches.values()) == 12
     stats = _run_stats(app_db_url, result.run_id)
+    assert _report_xcom(result.run_id) == stats
     assert {k: stats[k] for k in ("submitted", "completed", "failed", "pending")} == {
         "submitted": 5,
         "completed": 5,
