@@ -84,10 +84,13 @@ def photo_ingest() -> None:
     def register(**context: Any) -> list[list[str]]:
         """Create the upload session and one job per photo; return the job ids in chunks (the
         session id goes to the XCom key ``upload_session_id``)."""
+        import time
+
         from imaging.appdb import app_engine
         from imaging.operators.photo_tasks import s3_client_and_bucket
         from include.photos.pipeline import prepare_upload
 
+        t0 = time.perf_counter()
         p = context["params"]
         if bool(p.get("upload_session_id")) == bool(p.get("source_dir")):
             raise ValueError("photo_ingest needs exactly one of upload_session_id or source_dir")
@@ -105,27 +108,30 @@ def photo_ingest() -> None:
             bucket=bucket,
         )
         context["ti"].xcom_push(key="upload_session_id", value=out["upload_session_id"])
+        context["ti"].xcom_push(key="work_s", value=round(time.perf_counter() - t0, 4))
         return out["chunks"]
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSET_PHOTO_RESULTS])
     def aggregate(**context: Any) -> dict[str, Any]:
         """Aggregate the session's jobs (totals, confidence, categories, quality, status)."""
         import logging
+        import time
 
         from imaging.appdb import app_engine
         from include.photos.pipeline import finish_upload
 
+        t0 = time.perf_counter()
         sid = context["ti"].xcom_pull(task_ids="register", key="upload_session_id")
         if not sid:
             raise RuntimeError("register did not run: no upload session to aggregate")
         summary = finish_upload(app_engine(), sid)
         logging.getLogger("airflow.task").info("upload session summary: %s", summary)
-        return summary
+        return {**summary, "work_s": round(time.perf_counter() - t0, 4)}
 
     @task
     def check(summary: dict[str, Any]) -> dict[str, Any]:
         """Reached only when every chunk ran: the run is complete."""
-        return {"status": summary["status"], "total_jobs": summary["total_jobs"]}
+        return {"status": summary["status"], "total_jobs": summary["total_jobs"], "work_s": 0.0}
 
     lifecycle = ensure_bucket_lifecycle()
     reg = register()

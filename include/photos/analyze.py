@@ -130,18 +130,12 @@ def analyze(
             if claimed[min(cy, claimed.shape[0] - 1), min(cx, claimed.shape[1] - 1)]:
                 continue
             kept.append(d)
-        veg = veg_all[y0:y1, x0:x1].copy()
-        in_region = np.zeros(veg.shape, bool)
-        in_region[reg.y0 - y0 : reg.y1 - y0, reg.x0 - x0 : reg.x1 - x0] = reg.mask
-        # vegetation of this region: inside its mask (dilated by the padding) and not claimed
-        from scipy import ndimage as ndi
-
-        near = ndi.binary_dilation(in_region, iterations=max(1, pad // 2))
-        veg &= near & ~claimed[y0:y1, x0:x1]
+        # vegetation of this region: inside its padded box and not claimed by a larger region
+        veg = veg_all[y0:y1, x0:x1] & ~claimed[y0:y1, x0:x1]
         est = estimate_missed(veg, kept, plant_area_work)
         reg_veg = veg_all[reg.y0 : reg.y1, reg.x0 : reg.x1]
         containers, empty = empty_cells(reg_veg, reg, tuple(cells) if cells else None)
-        claimed[y0:y1, x0:x1] |= near
+        claimed[y0:y1, x0:x1] = True
         results.append(
             RegionResult(
                 region=reg,
