@@ -142,7 +142,7 @@ def reef_stitch_upload() -> None:
             run_id=context["run_id"],
         )
 
-    @task(multiple_outputs=True)
+    @task
     def prepare_datasets(stitched: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Gallery + one staged dataset per stitched folder; one upload item per channel."""
         from imaging.hooks.hypha import HyphaArtifactHook
@@ -152,6 +152,14 @@ def reef_stitch_upload() -> None:
             return prepare_stitch_datasets(
                 hook, list(stitched), experiment_id=context["params"]["experiment_id"]
             )
+
+    @task
+    def channel_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        return plan["channels"]
+
+    @task
+    def folder_items(plan: dict[str, Any]) -> list[dict[str, Any]]:
+        return plan["folders"]
 
     @task(
         map_index_template="{{ task.op_kwargs['item']['folder'] }}/{{ task.op_kwargs['item']['channel'] }}"
@@ -187,6 +195,8 @@ def reef_stitch_upload() -> None:
         """Summary of the run; fails when a folder failed (the reasons are in the log and DB)."""
         import logging
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.reef.pipeline import summarize
 
         results = {r["folder"]: r for r in (stitched or []) if r}
@@ -194,14 +204,14 @@ def reef_stitch_upload() -> None:
         summary = summarize(list(results.values()), selection)
         logging.getLogger("airflow.task").info("reef stitch upload: %s", summary)
         if summary["failed"]:
-            raise RuntimeError(f"folders failed: {summary['failed']}")
+            raise AirflowFailException(f"folders failed: {summary['failed']}")
         return summary
 
     selection = select_folders()
     stitched = stitch.expand(folder=folders_of(selection))
     plan = prepare_datasets(stitched)
-    uploads = upload_channel.expand(item=plan["channels"])
-    committed = commit_folder.expand(folder=plan["folders"])
+    uploads = upload_channel.expand(item=channel_items(plan))
+    committed = commit_folder.expand(folder=folder_items(plan))
     uploads >> committed
     report(stitched, committed, selection)
 

@@ -131,12 +131,14 @@ def reef_treatment_upload() -> None:
         """Summary of the run; fails when a folder failed (the reasons are in the log and DB)."""
         import logging
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.reef.pipeline import summarize
 
         summary = summarize(list(results or []), selection)
         logging.getLogger("airflow.task").info("reef treatment upload: %s", summary)
         if summary["failed"]:
-            raise RuntimeError(f"folders failed: {summary['failed']}")
+            raise AirflowFailException(f"folders failed: {summary['failed']}")
         return summary
 
     selection = select_folders()

@@ -134,10 +134,10 @@ def treatment_upload_folder(
         },
     )
     ds_alias = treatment_dataset_alias(experiment_id)
-    committed = hook.read(ds_alias)
-    if committed and committed.get("versions"):
+    committed = hook.read(ds_alias, stage=True)
+    if committed and committed.get("versions") and committed.get("staging") is None:
         listing = hook.list_files(ds_alias)
-        if listing.get(remote) == z.size and committed.get("staging") is None:
+        if listing.get(remote) == z.size:
             log.info("%s already committed with the same size: recording only", remote)
             return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path)
     hook.ensure_staged_dataset(
@@ -317,8 +317,8 @@ def commit_stitched(
     key = folder_key(experiment_id, folder["folder"])
     files = expected_files(folder["zarr_path"], folder["channels"])
     expected = {f.remote: f.size for f in files}
-    art = hook.read(folder["dataset"])
-    if art is None or art.get("staging") is not None:
+    art = hook.read(folder["dataset"], stage=True)
+    if art is None or art.get("staging") is not None or not art.get("versions"):
         _upload_missing(hook, folder["dataset"], files)
         staged = hook.list_files(folder["dataset"], stage=True)
         diff = diff_listing(expected, staged)

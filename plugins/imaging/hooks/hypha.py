@@ -298,17 +298,25 @@ class HyphaArtifactHook(BaseHook):
         return self._run(self._call(method, *args, **kwargs))
 
     # ------------------------------------------------------------------ artifacts
-    async def _aread(self, artifact_id: str) -> dict[str, Any] | None:
+    async def _aread(self, artifact_id: str, stage: bool = False) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {"silent": True}
+        if stage:
+            kwargs["stage"] = True
         try:
-            return await self._call("read", self.artifact_id(artifact_id), silent=True)
+            return await self._call("read", self.artifact_id(artifact_id), **kwargs)
         except Exception as exc:
             if "not found" in str(exc).lower() or "does not exist" in str(exc).lower():
                 return None
             raise
 
-    def read(self, artifact_id: str) -> dict[str, Any] | None:
-        """The artifact's record, or None when it does not exist."""
-        return self._run(self._aread(artifact_id))
+    def read(self, artifact_id: str, *, stage: bool = False) -> dict[str, Any] | None:
+        """The artifact's committed record (``stage=True``: with its staged state; ``staging`` is
+        None when it is not staged), or None when it does not exist."""
+        return self._run(self._aread(artifact_id, stage))
+
+    def is_staged(self, artifact_id: str) -> bool:
+        art = self.read(artifact_id, stage=True)
+        return art is not None and art.get("staging") is not None
 
     def ensure_collection(self, alias: str, manifest: dict[str, Any]) -> str:
         """Create the collection if missing (committed); return its id."""
@@ -338,7 +346,7 @@ class HyphaArtifactHook(BaseHook):
 
         async def go() -> dict[str, Any]:
             aid = self.artifact_id(alias)
-            art = await self._aread(aid)
+            art = await self._aread(aid, stage=True)
             if art is None:
                 try:
                     return await self._call(
@@ -352,7 +360,7 @@ class HyphaArtifactHook(BaseHook):
                 except Exception as exc:
                     if "already exists" not in str(exc).lower():
                         raise
-                    art = await self._aread(aid)
+                    art = await self._aread(aid, stage=True)
             if art is not None and art.get("staging") is None:
                 art = await self._call("edit", aid, stage=True)
             return art or {}
@@ -512,7 +520,7 @@ class HyphaArtifactHook(BaseHook):
             for n in range(attempts):
                 try:
                     if n:
-                        art = await self._aread(aid)
+                        art = await self._aread(aid, stage=True)
                         if art is not None and art.get("staging") is None and art.get("versions"):
                             listing = await self._alist(aid, stage=False)
                             if expected is None or all(

@@ -1,0 +1,135 @@
+"""End to end: ``reef_stitch_upload`` with dag.test() against the real Hypha server (artifact
+manager on the real rclone S3 server) and the real PostgreSQL app database: the stitched level 0
+downloaded from the artifact equals the known source mosaic, reruns add nothing, bad folders are
+failed with their reason while the others go on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import zarr
+from zarr.storage import MemoryStore
+
+from include.common.db import make_engine, session_scope
+from include.common.items import get_item
+from include.reef.pipeline import STITCH, folder_key, stitch_dataset_alias
+from include.reef.samples import DEFAULT_CHANNELS, GridSpec, generate_timelapse, mosaic_region
+
+pytestmark = pytest.mark.e2e
+
+GRID = GridSpec(rows=3, cols=3, tile=96, overlap=0.1)
+OPTIONS = {"chunk": 64, "shard": 128, "min_level_size": 64}
+
+
+@pytest.fixture
+def hypha(hypha_server, monkeypatch: pytest.MonkeyPatch, app_db_url: str):
+    conn = hypha_server.airflow_connection()
+    conn["extra"].update(
+        connect_backoff_base=0.5,
+        connect_backoff_cap=2,
+        commit_backoff_base=0.5,
+        commit_backoff_cap=2,
+        put_backoff_base=0.2,
+        put_backoff_cap=1,
+        rpc_timeout_s=30,
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
+    return hypha_server
+
+
+def _hook():
+    from imaging.hooks.hypha import HyphaArtifactHook
+
+    return HyphaArtifactHook()
+
+
+def download_dataset(hook, ds: str) -> MemoryStore:
+    """Every file of the committed dataset, through presigned GETs, into an in-memory zarr store."""
+    files = hook.list_files(ds)
+    store: dict[str, bytes] = {}
+    with httpx.Client(timeout=60, follow_redirects=True) as client:
+        for path in files:
+            url = hook.call("get_file", hook.artifact_id(ds), file_path=path)
+            r = client.get(url)
+            r.raise_for_status()
+            assert len(r.content) == files[path]
+            store[path] = r.content
+    from zarr.core.buffer import default_buffer_prototype
+
+    proto = default_buffer_prototype()
+    return MemoryStore({k: proto.buffer.from_bytes(v) for k, v in store.items()})
+
+
+def test_stitch_upload_equals_mosaic_rerun_adds_nothing_bad_folders_fail(
+    hypha, run_dag, app_db_url, tmp_path: Path
+):
+    exp = "reef-e2e-stitch"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=4, grid=GRID)
+    # folders[1]: coordinates missing; folders[2]: a corrupt tile. folders[0] is fine.
+    (folders[1] / "0" / "coordinates.csv").unlink()
+    (folders[2] / "0" / "A1_4_0_Fluorescence_488_nm_Ex.bmp").write_bytes(b"BM broken")
+    stitched_dir = tmp_path / "stitched"
+    conf = {
+        "base_dir": str(tmp_path / "mic"),
+        "experiment_id": exp,
+        "stitched_dir": str(stitched_dir),
+        "stitch_options": OPTIONS,
+        "channels": [],
+        "settle_seconds": 0,  # the bad folders were just modified
+    }
+    res = run_dag("reef_stitch_upload", conf=conf)
+    assert res.state == "failed"  # the report fails the run because two folders failed
+    assert res.task_states.get("report") == "failed"
+    engine = make_engine(app_db_url)
+    with session_scope(engine) as s:
+        ok = get_item(s, STITCH, "folder", folder_key(exp, folders[0].name))
+        miss = get_item(s, STITCH, "folder", folder_key(exp, folders[1].name))
+        corrupt = get_item(s, STITCH, "folder", folder_key(exp, folders[2].name))
+        assert ok.status == "done"
+        assert miss.status == "failed" and "coordinates.csv" in miss.error
+        assert corrupt.status == "failed" and "A1_4_0_Fluorescence_488_nm_Ex.bmp" in corrupt.error
+        assert get_item(s, STITCH, "folder", folder_key(exp, folders[3].name)) is None
+    # nothing deleted from the sources; the local zarr removed only for the committed folder
+    assert (folders[2] / "0" / "A1_4_0_Fluorescence_488_nm_Ex.bmp").exists()
+    assert not (stitched_dir / exp / f"{folders[0].name}.zarr").exists()
+
+    ds = stitch_dataset_alias(exp, "2025-04-29T15:38:36.107800")
+    with _hook() as hook:
+        art = hook.read(ds)
+        assert len(art["versions"]) == 1 and not hook.is_staged(ds)
+        listing = hook.list_files(ds)
+        assert {p.split("/")[0] for p in listing} == {
+            *DEFAULT_CHANNELS,
+            "zarr.json",
+            "stitch_result.json",
+        }
+        store = download_dataset(hook, ds)
+    root = zarr.open_group(store, mode="r")
+    assert root.attrs["reef"]["channels"] == list(DEFAULT_CHANNELS)
+    for ci, ch in enumerate(DEFAULT_CHANNELS):
+        level0 = root[ch]["0"][...]
+        truth = mosaic_region(ci, 0, 0, GRID.shape[0], 0, GRID.shape[1])
+        assert np.array_equal(level0, truth)
+        assert root[ch].attrs["ome"]["omero"]["channels"][0]["label"] == ch
+
+    # rerun: the good folder is not touched again, the failed ones fail again with their reason
+    res2 = run_dag("reef_stitch_upload", conf=conf)
+    assert res2.state == "failed"
+    with _hook() as hook:
+        art2 = hook.read(ds)
+        assert len(art2["versions"]) == 1
+        assert hook.list_files(ds) == listing
+
+    # fix the bad folders: the next run stitches and uploads exactly those two
+    generate_timelapse(tmp_path / "mic", exp, n_folders=4, grid=GRID)
+    res3 = run_dag("reef_stitch_upload", conf=conf)
+    assert res3.state == "success", res3.task_states
+    with session_scope(engine) as s:
+        for f in folders[:3]:
+            assert get_item(s, STITCH, "folder", folder_key(exp, f.name)).status == "done"
+    with _hook() as hook:
+        assert len(hook.read(ds)["versions"]) == 1 and hook.list_files(ds) == listing

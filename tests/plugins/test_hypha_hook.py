@@ -1,0 +1,186 @@
+"""HyphaArtifactHook against the real Hypha server (artifact manager on the real rclone S3 server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imaging.hooks.hypha import DEFAULTS, HyphaArtifactHook, HyphaConnectionError
+from include.common.local_services import free_port
+from include.reef.upload import UploadFile
+
+FAST = {
+    "connect_backoff_base": 0.5,
+    "connect_backoff_cap": 2,
+    "commit_backoff_base": 0.5,
+    "commit_backoff_cap": 2,
+    "put_backoff_base": 0.2,
+    "put_backoff_cap": 1,
+    "rpc_timeout_s": 30,
+}
+
+
+def _set_conn(monkeypatch, server, **extra) -> None:
+    conn = server.airflow_connection(workspace="reef-hook-tests")
+    conn["extra"].update(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
+
+
+def _files(tmp_path: Path, n: int, size: int = 1000) -> list[UploadFile]:
+    out = []
+    for i in range(n):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(os.urandom(size + i))
+        out.append(UploadFile(str(p), f"d/sub{i % 3}/f{i}.bin", size + i))
+    return out
+
+
+def _get(hook: HyphaArtifactHook, aid: str, path: str) -> bytes:
+    url = hook.call("get_file", hook.artifact_id(aid), file_path=path)
+    r = httpx.get(url, timeout=30, follow_redirects=True)
+    r.raise_for_status()
+    return r.content
+
+
+def test_defaults_are_the_original_uploaders_numbers(hypha_server, monkeypatch):
+    _set_conn(monkeypatch, hypha_server)
+    s = HyphaArtifactHook().settings
+    assert s.server_url == hypha_server.url and s.workspace == "reef-hook-tests"
+    assert (s.opt("connect_backoff_base"), s.opt("connect_backoff_cap")) == (5, 180)
+    assert (s.opt("commit_backoff_base"), s.opt("commit_backoff_cap")) == (5, 60)
+    assert s.opt("put_concurrency") == 25
+    assert DEFAULTS["put_concurrency"] == 25
+
+
+def test_stage_upload_commit_in_place_keeps_one_version(hypha_server, monkeypatch, tmp_path: Path):
+    _set_conn(monkeypatch, hypha_server, multipart_threshold=6_000_000, part_size=5_242_880, **FAST)
+    small = _files(tmp_path, 40)
+    big_path = tmp_path / "big.bin"
+    big_path.write_bytes(os.urandom(12_000_000))
+    big = UploadFile(str(big_path), "big.bin", 12_000_000)  # 3 parts
+    alias = f"ds-{time.time_ns()}"
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection("hook-tests", {"name": "hook tests"})
+        assert hook.ensure_collection("hook-tests", {"name": "hook tests"}) == coll
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        assert hook.is_staged(alias)
+        up = hook.upload_files(alias, [*small, big])
+        assert hook.list_files(alias, stage=True) == up
+        art = hook.commit(alias, expected=up)
+        assert [v["version"] for v in art["versions"]] == ["v0"]
+        assert not hook.is_staged(alias)
+        assert hook.list_files(alias) == up
+        assert _get(hook, alias, "big.bin") == big_path.read_bytes()
+        assert _get(hook, alias, small[7].remote) == Path(small[7].local).read_bytes()
+        # a later edit is staged in place: overwriting a path adds no file and no version
+        Path(small[0].local).write_bytes(b"changed" * 100)
+        changed = UploadFile(small[0].local, small[0].remote, 700)
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        hook.upload_files(alias, [changed])
+        art = hook.commit(alias)
+        assert [v["version"] for v in art["versions"]] == ["v0"]
+        listing = hook.list_files(alias)
+        assert len(listing) == len(up) and listing[small[0].remote] == 700
+
+
+def test_commit_whose_answer_was_lost_is_recognised(hypha_server, monkeypatch, tmp_path: Path):
+    """A retry that finds the artifact already committed with the expected files counts as done."""
+    _set_conn(monkeypatch, hypha_server, **FAST)
+    alias = f"lost-{time.time_ns()}"
+    files = _files(tmp_path, 3)
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection("hook-tests", {"name": "hook tests"})
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        up = hook.upload_files(alias, files)
+        hook.commit(alias, expected=up)
+        connects = hook.stats["connects"]
+        art = hook.commit(alias, expected=up)  # not staged any more: first try fails
+        assert [v["version"] for v in art["versions"]] == ["v0"]
+        assert hook.stats["commit_retries"] == 1
+        assert hook.stats["connects"] == connects + 1  # the retry used a fresh connection
+        with pytest.raises(HyphaConnectionError, match="commit of"):
+            hook.commit(alias, expected={**up, "other.bin": 5})
+
+
+def test_connection_backoff_follows_min_cap_base_2n(monkeypatch):
+    """Nothing listens on the port: every try fails; the waits are min(cap, base * 2**n)."""
+    conn = {
+        "conn_type": "generic",
+        "host": f"http://127.0.0.1:{free_port()}",
+        "password": "x",
+        "extra": {"workspace": "w", "connect_attempts": 5, "rpc_timeout_s": 5},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    with (
+        HyphaArtifactHook(sleep=record) as hook,
+        pytest.raises(HyphaConnectionError, match="after 5 attempts"),
+    ):
+        hook.get_conn()
+    assert waits == [5, 10, 20, 40]
+    conn["extra"].update(connect_backoff_base=50, connect_attempts=4)
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
+    waits.clear()
+    with HyphaArtifactHook(sleep=record) as hook, pytest.raises(HyphaConnectionError):
+        hook.get_conn()
+    assert waits == [50, 100, 180]
+
+
+def test_server_restart_between_upload_and_commit(hypha_server, monkeypatch, tmp_path: Path):
+    """The cached connection dies with the server; the commit reconnects once it is back."""
+    _set_conn(monkeypatch, hypha_server, **FAST, connect_attempts=12)
+    alias = f"restart-{time.time_ns()}"
+    files = _files(tmp_path, 10)
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection("hook-tests", {"name": "hook tests"})
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        up = hook.upload_files(alias, files)
+        hypha_server.stop()
+        restarter = threading.Timer(3.0, hypha_server.start)
+        restarter.start()
+        try:
+            art = hook.commit(alias, expected=up)
+        finally:
+            restarter.join()
+        assert [v["version"] for v in art["versions"]] == ["v0"]
+        assert hook.list_files(alias) == up
+        assert hook.stats["connects"] >= 2
+
+
+def test_failed_put_is_retried_with_a_fresh_url(hypha_server, monkeypatch, tmp_path: Path):
+    """A file that vanishes locally fails every try and is reported; the others are uploaded."""
+    _set_conn(monkeypatch, hypha_server, **FAST, put_attempts=2)
+    alias = f"putfail-{time.time_ns()}"
+    files = _files(tmp_path, 5)
+    Path(files[2].local).unlink()
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection("hook-tests", {"name": "hook tests"})
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        from imaging.hooks.hypha import HyphaUploadError
+
+        with pytest.raises(HyphaUploadError, match="1 of 5 file"):
+            hook.upload_files(alias, files)
+        assert hook.stats["put_retries"] == 1
+        staged = hook.list_files(alias, stage=True)
+        assert set(staged) == {f.remote for i, f in enumerate(files) if i != 2}
+
+
+def test_hook_loop_thread_is_stopped_on_close(hypha_server, monkeypatch):
+    _set_conn(monkeypatch, hypha_server, **FAST)
+    hook = HyphaArtifactHook()
+    hook.get_conn()
+    t = hook._thread
+    hook.close()
+    assert t is not None and not t.is_alive()
+    assert asyncio.iscoroutinefunction(hook._aget_am)
