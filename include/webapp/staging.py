@@ -18,6 +18,7 @@ of a duplicate. Rows are written only after every object is safely in S3.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -115,17 +116,26 @@ def stage_files(
     jobs: Sequence[StagedJob],
     user: str,
     workers: int = 6,
+    read: Callable[[ValidPhoto], bytes] | None = None,
 ) -> None:
     """Put every photo at its staged key (skipped when the same bytes are already there).
-    Runs up to ``workers`` uploads at once (seed: up to 6 parallel)."""
+    Runs up to ``workers`` uploads at once (seed: up to 6 parallel). Photos validated without
+    their bytes are read with ``read`` (and must still have the validated content hash)."""
 
     def put(pair: tuple[ValidPhoto, StagedJob]) -> str:
         photo, job = pair
+        data = photo.data
+        if not data:
+            if read is None:
+                raise ValueError(f"no bytes for {photo.filename} and no reader")
+            data = read(photo)
+            if hashlib.sha256(data).hexdigest() != photo.sha256:
+                raise RuntimeError(f"{photo.filename} changed between validation and staging")
         return put_once(
             s3,
             bucket,
             job.staged_key,
-            photo.data,
+            data,
             photo.content_type,
             metadata={
                 "image_id": str(job.image_id),

@@ -24,8 +24,8 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 MB = 1024 * 1024
 
@@ -126,10 +126,15 @@ class ValidPhoto:
     height: int
     mode: str
     sha256: str
+    size: int = -1  # bytes; kept when ``data`` is dropped
 
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.data))
+
+    def without_data(self) -> ValidPhoto:
+        """The same result without the bytes (read them again when needed)."""
+        return replace(self, data=b"", size=self.size)
 
 
 class BatchError(ValueError):
@@ -332,20 +337,32 @@ def validate_batch(
 
 
 def validate_all(
-    files: Sequence[tuple[int, str | None, bytes]],
+    files: Sequence[tuple[int, str | None, bytes | Callable[[], bytes]]],
     limits: Limits | None = None,
     workers: int | None = None,
+    keep_data: bool = True,
 ) -> list[ValidPhoto | Rejection]:
-    """:func:`validate_photo` for ``(index, name, bytes)`` items, in a thread pool (Pillow's
-    decoders release the GIL, so the reduced decodes run on every core). Keeps the order."""
+    """:func:`validate_photo` for ``(index, name, bytes or a reader)`` items in a thread pool
+    (Pillow's decoders and hashlib release the GIL). Keeps the order.
+
+    With readers and ``keep_data=False`` at most ``workers`` files are in memory at once: the
+    accepted photos come back without their bytes (the caller reads them again to store them),
+    so a 500 MB upload does not need 500 MB of RAM.
+    """
     limits = limits or Limits()
     workers = workers or min(8, os.cpu_count() or 1)
+
+    def one(item: tuple[int, str | None, bytes | Callable[[], bytes]]) -> ValidPhoto | Rejection:
+        index, name, src = item
+        res = validate_photo(src() if callable(src) else src, name, index, limits)
+        return res.without_data() if isinstance(res, ValidPhoto) and not keep_data else res
+
     if workers <= 1 or len(files) <= 1:
-        return [validate_photo(d, n, i, limits) for i, n, d in files]
+        return [one(f) for f in files]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(workers, len(files))) as pool:
-        return list(pool.map(lambda f: validate_photo(f[2], f[1], f[0], limits), files))
+        return list(pool.map(one, files))
 
 
 def rejection_status(rejections: Sequence[Rejection]) -> int:

@@ -625,3 +625,18 @@ def test_reprocess_trigger_failure_frees_the_photo(
     # the failed attempt does not block the next request
     ok = client.post(url, headers=auth, json={"reason": "recount"})
     assert ok.status_code == 202, ok.text
+
+
+def test_openapi_documents_the_upload_body_and_errors(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    spec = client.get("/openapi.json", headers=auth).json()
+    up = spec["paths"][f"{API}/upload"]["post"]
+    schema = up["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["files"]["maxItems"] == 100
+    assert {"401", "413", "415", "422", "503"} <= set(up["responses"])
+    rp = spec["paths"][f"{API}/{{image_id}}/reprocess"]["post"]
+    assert rp["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ReprocessBody"
+    )
+    assert "ErrorBody" in spec["components"]["schemas"]

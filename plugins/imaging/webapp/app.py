@@ -128,6 +128,15 @@ class UploadSizeLimit:
 
 
 # --------------------------------------------------------------------------- models
+class ErrorBody(BaseModel):
+    status: int = Field(description="HTTP status")
+    error: str = Field(description="Machine-readable code, e.g. too_large, unsupported_type")
+    detail: str = Field(description="What went wrong, for people")
+    rejected: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-file reasons (index, filename, code, reason) of an upload"
+    )
+
+
 class ReprocessBody(BaseModel):
     reason: str = Field(
         min_length=1, max_length=2000, description="Why (e.g. 'assigned the storage location')"
@@ -158,7 +167,54 @@ def _session(svc: Services) -> Any:
 api = APIRouter(prefix=API, tags=["photos"])
 
 
-@api.post("/upload", status_code=202, summary="Upload 1-100 photos and start photo_ingest")
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "No, invalid or expired Airflow login",
+        403: "Cookie login without the X-Requested-With header",
+        404: "Unknown photo, job, upload session or storage location",
+        409: "Conflict (e.g. the photo is still being processed)",
+        413: "Too large: a file over 20 MB, over 50 MP, or over 500 MB in total",
+        415: "Not multipart, or no accepted file is JPEG/PNG (checked by content)",
+        422: "Invalid input: no files, over 100 files, corrupt images, bad filters or body",
+        503: "S3 or Airflow unavailable: nothing lost, retry (same Idempotency-Key)",
+    }
+    return {c: {"description": text[c], "model": ErrorBody} for c in codes}
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": 100,
+                            "description": "1-100 JPEG/PNG photos, <= 20 MB each, <= 500 MB total",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@api.post(
+    "/upload",
+    status_code=202,
+    summary="Upload 1-100 photos and start photo_ingest",
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        202: {"description": "Accepted: upload session, one job per photo, poll URL"},
+        **_errors(401, 403, 409, 413, 415, 422, 503),
+    },
+)
 async def upload(
     request: Request,
     user: UserDep,
@@ -193,21 +249,39 @@ async def upload(
             check_batch(sizes, limits)
         except BatchError as exc:
             raise ApiError(exc.http_status, exc.code, exc.reason) from None
-        files: list[tuple[int, str | None, bytes]] = []
+        # the parts are spooled to temp files by Starlette: read them one at a time (validation,
+        # then staging) so memory stays at a few files, not the whole upload
+        files: list[tuple[int, str | None, Any]] = []
         oversize = []
+        readers: dict[int, Any] = {}
         for i, (p, size) in enumerate(zip(parts, sizes, strict=True)):
             if size > limits.max_file_bytes:  # never read into memory
                 oversize.append(too_large(i, p.filename, size, limits))
             else:
-                files.append((i, p.filename, await p.read()))
+                readers[i] = _reader(p)
+                files.append((i, p.filename, readers[i]))
+        from starlette.concurrency import run_in_threadpool
+
+        root = request.scope.get("root_path", "").rstrip("/")
+        return await run_in_threadpool(
+            _upload_sync, svc, user, files, oversize, limits, idempotency_key, root, readers
+        )
     finally:
         await form.close()
-    from starlette.concurrency import run_in_threadpool
 
-    root = request.scope.get("root_path", "").rstrip("/")
-    return await run_in_threadpool(
-        _upload_sync, svc, user, files, oversize, limits, idempotency_key, root
-    )
+
+def _reader(part: Any) -> Any:
+    """Read an uploaded part's spooled file from the start (thread-safe per part)."""
+    import threading
+
+    lock = threading.Lock()
+
+    def read() -> bytes:
+        with lock:
+            part.file.seek(0)
+            return part.file.read()
+
+    return read
 
 
 def _upload_sync(
@@ -218,12 +292,13 @@ def _upload_sync(
     limits: Any,
     idempotency_key: str | None,
     root: str,
+    readers: dict[int, Any],
 ) -> JSONResponse:
     from include.webapp import staging
     from include.webapp.validation import Rejection, rejection_status, validate_all
 
     ok, bad = [], list(oversize)
-    for res in validate_all(files, limits):
+    for res in validate_all(files, limits, keep_data=False):
         (bad if isinstance(res, Rejection) else ok).append(res)
     bad.sort(key=lambda r: r.index)
     rejected = [r.as_dict() for r in bad]
@@ -246,7 +321,9 @@ def _upload_sync(
             raise ApiError(409, "conflict", "this Idempotency-Key belongs to another upload")
     jobs = staging.plan_jobs(sid, ok)
     try:
-        staging.stage_files(svc.s3(), svc.bucket, sid, ok, jobs, user.name)
+        staging.stage_files(
+            svc.s3(), svc.bucket, sid, ok, jobs, user.name, read=lambda p: readers[p.index]()
+        )
     except Exception as exc:
         if not is_storage_error(exc):
             raise
@@ -294,7 +371,11 @@ def _upload_sync(
     return JSONResponse(body, status_code=202)
 
 
-@api.get("/jobs/status", summary="Status of the jobs of an upload session (or recent uploads)")
+@api.get(
+    "/jobs/status",
+    summary="Status of the jobs of an upload session (or recent uploads)",
+    responses=_errors(401, 404, 422),
+)
 def jobs_status(
     user: UserDep,
     svc: SvcDep,
@@ -309,7 +390,11 @@ def jobs_status(
         return queries.job_status(s, upload_session_id)
 
 
-@api.get("/jobs/{job_id}/status", summary="Status of one job (ingest or reprocess)")
+@api.get(
+    "/jobs/{job_id}/status",
+    summary="Status of one job (ingest or reprocess)",
+    responses=_errors(401, 404, 422),
+)
 def job_status(job_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
     from include.webapp import queries
 
@@ -317,7 +402,11 @@ def job_status(job_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
         return queries.one_job(s, job_id)
 
 
-@api.get("/gallery", summary="Photos, newest first, with filters and pagination")
+@api.get(
+    "/gallery",
+    summary="Photos, newest first, with filters and pagination",
+    responses=_errors(401, 422),
+)
 def gallery(
     user: UserDep,
     svc: SvcDep,
@@ -365,7 +454,11 @@ def list_warehouses(user: UserDep, svc: SvcDep) -> dict[str, Any]:
         return {"warehouses": queries.warehouses(s)}
 
 
-@api.get("/{image_id}", summary="One photo: metadata, EXIF, processing session, history")
+@api.get(
+    "/{image_id}",
+    summary="One photo: metadata, EXIF, processing session, history",
+    responses=_errors(401, 404, 422),
+)
 def photo(image_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
     from include.webapp import queries
 
@@ -376,7 +469,13 @@ def photo(image_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
 
 
 @api.post(
-    "/{image_id}/reprocess", status_code=202, summary="Reprocess a photo from its S3 original"
+    "/{image_id}/reprocess",
+    status_code=202,
+    summary="Reprocess a photo from its S3 original",
+    responses={
+        202: {"description": "Accepted: the reprocess job and its poll URL"},
+        **_errors(401, 403, 404, 409, 422, 503),
+    },
 )
 def reprocess(
     request: Request,

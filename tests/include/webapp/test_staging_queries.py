@@ -199,3 +199,22 @@ def test_badges_and_filters() -> None:
         queries.GalleryFilter(status="nope")
     with pytest.raises(ValueError):
         queries.GalleryFilter(per_page=0)
+
+
+def test_staging_reads_dropped_bytes_again_and_checks_them(env: dict[str, Any]) -> None:
+    ok, _ = _photos()
+    light = [p.without_data() for p in ok]
+    sid = uuid.uuid4()
+    jobs = staging.plan_jobs(sid, light)
+    by_index = {p.index: p.data for p in ok}
+    with pytest.raises(ValueError, match="no reader"):
+        staging.stage_files(env["s3"], "imaging", sid, light, jobs, "carol")
+    with pytest.raises(RuntimeError, match="changed between validation and staging"):
+        staging.stage_files(
+            env["s3"], "imaging", sid, light, jobs, "carol", read=lambda p: by_index[p.index] + b"x"
+        )
+    staging.stage_files(
+        env["s3"], "imaging", sid, light, jobs, "carol", read=lambda p: by_index[p.index]
+    )
+    for p, j in zip(ok, jobs, strict=True):
+        assert env["s3"].get_object(Bucket="imaging", Key=j.staged_key)["Body"].read() == p.data

@@ -180,3 +180,29 @@ def test_decode_check_mode_also_decodes(good_jpeg: bytes, monkeypatch: pytest.Mo
     assert isinstance(validate_photo(bad, "z.png"), ValidPhoto)  # structure (CRCs) is fine
     res = validate_photo(bad, "z.png", 0, lim)
     assert isinstance(res, Rejection) and res.code == Code.CORRUPT, res
+
+
+def test_validate_all_with_readers_keeps_order_and_drops_bytes(good_jpeg: bytes) -> None:
+    from include.webapp.validation import validate_all
+
+    reads: list[int] = []
+
+    def reader(i: int, data: bytes):  # noqa: ANN202
+        def read() -> bytes:
+            reads.append(i)
+            return data
+
+        return read
+
+    items = [
+        (0, "a.jpg", reader(0, good_jpeg)),
+        (1, "b.txt", reader(1, b"nope")),
+        (2, "c.png", _png()),
+    ]
+    res = validate_all(items, workers=2, keep_data=False)
+    assert [type(r).__name__ for r in res] == ["ValidPhoto", "Rejection", "ValidPhoto"]
+    assert res[0].data == b"" and res[0].size == len(good_jpeg) and res[0].width == 320
+    assert res[2].data == b"" and res[2].size == len(_png())
+    assert sorted(reads) == [0, 1]
+    kept = validate_all(items, workers=1)
+    assert kept[0].data == good_jpeg and kept[0].sha256 == res[0].sha256
