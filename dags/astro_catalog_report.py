@@ -30,7 +30,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, TriggerRule, dag, task
 
 PIPELINE = "astro_catalog_report"
 ASSET_20_DATA = Asset("astro_20_data")
@@ -124,8 +124,8 @@ def astro_catalog_report() -> None:
         )
         return out
 
-    @task
-    def update_scheduler(catalog: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def update_scheduler(catalog: list[dict[str, Any]] | None, **context: Any) -> dict[str, Any]:
         """Accepted counts into the Target Scheduler database (when one is given)."""
         import logging
 
@@ -159,7 +159,7 @@ def astro_catalog_report() -> None:
             )
         return out
 
-    @task
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def write_reports(scheduler: dict[str, Any], **context: Any) -> dict[str, Any]:
         """AstroBin CSVs, totals, plots and index.html in report_dir."""
         import logging

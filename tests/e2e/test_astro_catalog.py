@@ -177,3 +177,26 @@ def test_bad_scheduler_file_fails_clearly(run_dag, app_db_url: str, tmp_path: Pa
     assert res.task_states["update_scheduler"] == "failed"
     assert junk.read_text() == "this is not a database" * 50
     clear_catalog(app_db_url)
+
+
+@pytest.mark.slow
+def test_empty_library_still_reports(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    clear_catalog(app_db_url)
+    lib = tmp_path / "library"
+    lib.mkdir()
+    res = run_dag("astro_catalog_report", conf={"library_dir": str(lib)})
+    assert res.state == "success", res.task_states
+    assert res.task_states["update_scheduler"] == "success"
+    assert (lib / "_Reports" / "index.html").is_file()
+    # and the masters pipeline with no calibration folder does nothing, successfully
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve="all")
+    assert res.state == "success", res.task_states
+    assert res.task_states["integrate_master"] == "skipped"
+    assert res.task_states["publish_library"] == "skipped"
+    assert not (lib / "_Bias Library").exists()
+    assert (
+        json.loads(
+            next((lib / "_Summary" / "astro_calibration_masters").glob("*.json")).read_text()
+        )["groups"]
+        == []
+    )
