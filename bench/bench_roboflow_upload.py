@@ -13,6 +13,8 @@ Target (issue 3): ratio >= 5.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import socket
@@ -44,6 +46,14 @@ def _report(url: str, project: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and print its one JSON line (the SDK's progress messages go to stderr)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        result = _measure(argv)
+    print(json.dumps(result))
+    return result
+
+
+def _measure(argv: list[str] | None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--latency", type=float, default=0.05)
@@ -108,11 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         # baseline: the SDK's sequential loop
         rf = roboflow.Roboflow(api_key=API_KEY)
         project = rf.workspace(WORKSPACE).project("baseline")
-        import contextlib
-        import io
-
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()):  # one progress line per image
             for it in scan.items:
                 project.upload(
                     image_path=it.path,
@@ -175,7 +182,6 @@ def main(argv: list[str] | None = None) -> dict:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result))
     return result
 
 
