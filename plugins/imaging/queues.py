@@ -120,8 +120,10 @@ API_LIMITS: tuple[ApiLimit, ...] = (
     ApiLimit(
         service="Hypha artifact manager",
         pool=HYPHA_POOL,
-        source="Hypha server: 25 concurrent presigned PUTs",
+        source="Hypha server: 25 concurrent presigned PUTs; the hook already caps itself at "
+        "put_concurrency, so the pool shares the whole limit between tasks",
         max_concurrent=25,
+        headroom=1.0,
     ),
 )
 
@@ -198,6 +200,42 @@ class Route:
 #: Applied by :func:`task_policy` to tasks that still have the default queue/pool, so a DAG that
 #: declares ``queue=``/``pool=`` itself always wins.
 TASK_ROUTES: dict[str, dict[str, Route]] = {
+    "astro_calibration_masters": {
+        "integrate_master": Route(CPU),  # median / sigma-clip stacking
+        "copy_to_library": Route(IO),  # verified copy to the library
+    },
+    "astro_prepare_lights": {
+        "prepare_raw": Route(IO),
+        "cull_1": Route(CPU),  # star/FWHM metrics per frame
+        "cull_2": Route(CPU),
+        "blink_sheet": Route(CPU),
+        "distribute": Route(IO),
+        "promote": Route(IO),
+    },
+    "design_upload": {
+        "processing_and_formatting_images": Route(CPU),  # decode, pHash/dHash
+        "backfill_nas_hashes": Route(IO),
+        "checking_for_duplicates": Route(CPU),
+        "upload_to_nas": Route(IO),
+        "creating_product_mockups": Route(CPU),
+        "uploading_to_etsy_store": Route(IO, ETSY_POOL, concurrency=1),
+    },
+    "photo_ingest": {
+        "stage_chunk": Route(IO),  # upload to S3
+        "run_ml": Route(GPU),  # YOLO/SAHI (classical fallback runs anywhere)
+    },
+    "photo_reprocess": {
+        "run_ml": Route(GPU),
+    },
+    "reef_stitch_upload": {
+        "stitch": Route(CPU),  # OME-Zarr stitching and pyramids
+        # HyphaArtifactHook put_concurrency (default 25) presigned PUTs per task
+        "upload_channel": Route(IO, HYPHA_POOL, concurrency=25),
+        "commit_folder": Route(IO),
+    },
+    "reef_treatment_upload": {
+        "upload_folder": Route(IO, HYPHA_POOL, concurrency=25),
+    },
     "roboflow_upload": {
         # hook default: 8 concurrent uploads per batch task, 2 batch tasks at a time
         "upload_batch": Route(IO, ROBOFLOW_POOL, concurrency=8),

@@ -201,6 +201,11 @@ def test_worker_queues_cover_every_queue(compose: dict[str, Any]) -> None:
     assert CPU in served["airflow-worker-cpu"]
     assert served["airflow-worker-gpu"] == [GPU]
     assert set(QUEUES) <= {q for qs in served.values() for q in qs}
+    # CPU/GPU steps start process pools: their workers must not be Celery's daemonic prefork children
+    for name in ("airflow-worker-cpu", "airflow-worker-gpu"):
+        assert services[name]["environment"]["AIRFLOW__CELERY__POOL"] == "solo", name
+    assert "AIRFLOW__CELERY__POOL" not in services["airflow-worker-io"]["environment"]
+    assert int(services["airflow-worker-cpu"]["deploy"]["replicas"]) >= 1
     # without the gpu profile the remaining workers still serve every queue
     no_gpu = {q for n, qs in served.items() if not services[n].get("profiles") for q in qs}
     assert set(QUEUES) <= no_gpu

@@ -36,8 +36,8 @@ def test_queue_names() -> None:
 
 def test_pool_sizes_follow_the_api_limits() -> None:
     sizes = pool_sizes(env={})
-    # Hypha: 25 concurrent PUTs, 80 % of it for us
-    assert sizes[HYPHA_POOL] == 20
+    # Hypha: 25 concurrent PUTs, shared by the upload tasks (each caps itself at put_concurrency)
+    assert sizes[HYPHA_POOL] == 25
     # Etsy: 10 req/s x 0.5 s per request = 5 in flight, 80 % -> 4
     assert sizes[ETSY_POOL] == 4
     # Roboflow: budget of 2 batch tasks x 8 upload workers
@@ -95,6 +95,7 @@ def test_write_pools_json(tmp_path: Path) -> None:
 def test_api_pool_caps_slots_at_pool_size() -> None:
     assert api_pool(HYPHA_POOL, 4) == {"pool": HYPHA_POOL, "pool_slots": 4}
     assert api_pool(ETSY_POOL, 50) == {"pool": ETSY_POOL, "pool_slots": 4}
+    assert api_pool(HYPHA_POOL, 30) == {"pool": HYPHA_POOL, "pool_slots": 25}
     with pytest.raises(KeyError, match="unknown pool"):
         api_pool("nope")
     with pytest.raises(ValueError):

@@ -3,7 +3,8 @@
 
 A small, real DAG that proves the CeleryExecutor routing of this project: each task declares the
 queue it must run on (`default`, `io`, `cpu`), one task takes slots in an API pool, and a mapped task
-fans out over the `cpu` queue. Every task returns the worker that ran it (`IMAGING_WORKER_NAME`,
+fans out over the `cpu` queue and starts its own process pool (as the CPU-heavy pipeline steps
+do). Every task returns the worker that ran it (`IMAGING_WORKER_NAME`,
 reported as the task instance's hostname through `imaging.queues.worker_hostname`) so the test can
 check that each queue was served by the right worker.
 
@@ -27,6 +28,10 @@ def _where(label: str) -> dict[str, Any]:
     from imaging.queues import worker_hostname
 
     return {"task": label, "worker": worker_hostname(), "pid": os.getpid()}
+
+
+def _square_sum(n: int) -> int:
+    return sum(k * k for k in range(n))
 
 
 @dag(
@@ -56,7 +61,11 @@ def celery_queues_probe() -> None:
 
     @task(queue=CPU)
     def crunch(i: int) -> dict[str, Any]:
-        total = sum(k * k for k in range(20_000 + i))
+        # CPU tasks fan out over cores with their own process pool: this must work on a worker
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            total = sum(pool.map(_square_sum, [20_000 + i, 10_000]))
         return {**_where(f"crunch[{i}]"), "total": total}
 
     @task(queue=DEFAULT)
