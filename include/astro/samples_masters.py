@@ -302,3 +302,41 @@ def make_data_tree(
             (root / rig.name / DATA_DIR / target / "accept").mkdir(parents=True, exist_ok=True)
         sets.append(LightSet(rig.name, target, night, filt, exp, panel, count, tuple(hfrs)))
     return sets
+
+
+def generate_demo(dest: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """Demo data for the masters and catalog DAGs under ``dest``; returns their trigger confs.
+
+    (The domain's ``include.astro.samples.generate_demo`` can merge these confs with its own.)"""
+    from include.astro.scheduler import create_scheduler_db
+
+    root = Path(dest)
+    masters_lib = root / "masters_library"
+    catalog_lib = root / "catalog_library"
+    if not (masters_lib / "_Calibration").exists():
+        make_calibration_sets(masters_lib, shape=(96, 128))
+    if not catalog_lib.exists():
+        make_data_tree(catalog_lib)
+    sched = root / "schedulerdb.sqlite"
+    if not sched.exists():
+        create_scheduler_db(sched, sample_scheduler_plans())
+    return {
+        "astro_setup": {},
+        "astro_calibration_masters": {"library_dir": str(masters_lib)},
+        "astro_catalog_report": {
+            "library_dir": str(catalog_lib),
+            "scheduler_db": str(sched),
+            "report_dir": str(root / "reports"),
+        },
+    }
+
+
+if __name__ == "__main__":  # python -m include.astro.samples_masters DEST
+    import json
+    import sys
+
+    print(
+        json.dumps(
+            generate_demo(sys.argv[1] if len(sys.argv) > 1 else ".data/samples/astro"), indent=2
+        )
+    )

@@ -112,3 +112,15 @@ def test_corrupt_flat_holds_back_its_group(cal: tuple[Path, dict[str, list[str]]
     assert bad[0].props["filter"] == "L" and len(bad[0].frames) == 2
     assert bad[0].errors[0].path == str(flat)
     assert len(result.groups) == 11
+
+
+def test_demo_samples(tmp_path: Path) -> None:
+    from include.astro.samples_masters import generate_demo
+
+    confs = generate_demo(tmp_path)
+    lib = Path(confs["astro_calibration_masters"]["library_dir"])
+    assert len(group_frames(calibration_input_dir(lib)).groups) == 11
+    assert Path(confs["astro_catalog_report"]["scheduler_db"]).is_file()
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert generate_demo(tmp_path) == confs  # rerun: nothing rewritten, same confs
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
