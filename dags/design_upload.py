@@ -42,9 +42,19 @@ on; a single file is simply a run with one batch.
 8. **uploading_to_etsy_store** — `EtsyHook` (`etsy_default`): one draft listing per design with its
    mockups (10 requests/s, daily quota, 429 handling; idempotent via a listing tag — never two
    listings for one design). Without an Etsy connection the listing JSON + images go to the outbox
-   folder `$IMAGING_DATA_DIR/design/etsy_outbox/`, said in the log.
-9. **report** — per-file outcome (new / duplicate of what / error and why) in the log, in
-   `<work>/report.json` and in the `item_records` ledger.
+   folder `$IMAGING_DATA_DIR/design/etsy_outbox/`, said in the log. Listings of earlier runs that
+   did not finish (daily quota, outage) are completed by the next run (their mockups are fetched
+   back from the NAS).
+9. **report** — per-file outcome (new / duplicate of what / error and why, listing state) in the
+   log, in `<work>/report.json` and in the `item_records` ledger; runs after an Etsy failure too
+   and then fails the run, naming the listings that are not done.
+
+Between steps the per-file results travel as JSON files in the run's work folder
+(`$IMAGING_DATA_DIR/design/runs/<run_id>/<step>.json`); XCom carries only their paths, so a run
+of thousands of files keeps XCom small. A failed Etsy listing fails `uploading_to_etsy_store`
+after the other designs are done: transient errors (5xx, lost connections) are retried by
+Airflow and finished listings are skipped; daily-quota and auth errors fail without retries
+(clear the task when the quota has refilled).
 
 Every step is safe to retry and to rerun: deterministic names, upserts, the NAS never overwritten.
 """
@@ -54,7 +64,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 PIPELINE = "design_upload"
 
@@ -92,6 +102,24 @@ def _config(params: dict[str, Any]) -> Any:
 
 def _flatten(parts: Any) -> list[dict[str, Any]]:
     return [item for part in parts or [] for item in (part or [])]
+
+
+def _save(context: dict[str, Any], step: str, items: list[dict[str, Any]]) -> str:
+    """The step's per-file results as JSON in the run folder; XCom carries only the path."""
+    import json
+
+    from include.common.files import atomic_write_text
+
+    path = _work_dir(context) / f"{step}.json"
+    atomic_write_text(path, json.dumps(items))
+    return str(path)
+
+
+def _load(ref: str) -> list[dict[str, Any]]:
+    import json
+    from pathlib import Path
+
+    return json.loads(Path(ref).read_text())
 
 
 @dag(
@@ -243,23 +271,22 @@ def design_upload() -> None:
             hook.close()
 
     @task
-    def checking_for_duplicates(
-        processed: Any, nas_counts: dict[str, int], **context: Any
-    ) -> list[dict[str, Any]]:
+    def checking_for_duplicates(processed: Any, nas_counts: dict[str, int], **context: Any) -> str:
         """Near-duplicates within the run, against the database and the NAS."""
         from imaging.appdb import app_engine
         from include.design import pipeline
 
-        return pipeline.check_duplicates(
+        items = pipeline.check_duplicates(
             app_engine(),
             _flatten(processed),
             shop=context["params"]["shop"],
             run_id=context["run_id"],
             config=_config(context["params"]),
         )
+        return _save(context, "decisions", items)
 
     @task
-    def upload_to_nas(items: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+    def upload_to_nas(ref: str, **context: Any) -> str:
         """New designs to the NAS (temp name, then rename)."""
         from include.design import pipeline
 
@@ -267,36 +294,36 @@ def design_upload() -> None:
         when = run.logical_date or run.run_after
         hook = _nas_hook()
         try:
-            return pipeline.upload_to_nas(
+            items = pipeline.upload_to_nas(
                 hook.get_conn(),
-                items,
+                _load(ref),
                 shop=context["params"]["shop"],
                 template=context["params"]["template"],
                 when=when,
             )
         finally:
             hook.close()
+        return _save(context, "nas", items)
 
     @task
-    def update_database(items: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+    def update_database(ref: str, **context: Any) -> str:
         """Insert the new designs (ON CONFLICT (shop, phash, dhash) DO NOTHING)."""
         from imaging.appdb import app_engine
         from include.design import pipeline
 
         p = context["params"]
-        return pipeline.record_designs(
+        items = pipeline.record_designs(
             app_engine(),
-            items,
+            _load(ref),
             shop=p["shop"],
             template=p["template"],
             user_id=p["user_id"] or None,
             run_id=context["run_id"],
         )
+        return _save(context, "database", items)
 
     @task
-    def creating_product_mockups(
-        items: list[dict[str, Any]], **context: Any
-    ) -> list[dict[str, Any]]:
+    def creating_product_mockups(ref: str, **context: Any) -> str:
         """Composite each new design onto the template's mockup photos."""
         from imaging.appdb import app_engine
         from include.design import pipeline
@@ -304,10 +331,10 @@ def design_upload() -> None:
         p = context["params"]
         hook = _nas_hook()
         try:
-            return pipeline.make_mockups(
+            items = pipeline.make_mockups(
                 app_engine(),
                 hook.get_conn(),
-                items,
+                _load(ref),
                 templates_dir=_templates_dir(p),
                 template=p["template"],
                 shop=p["shop"],
@@ -315,12 +342,15 @@ def design_upload() -> None:
             )
         finally:
             hook.close()
+        return _save(context, "mockups", items)
 
     @task
-    def uploading_to_etsy_store(
-        items: list[dict[str, Any]], **context: Any
-    ) -> list[dict[str, Any]]:
-        """One Etsy draft listing per new design (or the outbox without an Etsy connection)."""
+    def uploading_to_etsy_store(ref: str, **context: Any) -> str:
+        """One Etsy draft listing per new design (or the outbox without an Etsy connection).
+        Failed listings fail the task after the others are done: transient errors are retried
+        by Airflow (finished listings are skipped), quota/auth errors are not."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from imaging.appdb import app_engine
         from imaging.hooks.etsy import EtsyHook
         from include.common.settings import get_settings
@@ -328,26 +358,53 @@ def design_upload() -> None:
 
         p = context["params"]
         s = get_settings()
-        client = (
-            EtsyHook(etsy_conn_id=s.etsy_conn_id)
-            if EtsyHook.is_configured(s.etsy_conn_id)
-            else None
-        )
-        return pipeline.publish_listings(
+        configured = EtsyHook.is_configured(s.etsy_conn_id)
+        client = EtsyHook(etsy_conn_id=s.etsy_conn_id) if configured else None
+        items = _load(ref)
+        hook = _nas_hook()
+        try:  # listings of earlier runs that did not finish (quota, outage) are completed too
+            backlog = pipeline.listing_backlog(
+                app_engine(),
+                hook.get_conn(),
+                shop=p["shop"],
+                exclude=[
+                    i["design_image_id"]
+                    for i in items
+                    if i.get("decision") == pipeline.NEW and i.get("design_image_id")
+                ],
+                work_dir=_work_dir(context),
+            )
+        finally:
+            hook.close()
+        items = pipeline.publish_listings(
             app_engine(),
             client,
-            items,
+            items + backlog,
             templates_dir=_templates_dir(p),
             template=p["template"],
             shop=p["shop"],
             outbox_root=s.data_dir / "design" / "etsy_outbox",
         )
+        out = _save(context, "listings", items)
+        failed = {
+            i["key"]: i["listing"]["error"]
+            for i in items
+            if (i.get("listing") or {}).get("state") == "failed"
+        }
+        if failed:
+            msg = f"{len(failed)} Etsy listing(s) failed: {failed}"
+            permanent = any(w in e for e in failed.values() for w in ("quota", "401", "403"))
+            raise AirflowFailException(msg) if permanent else RuntimeError(msg)
+        return out
 
-    @task
-    def report(items: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
-        """Per-file outcome: log, report.json, item_records ledger."""
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def report(ref: str | None, **context: Any) -> dict[str, Any]:
+        """Per-file outcome: log, report.json, item_records ledger (also after an Etsy failure)."""
         import json
         import logging
+
+        from airflow.sdk.exceptions import AirflowFailException
+        from sqlalchemy import select
 
         from imaging.appdb import app_engine
         from include.common.db import session_scope
@@ -355,9 +412,35 @@ def design_upload() -> None:
         from include.common.items import record_item
         from include.common.models import ItemStatus
         from include.design import pipeline
+        from include.design.models import DesignListing
 
         log = logging.getLogger("airflow.task")
         p = context["params"]
+        work = _work_dir(context)
+        if (work / "listings.json").exists():
+            items = _load(str(work / "listings.json"))
+        elif ref:
+            items = _load(ref)
+        else:
+            raise AirflowFailException("an earlier step failed before any file was processed")
+        ids = [
+            i["design_image_id"]
+            for i in items
+            if i.get("decision") == pipeline.NEW and i.get("design_image_id")
+        ]
+        with session_scope(app_engine()) as s:
+            states = {
+                r.design_image_id: {"state": r.state, "listing_id": r.listing_id, "error": r.error}
+                for r in s.scalars(
+                    select(DesignListing).where(DesignListing.design_image_id.in_(ids))
+                )
+            }
+        items = [
+            {**i, "listing": states[i["design_image_id"]]}
+            if i.get("design_image_id") in states and i.get("decision") == pipeline.NEW
+            else i
+            for i in items
+        ]
         summary = pipeline.summarise(items)
         with session_scope(app_engine()) as s:
             for i in items:
@@ -375,13 +458,14 @@ def design_upload() -> None:
                         {
                             "design_image_id": i.get("design_image_id"),
                             "nas_path": i.get("nas_path"),
+                            "listing": i.get("listing"),
                         },
                     )
                 record_item(
                     s, pipeline=PIPELINE, kind="file", key=key, status=status, checksum=i.get("sha256"),
                     error=i.get("error"), detail=detail, run_id=context["run_id"],
                 )  # fmt: skip
-        path = _work_dir(context) / "report.json"
+        path = work / "report.json"
         atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True))
         log.info(
             "%d files: %d new, %d duplicates, %d errors (report %s)",
@@ -389,8 +473,17 @@ def design_upload() -> None:
         )  # fmt: skip
         for key, err in summary["errors"].items():
             log.warning("error: %s: %s", key, err["error"])
-        for key, ref in summary["duplicates"].items():
-            log.warning("duplicate: %s duplicates %s", key, ref)
+        for key, ref_ in summary["duplicates"].items():
+            log.warning("duplicate: %s duplicates %s", key, ref_)
+        failed = {
+            k: v
+            for k, v in summary["listings"].items()
+            if v.get("state") not in ("complete", "outbox")
+        }
+        if failed:
+            raise AirflowFailException(
+                f"report written to {path}; Etsy listings not done: {failed}"
+            )
         return {
             "report": str(path),
             "new": len(summary["new"]),

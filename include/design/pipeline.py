@@ -441,7 +441,10 @@ def publish_listings(
         did = int(i["design_image_id"])
         tag = etsy_logic.idempotency_tag(shop, i["sha256"])
         payload = etsy_logic.listing_payload(
-            title=title, stem=PurePosixPath(i["key"]).stem, listing=listing_cfg, tag=tag
+            title=title,
+            stem=PurePosixPath(i.get("source_key", i["key"])).stem,
+            listing=listing_cfg,
+            tag=tag,
         )
         images = [m["local"] for m in i["mockups"]]
         with session_scope(engine) as s:
@@ -515,6 +518,61 @@ def publish_listings(
     return out
 
 
+def listing_backlog(
+    engine: Engine,
+    backend: nas.NasBackend,
+    *,
+    shop: str,
+    exclude: Iterable[int],
+    work_dir: str | os.PathLike[str],
+) -> list[dict[str, Any]]:
+    """Designs of the shop from earlier runs whose listing is not finished (e.g. the daily quota
+    ran out): items for :func:`publish_listings`, their mockups fetched back from the NAS."""
+    skip = set(exclude)
+    out: list[dict[str, Any]] = []
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(DesignImage, DesignListing.state)
+            .join(DesignListing, DesignListing.design_image_id == DesignImage.id)
+            .where(
+                DesignImage.shop == shop, DesignListing.state.in_(("pending", "created", "failed"))
+            )
+            .order_by(DesignImage.id)
+        ).all()
+        mocks = {
+            r.id: s.scalars(
+                select(DesignMockup)
+                .where(DesignMockup.design_image_id == r.id)
+                .order_by(DesignMockup.id)
+            ).all()
+            for r, _state in rows
+        }
+    for img, _state in rows:
+        if img.id in skip or not mocks.get(img.id):
+            continue
+        made = []
+        for m in mocks[img.id]:
+            local = Path(work_dir) / "backlog" / PurePosixPath(m.path).name
+            if not (local.exists() and sha256_file(local) == m.sha256):
+                local.unlink(missing_ok=True)
+                backend.fetch(m.path, local)
+            made.append({"mockup": m.mockup, "nas_path": m.path, "local": str(local)})
+        out.append(
+            {
+                "key": f"backlog:{img.source_name}",
+                "source_key": img.source_name,
+                "status": OK,
+                "decision": NEW,
+                "design_image_id": img.id,
+                "sha256": img.source_sha256,
+                "nas_path": img.nas_path,
+                "mockups": made,
+                "backlog": True,
+            }
+        )
+    return out
+
+
 def _set_listing(engine: Engine, design_image_id: int, **values: Any) -> None:
     with session_scope(engine) as s:
         s.execute(
@@ -539,7 +597,11 @@ def summarise(items: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for i in items
         if i.get("decision") == DUPLICATE
     }
-    new = sorted(i["key"] for i in items if i.get("decision") == NEW and i.get("design_image_id"))
+    new = sorted(
+        i["key"]
+        for i in items
+        if i.get("decision") == NEW and i.get("design_image_id") and not i.get("backlog")
+    )
     listings = {i["key"]: i["listing"] for i in items if i.get("listing")}
     mock_errors = {i["key"]: i["mockup_error"] for i in items if i.get("mockup_error")}
     return {

@@ -343,11 +343,11 @@ def write_template(dest: str | Path, name: str = "poster") -> Path:
     return write_default_template(Path(dest), name)
 
 
-def generate_demo(dest: str | Path, n_designs: int = 6) -> dict[str, Any]:
+def generate_demo(dest: str | Path, n_designs: int = 6, shop: str = "demo-shop") -> dict[str, Any]:
     """A demo upload folder with designs, near-duplicate variants, photos and bad files; a mockup
     template folder; and a NAS folder that already holds one of the designs (legacy file).
 
-    Returns ``{"source_dir", "templates_dir", "template", "nas_root", "expected": {...}}``.
+    Returns ``{"source_dir", "templates_dir", "template", "shop", "nas_root", "expected": {...}}``.
     """
     dest = Path(dest)
     src = dest / "uploads"
@@ -374,7 +374,7 @@ def generate_demo(dest: str | Path, n_designs: int = 6) -> dict[str, Any]:
     expected["new"].append(p.name)
     nas_root = dest / "nas"
     legacy = make_design(50, (900, 900), transparent=True)
-    _write_base(legacy, nas_root / "demo-shop" / "poster" / "legacy_design")
+    _write_base(legacy, nas_root / shop / "poster" / "legacy_design")
     vim, fmt, kw = v_bright10(legacy)
     p = _save(vim, src / "legacy_again.png", fmt, **kw)
     expected["duplicates"][p.name] = "nas:legacy_design"
@@ -391,6 +391,7 @@ def generate_demo(dest: str | Path, n_designs: int = 6) -> dict[str, Any]:
         "source_dir": str(src),
         "templates_dir": str(templates),
         "template": "poster",
+        "shop": shop,
         "nas_root": str(nas_root),
         "expected": expected,
     }

@@ -54,13 +54,13 @@ def _dup_targets(report: dict[str, Any]) -> dict[str, str]:
 def test_design_upload_sftp_nas_and_etsy(
     run_dag, app_db_url, etsy, tmp_path: Path, monkeypatch
 ) -> None:
-    demo = samples.generate_demo(tmp_path / "demo", n_designs=4)
+    demo = samples.generate_demo(tmp_path / "demo", n_designs=4, shop="e2e-shop")
     sftp = SftpServer(tmp_path / "demo").start()  # the demo's nas/ folder is the SFTP NAS root
     try:
         monkeypatch.setenv("AIRFLOW_CONN_NAS_DEFAULT", json.dumps(sftp.airflow_connection("/nas")))
         conf = {
             "source_dir": demo["source_dir"],
-            "shop": "demo-shop",
+            "shop": "e2e-shop",
             "template": "poster",
             "user_id": "u-42",
             "batch_mb": 0.15,
@@ -81,7 +81,7 @@ def test_design_upload_sftp_nas_and_etsy(
         engine = make_engine(app_db_url)
         nas_root = Path(demo["nas_root"])
         with session_scope(engine) as s:
-            rows = s.scalars(select(DesignImage).where(DesignImage.shop == "demo-shop")).all()
+            rows = s.scalars(select(DesignImage).where(DesignImage.shop == "e2e-shop")).all()
             assert sorted(r.source_name for r in rows) == sorted(exp["new"])
             assert all(r.user_id == "u-42" and (nas_root / r.nas_path).is_file() for r in rows)
             ids = [r.id for r in rows]
@@ -106,12 +106,12 @@ def test_design_upload_sftp_nas_and_etsy(
                     )
                 )
             }
-            assert ledger[f"demo-shop/{exp['new'][0]}"] == "done"
-            assert {ledger[f"demo-shop/{k}"] for k in exp["errors"]} == {"failed"}
-            assert {ledger[f"demo-shop/{k}"] for k in exp["duplicates"]} == {"skipped"}
+            assert ledger[f"e2e-shop/{exp['new'][0]}"] == "done"
+            assert {ledger[f"e2e-shop/{k}"] for k in exp["errors"]} == {"failed"}
+            assert {ledger[f"e2e-shop/{k}"] for k in exp["duplicates"]} == {"skipped"}
         assert len(etsy.listings) == len(rows)
         assert all(len(etsy.images(lid)) == 2 for lid in etsy.listings)
-        mockups = list((nas_root / "demo-shop" / "poster" / "mockups").glob("*.jpg"))
+        mockups = list((nas_root / "e2e-shop" / "poster" / "mockups").glob("*.jpg"))
         assert len(mockups) == 2 * len(rows)
 
         # the same upload again: everything is a duplicate of the database, nothing new on Etsy
@@ -187,3 +187,44 @@ def test_dag_wiring_follows_the_conventions(airflow_db: Path) -> None:
     assert all(
         ln.split()[1].split(".")[0] in {"__future__", "datetime", "typing", "airflow"} for ln in top
     ), top
+
+
+def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
+    run_dag, app_db_url, tmp_path: Path, monkeypatch
+) -> None:
+    demo = samples.generate_demo(tmp_path / "demo", n_designs=3)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": demo["nas_root"]}}),
+    )
+    srv = FakeEtsyServer(per_day=7).start()  # one listing + its images take 5 requests
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ETSY_DEFAULT", json.dumps(srv.airflow_connection()))
+        conf = {"source_dir": demo["source_dir"], "shop": "quota-shop", "template": "poster"}
+        first = run_dag("design_upload", conf=conf)
+        assert first.state == "failed"
+        assert first.task_states["uploading_to_etsy_store"] == "failed"
+        assert first.task_states["update_database"] == "success"
+        rep = _report(first.run_id)  # written although the run failed
+        states = [v["state"] for v in rep["listings"].values()]
+        assert states.count("complete") == 1 and states.count("failed") == len(rep["new"]) - 1
+        assert len(srv.state.requests) == 7  # stopped at the quota, no hammering
+
+        srv.state.used_today, srv.state.per_day = 0, 10_000  # the next day
+        second = run_dag("design_upload", conf=conf)
+        assert second.state == "success", second.task_states
+        rep2 = _report(second.run_id)
+        assert rep2["new"] == []
+        assert {v["state"] for v in rep2["listings"].values()} == {"complete"}
+        assert len(rep2["listings"]) == len(rep["new"]) - 1
+        assert len(srv.listings) == len(
+            rep["new"]
+        )  # the listing created before the quota ran out was reused
+        assert all([i["rank"] for i in srv.images(lid)] == [1, 2] for lid in srv.listings)
+        with session_scope(make_engine(app_db_url)) as s:
+            rows = s.scalars(select(DesignListing).where(DesignListing.shop == "quota-shop")).all()
+            assert {r.state for r in rows} == {"complete"} and len(
+                {r.listing_id for r in rows}
+            ) == len(rows)
+    finally:
+        srv.stop()

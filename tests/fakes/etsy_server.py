@@ -76,6 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: Any, extra: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         s = self.state
+        s.requests.append((self.command, self.path, status))  # before the client can read it
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -87,7 +88,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        s.requests.append((self.command, self.path, status))
 
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
