@@ -333,9 +333,13 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     assert "Rack 1" in page.inner_text("#counts")
     _shot(page, shots / "photo_reprocessed.png")
 
-    # the gallery now shows it as ready
-    page.goto(f"{stack.url}/photos/gallery?status=success")
+    # the gallery now shows it as ready; one photo per page: the lazy loader fetches page after
+    # page as the end of the grid comes into view
+    page.goto(f"{stack.url}/photos/gallery?status=success&per_page=1")
     page.wait_for_selector(f'.tile[data-image="{no_gps_id}"][data-status="ready"]')
+    page.wait_for_selector("#end:not([hidden])")
+    assert page.locator(".tile").count() >= 2
+    assert "page" in page.inner_text("#count")
     assert errors == [], errors
 
     # the menu entry of the plugin opens the app inside the Airflow UI (external view)

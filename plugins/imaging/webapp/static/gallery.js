@@ -6,6 +6,7 @@ const grid = document.getElementById("grid");
 const countEl = document.getElementById("count");
 const endEl = document.getElementById("end");
 let page = 0, totalPages = 1, loading = false, query = "";
+const PER_PAGE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("per_page")) || 24));
 
 function currentQuery() {
   const p = new URLSearchParams();
@@ -35,7 +36,7 @@ async function loadMore() {
   loading = true;
   try {
     const p = new URLSearchParams(query);
-    p.set("page", page + 1); p.set("per_page", 24);
+    p.set("page", page + 1); p.set("per_page", PER_PAGE);
     const data = await api("gallery?" + p.toString());
     page = data.pagination.page; totalPages = data.pagination.total_pages;
     grid.append(...data.photos.map(tile));
