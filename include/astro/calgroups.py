@@ -31,6 +31,7 @@ from typing import Any
 
 CAL_TYPES = ("BIAS", "DARK", "FLAT")
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
+SCANNED_SUFFIXES = (*FITS_SUFFIXES, ".xisf")  # XISF frames are found and reported, not integrated
 # One master per distinct value of these properties: exactly the properties the lights pipeline
 # matches masters on (darks: exposure, settemp, camera, gain, offset, readout mode; flats: date,
 # optic, filter, settemp, camera, gain, offset, readout mode; bias: no exposure).
@@ -155,6 +156,8 @@ def read_frame(
     from include.astro.frames import build_frame, fields_from_header, parse_name
     from include.astro.headers import HeaderError, read_header
 
+    if not str(path).lower().endswith(FITS_SUFFIXES):
+        raise ValueError("only FITS frames can be integrated (convert XISF frames to FITS)")
     try:
         cards = read_header(path)  # also detects truncated data
     except HeaderError as exc:
@@ -197,7 +200,7 @@ def iter_frame_paths(root: str | os.PathLike[str], skip_dirs: Iterable[str] = ()
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            if name.lower().endswith(FITS_SUFFIXES):
+            if name.lower().endswith(SCANNED_SUFFIXES):
                 out.append(Path(dirpath) / name)
     return out
 

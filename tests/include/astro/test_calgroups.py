@@ -124,3 +124,14 @@ def test_demo_samples(tmp_path: Path) -> None:
     before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     assert generate_demo(tmp_path) == confs  # rerun: nothing rewritten, same confs
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before
+
+
+def test_xisf_frame_is_reported_and_holds_its_group(cal: tuple[Path, dict[str, list[str]]]) -> None:
+    root, sets = cal
+    bias = Path(sets["BIAS|SQA55@f5.3+ATR585M|"][0])
+    xisf = bias.with_name("2026-11-20T23-59-59.xisf")
+    xisf.write_bytes(b"XISF0100" + b"\0" * 64)
+    result = group_frames(root)
+    (bad,) = [g for g in result.groups if not g.valid]
+    assert bad.props["camera"] == "ATR585M" and bad.imagetyp == "BIAS"
+    assert "only FITS frames can be integrated" in bad.problems[0]
