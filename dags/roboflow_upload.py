@@ -274,12 +274,12 @@ def roboflow_upload() -> None:
         projects = {b["project"] for b in batches}
         with session_scope(_engine()) as s:
             expected = confirmed_per_project(s, sorted(projects | {params["project"]}))
+        expected = {p: n for p, n in expected.items() if n}  # nothing confirmed: nothing to lose
         hook = RoboflowHook()
-        actual = {
-            p: hook.project_image_count(p)
-            for p in sorted(p for p, n in expected.items() if n or p in projects)
-        }
-        expected = {p: n for p, n in expected.items() if p in actual}
+        try:
+            actual = {p: hook.project_image_count(p) for p in sorted(expected)}
+        except ValueError as exc:  # the project or the key is gone
+            raise AirflowFailException(str(exc)) from exc
         log.info("image counts: confirmed %s, reported by the API %s", expected, actual)
         problems = check_counts(expected, actual)
         if problems:

@@ -253,6 +253,28 @@ def test_silent_loss_is_caught_by_the_count_check(
     )
 
 
+def test_missing_project_fails_without_retrying(
+    rf_conn, run_dag, app_db_url, tmp_path: Path
+) -> None:
+    info = generate_dataset(
+        tmp_path / "nowhere", n_train=2, n_valid=0, n_test=0, n_neither=0, bad=False
+    )
+    result = run_dag(
+        "roboflow_upload",
+        conf={"dataset_dir": info["dataset_dir"], "project": "no-such-project", "batch_size": 10},
+    )
+    assert result.state == "failed"
+    assert result.task_states["upload_batch[0]"] == "failed"
+    assert result.task_states["verify"] == "failed"
+    stats = _run_stats(app_db_url, result.run_id)
+    assert {k: stats[k] for k in ("submitted", "completed", "failed", "pending")} == {
+        "submitted": 1,
+        "completed": 0,
+        "failed": 0,
+        "pending": 1,
+    }
+
+
 def test_bad_params_fail_clearly(rf_conn, run_dag, tmp_path: Path) -> None:
     result = run_dag(
         "roboflow_upload", conf={"dataset_dir": str(tmp_path / "missing"), "project": "x"}

@@ -77,6 +77,8 @@ def test_missing_project_and_bad_keys_are_clear_errors(server, monkeypatch) -> N
     _set_conn(monkeypatch, server.airflow_connection())
     with pytest.raises(ValueError, match="project 'no-such-project' not found in workspace"):
         RoboflowHook().get_project("no-such-project")
+    with pytest.raises(ValueError, match="project 'no-such-project' not found in workspace"):
+        RoboflowHook().project_image_count("no-such-project")
 
     conn = server.airflow_connection()
     conn["password"] = "NOLOWERCASE123"
@@ -93,6 +95,10 @@ def test_missing_project_and_bad_keys_are_clear_errors(server, monkeypatch) -> N
     _set_conn(monkeypatch, conn)
     ok, msg = RoboflowHook().test_connection()
     assert not ok and "API key does not exist" in msg
+    with pytest.raises(
+        ValueError, match="Roboflow rejected the API key of connection 'roboflow_default'"
+    ):
+        RoboflowHook().get_project("anything")
 
 
 def test_upload_timeout_caps_the_sdk_request(server, monkeypatch, image) -> None:

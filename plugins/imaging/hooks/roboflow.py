@@ -134,8 +134,17 @@ class RoboflowHook(BaseHook):
     def get_conn(self) -> Any:
         """The authenticated ``roboflow.Roboflow`` client (cached)."""
         if self._client is None:
+            key = self.api_key
             roboflow = import_roboflow(self.api_url)
-            self._client = roboflow.Roboflow(api_key=self.api_key)
+            try:
+                self._client = roboflow.Roboflow(api_key=key)
+            except RuntimeError as exc:
+                if "error validating the api key" in str(exc):
+                    raise  # the SDK retried a failing server 5 times: transient, let Airflow retry
+                # an immediate RuntimeError is the server's 401 answer: the key is wrong
+                raise ValueError(
+                    f"Roboflow rejected the API key of connection {self.roboflow_conn_id!r}: {exc}"
+                ) from exc
         return self._client
 
     @property
@@ -170,7 +179,14 @@ class RoboflowHook(BaseHook):
         from roboflow.adapters import rfapi
 
         self.get_conn()
-        info = rfapi.get_project(self.api_key, self.workspace_url, project)
+        try:
+            info = rfapi.get_project(self.api_key, self.workspace_url, project)
+        except rfapi.RoboflowError as exc:
+            if exc.status_code == 404:
+                raise ValueError(
+                    f"Roboflow project {project!r} not found in workspace {self.workspace_url!r}: {exc}"
+                ) from exc
+            raise
         return int(info["project"]["images"])
 
     # ------------------------------------------------------------ uploads
