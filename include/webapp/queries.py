@@ -173,9 +173,14 @@ def one_job(session: Session, job_id: uuid.UUID) -> dict[str, Any]:
     return job_view(job)
 
 
-def recent_uploads(session: Session, user: str | None, limit: int = 20) -> list[dict[str, Any]]:
-    """The user's latest upload sessions with job counts (the job list that stays visible)."""
+def recent_uploads(
+    session: Session, user: str | None, limit: int = 20, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The user's latest upload sessions with job counts (the job list that stays visible;
+    seed: 24-48 hours), newest first; ``since`` bounds their age."""
     q = select(PhotoUploadSession).where(PhotoUploadSession.upload_source == "web")
+    if since is not None:
+        q = q.where(PhotoUploadSession.created_at >= since)
     if user:
         q = q.where(PhotoUploadSession.uploaded_by == user)
     ups = list(

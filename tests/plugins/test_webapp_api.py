@@ -404,8 +404,12 @@ def test_jobs_finish_and_gallery_filters(
     assert by_name["no_gps.jpg"]["status"] == "needs_location"
     assert by_name["unconfigured_rack.jpg"]["status"] == "needs_config"
     assert status["summary"]["overall_progress_percent"] == 100.0
-    recent = client.get(f"{API}/jobs/status", headers=auth).json()["uploads"]
-    assert body["upload_session_id"] in [u["upload_session_id"] for u in recent]
+    recent = client.get(f"{API}/jobs/status", headers=auth).json()
+    assert recent["hours"] == 48
+    assert body["upload_session_id"] in [u["upload_session_id"] for u in recent["uploads"]]
+    eve = client.get(f"{API}/jobs/status", headers={"Authorization": f"Bearer {_token('zoe')}"})
+    assert eve.json()["uploads"] == []  # each user sees their own uploads
+    assert client.get(f"{API}/jobs/status", headers=auth, params={"hours": 0}).status_code == 422
 
     # (other tests of the session share the database: scope the counts to this upload)
     mine = {"upload_session_id": body["upload_session_id"]}

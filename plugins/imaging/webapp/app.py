@@ -381,12 +381,20 @@ def jobs_status(
     svc: SvcDep,
     upload_session_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    hours: Annotated[int, Query(ge=1, le=24 * 30, description="age of the listed uploads")] = 48,
 ) -> dict[str, Any]:
+    from datetime import UTC, datetime, timedelta
+
     from include.webapp import queries
 
     with _session(svc) as s:
         if upload_session_id is None:
-            return {"uploads": queries.recent_uploads(s, user.name, limit)}
+            # a view of the recent past for people (not pipeline logic): the wall clock is right
+            since = datetime.now(UTC) - timedelta(hours=hours)
+            return {
+                "uploads": queries.recent_uploads(s, user.name, limit, since),
+                "hours": hours,
+            }
         return queries.job_status(s, upload_session_id)
 
 

@@ -137,6 +137,15 @@ def test_rerecording_the_same_upload_adds_nothing(env: dict[str, Any]) -> None:
     assert n == 3
     with session_scope(env["engine"]) as s, pytest.raises(staging.NotFound):
         queries.job_status(s, uuid.uuid4())
+    from datetime import UTC, datetime, timedelta
+
+    with session_scope(env["engine"]) as s:
+        mine = queries.recent_uploads(s, "carol", limit=100)
+        assert str(sid) in [u["upload_session_id"] for u in mine]
+        assert mine[0]["poll_url"].startswith("jobs/status?upload_session_id=")
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert queries.recent_uploads(s, "carol", since=later) == []
+        assert queries.recent_uploads(s, "nobody") == []
 
 
 def test_reprocess_job_matches_the_dag_and_guards_concurrency(env: dict[str, Any]) -> None:
