@@ -181,7 +181,10 @@ def astro_calibration_masters() -> None:
         excluded = set((answer.get("params_input") or {}).get("exclude_groups") or [])
         return [g for g in plan["groups"] if g["valid"] and g["group_id"] not in excluded]
 
-    @task(map_index_template="{{ task.op_kwargs['group']['group_id'] }}")
+    @task(
+        map_index_template="{{ task.op_kwargs['group']['group_id'] }}",
+        max_active_tis_per_dagrun=2,  # ~0.6 GB each for 50 x 61 MP frames
+    )
     def integrate_master(group: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Integrate one group into its master (temp folder); a bad group is reported, not raised.
 
