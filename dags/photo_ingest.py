@@ -91,22 +91,29 @@ def photo_ingest() -> None:
         from include.photos.pipeline import prepare_upload
 
         t0 = time.perf_counter()
+        from airflow.sdk.exceptions import AirflowFailException
+
         p = context["params"]
         if bool(p.get("upload_session_id")) == bool(p.get("source_dir")):
-            raise ValueError("photo_ingest needs exactly one of upload_session_id or source_dir")
+            raise AirflowFailException(
+                "photo_ingest needs exactly one of upload_session_id or source_dir"
+            )
         client, bucket = (None, None)
         if p.get("upload_session_id"):
             client, bucket = s3_client_and_bucket()
-        out = prepare_upload(
-            app_engine(),
-            upload_session_id=p.get("upload_session_id"),
-            source_dir=p.get("source_dir"),
-            uploaded_by=p.get("uploaded_by"),
-            storage_location_id=p.get("storage_location_id"),
-            run_id=context["run_id"],
-            s3_client=client,
-            bucket=bucket,
-        )
+        try:
+            out = prepare_upload(
+                app_engine(),
+                upload_session_id=p.get("upload_session_id"),
+                source_dir=p.get("source_dir"),
+                uploaded_by=p.get("uploaded_by"),
+                storage_location_id=p.get("storage_location_id"),
+                run_id=context["run_id"],
+                s3_client=client,
+                bucket=bucket,
+            )
+        except (LookupError, FileNotFoundError, ValueError) as exc:  # bad params: no retry
+            raise AirflowFailException(str(exc)) from exc
         context["ti"].xcom_push(key="upload_session_id", value=out["upload_session_id"])
         context["ti"].xcom_push(key="work_s", value=round(time.perf_counter() - t0, 4))
         return out["chunks"]

@@ -57,17 +57,22 @@ def photo_reprocess() -> None:
     @task
     def prepare(**context: Any) -> dict[str, Any]:
         """Validate the inputs and create the reprocess job."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from imaging.appdb import app_engine
         from include.photos.pipeline import prepare_reprocess
 
         p = context["params"]
-        job_id = prepare_reprocess(
-            app_engine(),
-            image_id=p["image_id"],
-            storage_location_id=p.get("storage_location_id"),
-            reason=p.get("reason") or None,
-            run_id=context["run_id"],
-        )
+        try:
+            job_id = prepare_reprocess(
+                app_engine(),
+                image_id=p["image_id"],
+                storage_location_id=p.get("storage_location_id"),
+                reason=p.get("reason") or None,
+                run_id=context["run_id"],
+            )
+        except (LookupError, ValueError) as exc:  # bad input: retrying will not help
+            raise AirflowFailException(str(exc)) from exc
         return {"staged": [job_id], "work_s": 0.0}
 
     @task(outlets=[ASSET_PHOTO_RESULTS])
@@ -77,7 +82,9 @@ def photo_reprocess() -> None:
 
         logging.getLogger("airflow.task").info("reprocess result: %s", result)
         if result["statuses"].get("failed"):
-            raise RuntimeError(f"reprocessing failed: {result}")
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"reprocessing failed (reason in photo_jobs): {result}")
         return result
 
     job = prepare()

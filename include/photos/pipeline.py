@@ -112,6 +112,8 @@ def prepare_upload(
         sid = _uuid(upload_session_id)  # type: ignore[arg-type]
         source, ref = "web", f"{storage.TEMP_UPLOADS}/{sid}/"
     with session_scope(engine) as s:
+        if storage_location_id is not None and get_area(s, int(storage_location_id)) is None:
+            raise LookupError(f"storage location {storage_location_id} does not exist")
         existing = s.get(PhotoUploadSession, sid)
         if existing is None:
             if source == "web" and s3_client is None:
@@ -133,9 +135,13 @@ def prepare_upload(
             if uploaded_by and not existing.uploaded_by:
                 existing.uploaded_by = uploaded_by
         if source == "web" and s3_client is not None and bucket:
-            known = set(
-                s.scalars(select(PhotoJob.source_ref).where(PhotoJob.upload_session_id == sid))
-            )
+            known: set[str] = set()
+            for src, staged in s.execute(
+                select(PhotoJob.source_ref, PhotoJob.staged_key).where(
+                    PhotoJob.upload_session_id == sid
+                )
+            ):
+                known.update(k for k in (src, staged) if k)
             for key in _list_keys(s3_client, bucket, ref):
                 if key not in known:
                     name = key.rsplit("/", 1)[-1]

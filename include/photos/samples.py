@@ -278,22 +278,25 @@ def generate_demo(
     width: int = 1600,
     height: int = 1200,
     with_bad: bool = True,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Write the demo photo folder to ``dest`` and return the expected outcome.
 
     Returns ``{"dir", "photos": [{"filename", "path", "plants", "empty_containers", "gps",
     "location", "expect"}], "warehouses": [...], "locations": [...]}`` where ``expect`` is the
     job status the pipeline must reach (``completed``, a warning state or ``failed`` with
-    ``reason``). Idempotent: same files, same bytes.
+    ``reason``). Idempotent: same arguments, same files, same bytes; a different ``seed`` gives
+    different photos (the pipeline identifies a folder photo by its content hash).
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     site = demo_locations()
     photos: list[dict[str, Any]] = []
     areas: list[float] = []
+    offset = seed * 10_000
 
     def add(name: str, seed: int, gps: tuple[float, float] | None, loc: str | None, expect: str):
-        img, truth = tray_image(seed, width, height)
+        img, truth = tray_image(seed + offset, width, height)
         exif = make_exif(gps) if gps is not None or seed % 2 == 0 else None
         data = jpeg_bytes(img, exif)
         path = dest / name

@@ -68,7 +68,7 @@ def test_ingest_then_reprocess_after_fixing_location(
     site: dict[str, Any], run_dag: Any, tmp_path: Path
 ) -> None:
     engine, s3 = site["engine"], site["s3"]
-    demo = generate_demo(tmp_path / "upload", n_good=3, width=1200, height=900)
+    demo = generate_demo(tmp_path / "upload", n_good=3, width=1200, height=900, seed=1)
     ids = _load_site(engine, demo)
     folder = str(Path(demo["dir"]).resolve())
 
@@ -137,16 +137,22 @@ def test_ingest_then_reprocess_after_fixing_location(
     new = sorted(set(_keys(s3)) - set(objects_before))
     assert len(new) == 2 and all(k.startswith("annotated/") for k in new)
 
-    # a bad reprocess request fails clearly
+    # bad requests fail at once with the reason (no pointless retries)
+    t0 = time.monotonic()
     bad = run_dag("photo_reprocess", conf={"image_id": str(uuid.uuid4())})
-    assert bad.state == "failed"
+    assert bad.state == "failed" and bad.task_states["prepare"] == "failed"
+    bad_loc = run_dag("photo_ingest", conf={"source_dir": folder, "storage_location_id": 999999})
+    assert bad_loc.state == "failed" and bad_loc.task_states["register"] == "failed"
+    assert time.monotonic() - t0 < 60
 
 
 def test_s3_outage_opens_breaker_and_run_completes_without_duplicates(
     site: dict[str, Any], s3_server: Any, run_dag: Any, tmp_path: Path
 ) -> None:
     engine, s3 = site["engine"], site["s3"]
-    demo = generate_demo(tmp_path / "outage", n_good=6, width=1000, height=750, with_bad=False)
+    demo = generate_demo(
+        tmp_path / "outage", n_good=6, width=1000, height=750, with_bad=False, seed=2
+    )
     _load_site(engine, demo)
     folder = str(Path(demo["dir"]).resolve())
     states: list[str] = []

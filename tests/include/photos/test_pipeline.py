@@ -262,3 +262,18 @@ def test_missing_source_file_fails_only_that_photo(env: dict[str, Any], tmp_path
     with session_scope(env["engine"]) as s:
         b = s.scalar(select(PhotoJob).where(PhotoJob.source_ref == str(folder / "b.jpg")))
         assert b.status == "failed" and "missing" in b.error_message
+
+
+def test_prepare_upload_rejects_bad_parameters(env: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        P.prepare_upload(env["engine"])
+    with pytest.raises(ValueError, match="exactly one"):
+        P.prepare_upload(
+            env["engine"], source_dir=str(tmp_path), upload_session_id=str(uuid.uuid4())
+        )
+    with pytest.raises(FileNotFoundError):
+        P.prepare_upload(env["engine"], source_dir=str(tmp_path / "missing"))
+    with pytest.raises(LookupError, match="storage location 424242"):
+        P.prepare_upload(env["engine"], source_dir=str(tmp_path), storage_location_id=424242)
+    empty = P.prepare_upload(env["engine"], source_dir=str(tmp_path))
+    assert empty["total"] == 0 and empty["chunks"] == []
