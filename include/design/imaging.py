@@ -95,8 +95,10 @@ def open_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageRejected(f"image over the pixel limit: {exc}", "too_large") from None
     except Image.DecompressionBombWarning as exc:
         raise ImageRejected(f"image over the pixel limit: {exc}", "too_large") from None
-    except OSError as exc:
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise ImageRejected(f"cannot read the file: {exc}", "unreadable") from None
+    except OSError as exc:  # Pillow's decoders report damaged headers as OSError
+        raise ImageRejected(f"corrupt or truncated image: {exc}", "corrupt") from None
     if im.format == "PNG":
         im._design_png_depth = _png_bit_depth(path)  # type: ignore[attr-defined]
     validate(im, max_pixels=max_pixels)
@@ -156,7 +158,7 @@ def decode_for_hash(
         if im.format == "JPEG":
             im.draft("RGB", (CANON, CANON))
         _load(im)
-        im = ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)
         if composite:
             im = flatten(im)
         else:  # the seed: alpha dropped, whatever RGB lies under transparent pixels shows
@@ -195,7 +197,7 @@ def prepare_output(
     with im:
         info = validate(im, max_pixels=max_pixels)
         _load(im)
-        im = ImageOps.exif_transpose(im)
+        ImageOps.exif_transpose(im, in_place=True)
         if im.mode == "P":
             im = im.convert("RGBA") if info.has_alpha else im.convert("RGB")
         elif info.has_alpha:

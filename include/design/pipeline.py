@@ -26,7 +26,8 @@ from sqlalchemy import Engine, select, update
 from include.common.db import session_scope, upsert
 from include.common.files import atomic_write_bytes, safe_name, sha256_file
 from include.design import etsy as etsy_logic
-from include.design import hashing, imaging, nas, workers
+from include.design import hashing, nas
+from include.design import workers as workers_mod
 from include.design.dupindex import DupIndex
 from include.design.hashing import DupConfig, Hashes
 from include.design.models import (
@@ -44,9 +45,9 @@ OK, ERROR, NEW, DUPLICATE = "ok", "error", "new", "duplicate"
 
 # ---------------------------------------------------------------- 1. process
 
-process_batch = workers.process_batch
-process_file = workers.process_file
-hash_files = workers.hash_files
+process_batch = workers_mod.process_batch
+process_file = workers_mod.process_file
+hash_files = workers_mod.hash_files
 
 
 # ---------------------------------------------------------------- 2. NAS backfill
@@ -58,9 +59,13 @@ def backfill_nas(
     shop: str,
     config: DupConfig = hashing.DEFAULT,
     work_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    chunk: int = 256,
 ) -> dict[str, int]:
     """Hash the shop's NAS files that are neither our own uploads nor hashed before (same size and
-    mtime). Unreadable files are stored with their error so they are not retried every run."""
+    mtime), ``chunk`` files at a time in a process pool, committing each chunk (a crash loses at
+    most one chunk of work). Unreadable files are stored with their error so they are not retried
+    every run."""
     shop_dir = safe_name(shop)
     with session_scope(engine) as s:
         ours = set(s.scalars(select(DesignImage.nas_path).where(DesignImage.shop == shop)))
@@ -73,36 +78,52 @@ def backfill_nas(
             )
         }
     counts = {"seen": 0, "hashed": 0, "errors": 0, "skipped": 0}
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        for f in backend.walk(shop_dir):
-            if not nas.is_design_file(f.path):
-                continue
-            counts["seen"] += 1
-            if f.path in ours or seen.get(f.path) == (f.size, f.mtime_ns):
-                counts["skipped"] += 1
-                continue
-            row: dict[str, Any] = {
-                "shop": shop,
-                "path": f.path,
-                "size": f.size,
-                "mtime_ns": f.mtime_ns,
-            }
-            try:
-                if isinstance(backend, nas.MountedNas):
-                    local = backend.open_path(f.path)
+    todo: list[nas.RemoteFile] = []
+    for f in backend.walk(shop_dir):
+        if not nas.is_design_file(f.path):
+            continue
+        counts["seen"] += 1
+        if f.path in ours or seen.get(f.path) == (f.size, f.mtime_ns):
+            counts["skipped"] += 1
+        else:
+            todo.append(f)
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+            locals_: list[str | None] = []
+            fetch_errors: dict[int, str] = {}
+            for n, f in enumerate(part):
+                try:
+                    if isinstance(backend, nas.MountedNas):
+                        locals_.append(str(backend.open_path(f.path)))
+                    else:
+                        local = Path(tmp) / f"{n:05d}{PurePosixPath(f.path).suffix}"
+                        backend.fetch(f.path, local)
+                        locals_.append(str(local))
+                except OSError as exc:
+                    locals_.append(None)
+                    fetch_errors[n] = f"cannot fetch from the NAS: {exc}"
+            paths = [p for p in locals_ if p is not None]
+            results = iter(workers_mod.hash_files_safe(paths, config.to_dict(), workers))
+            rows = []
+            for n, f in enumerate(part):
+                row: dict[str, Any] = {
+                    "shop": shop,
+                    "path": f.path,
+                    "size": f.size,
+                    "mtime_ns": f.mtime_ns,
+                }
+                res = {"error": fetch_errors[n]} if n in fetch_errors else next(results)
+                if "error" in res:
+                    row.update(phash=None, dhash=None, colour=None, error=res["error"])
+                    counts["errors"] += 1
+                    log.warning("NAS file %s cannot be hashed: %s", f.path, res["error"])
                 else:
-                    local = Path(tmp) / f"nas{PurePosixPath(f.path).suffix}"
-                    local.unlink(missing_ok=True)
-                    backend.fetch(f.path, local)
-                h = hashing.hash_file(local, config)
-                row.update(h.to_dict(), error=None)
-                counts["hashed"] += 1
-            except (imaging.ImageRejected, OSError) as exc:
-                row.update(phash=None, dhash=None, colour=None, error=str(exc))
-                counts["errors"] += 1
-                log.warning("NAS file %s cannot be hashed: %s", f.path, exc)
-            with session_scope(engine) as s:
-                upsert(s, DesignNasFile, row, conflict_cols=("path",))
+                    row.update(res["hashes"], error=None)
+                    counts["hashed"] += 1
+                rows.append(row)
+        with session_scope(engine) as s:
+            upsert(s, DesignNasFile, rows, conflict_cols=("path",))
     return counts
 
 

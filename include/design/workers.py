@@ -127,3 +127,24 @@ def hash_files(
 
 def _hash_star(args: tuple[str, dict[str, Any] | None]) -> Hashes:
     return hashing.hash_file(args[0], DupConfig.from_dict(args[1]))
+
+
+def _hash_safe(args: tuple[str, dict[str, Any] | None]) -> dict[str, Any]:
+    try:
+        return {"hashes": hashing.hash_file(args[0], DupConfig.from_dict(args[1])).to_dict()}
+    except imaging.ImageRejected as exc:
+        return {"error": exc.reason}
+    except OSError as exc:
+        return {"error": f"cannot read the file: {exc}"}
+
+
+def hash_files_safe(
+    paths: Sequence[str], config: dict[str, Any] | None = None, workers: int | None = None
+) -> list[dict[str, Any]]:
+    """Like :func:`hash_files` with a per-file result: ``{"hashes": {...}}`` or ``{"error": ...}``."""
+    workers = workers or os.cpu_count() or 1
+    args = [(p, config) for p in paths]
+    if workers <= 1 or len(args) <= 2:
+        return [_hash_safe(a) for a in args]
+    with _pool(min(workers, len(args))) as pool:
+        return list(pool.map(_hash_safe, args, chunksize=max(1, len(args) // (workers * 4))))

@@ -269,3 +269,52 @@ def test_missing_template_reports_per_design(app_db_url: str, tmp_path: Path) ->
         outbox_root=tmp_path / "ob",
     )
     assert "listing" not in listed[0]  # no mockups, no listing
+
+
+def test_nas_backfill_hashes_once_and_records_bad_files(app_db_url: str, tmp_path: Path) -> None:
+    import os
+
+    engine = make_engine(app_db_url)
+    shop = "backfill-shop"
+    root = tmp_path / "nas"
+    folder = root / shop / "poster"
+    (folder / "mockups").mkdir(parents=True)
+    for i in range(4):
+        samples.make_design(60 + i, (150, 150)).save(folder / f"old_{i}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (folder / "readme.txt").write_text("ignored")
+    samples.make_design(70, (150, 150)).save(folder / "mockups" / "old_0__wall.png")
+    backend = MountedNas(root)
+    first = pipeline.backfill_nas(engine, backend, shop, workers=2, chunk=3)
+    assert first == {"seen": 5, "hashed": 4, "errors": 1, "skipped": 0}
+    assert pipeline.backfill_nas(engine, backend, shop) == {
+        "seen": 5,
+        "hashed": 0,
+        "errors": 0,
+        "skipped": 5,
+    }
+    samples.make_design(80, (150, 150)).save(folder / "old_1.png")  # replaced by another design
+    os.utime(folder / "old_1.png", ns=(1, 1))
+    assert pipeline.backfill_nas(engine, backend, shop)["hashed"] == 1
+    with session_scope(engine) as s:
+        rows = {
+            r.path: r for r in s.scalars(select(DesignNasFile).where(DesignNasFile.shop == shop))
+        }
+    assert (
+        rows[f"{shop}/poster/broken.jpg"].phash is None
+        and "corrupt" in rows[f"{shop}/poster/broken.jpg"].error
+    )
+    assert all(r.phash for p, r in rows.items() if p.endswith(".png"))
+    # a new upload of old_2 is found as a NAS duplicate
+    items = pipeline.check_duplicates(
+        engine,
+        pipeline.process_batch(
+            [{"key": "again.png", "path": str(folder / "old_2.png")}], tmp_path / "p"
+        ),
+        shop=shop,
+        run_id="b1",
+    )
+    assert (
+        items[0]["decision"] == "duplicate"
+        and items[0]["matched_ref"] == f"{shop}/poster/old_2.png"
+    )
