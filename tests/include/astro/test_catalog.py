@@ -177,3 +177,36 @@ def test_upsert_rig_rerun_and_stale_rows(db, tmp_path: Path) -> None:
     assert out["deleted_stale"] == 1 and out["sets"] == 1
     with session_scope(db) as s:
         assert s.scalar(select(func.count()).select_from(AstroAcceptedData)) == 6
+
+
+def test_parallel_rig_upserts_on_postgresql(app_db_url: str, tmp_path: Path) -> None:
+    """The per-rig tasks run in parallel: concurrent transactions sharing targets and filters."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from include.astro.samples_masters import DEFAULT_LIGHT_PLAN
+
+    clear_catalog(app_db_url)
+    engine = make_engine(app_db_url)
+    # every rig shoots the same targets with the same filters: maximal overlap of reference rows
+    plan = tuple(
+        (ri, target, night, "L", exp, panel, 2)
+        for ri in range(3)
+        for _, target, night, _f, exp, panel, _n in DEFAULT_LIGHT_PLAN[:4]
+    )
+    make_data_tree(tmp_path, plan=plan)
+    eq = load_equipment()
+    rigs = list_rigs(tmp_path)
+    scans = {rig: scan_rig(tmp_path, rig) for rig in rigs}
+
+    def one(rig: str) -> int:
+        with session_scope(engine) as s:
+            return upsert_rig(s, scans[rig], eq)["sets"]
+
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            assert sorted(pool.map(one, rigs)) == [3, 3, 3]
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).select_from(AstroAcceptedData)) == 9
+        assert s.scalar(select(func.count()).select_from(AstroTarget)) == 1
+        assert s.scalar(select(func.count()).select_from(AstroFilter)) == 1
+    clear_catalog(app_db_url)
