@@ -236,15 +236,17 @@ def design_upload() -> None:
             if f["location"].startswith("s3://"):
                 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-                from include.common.files import atomic_write_bytes
                 from include.common.settings import get_settings
                 from include.design.batching import parse_s3_url
 
                 local = work / "incoming" / safe_name(f["key"].replace("/", "__"))
                 if not (local.exists() and local.stat().st_size == f["size"]):
                     bucket, key = parse_s3_url(f["location"])
-                    obj = S3Hook(aws_conn_id=get_settings().s3_conn_id).get_key(key, bucket)
-                    atomic_write_bytes(local, obj.get()["Body"].read())
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = local.with_name(f".{local.name}.partial")
+                    client = S3Hook(aws_conn_id=get_settings().s3_conn_id).get_conn()
+                    client.download_file(bucket, key, str(tmp))  # streamed, multipart for big files
+                    os.replace(tmp, local)
                 files.append({"key": f["key"], "path": str(local)})
             else:
                 files.append({"key": f["key"], "path": f["location"]})
