@@ -9,7 +9,7 @@ What it starts (each its own process group, in a private temp ``AIRFLOW_HOME``):
 * ``airflow api-server`` (workers need its execution API), ``scheduler``, ``dag-processor``,
   ``triggerer``;
 * one ``airflow celery worker`` per entry of ``workers`` (default: ``worker-io`` on ``default,io``
-  and ``worker-cpu`` on ``cpu``), each reporting its own name as the task instances' hostname.
+  and ``worker-cpu`` on ``cpu,gpu`` as docker-compose runs it without a GPU), each reporting its own name as the task instances' hostname.
 
 DAG bundles: the project's ``dags/`` plus any extra folders (e.g. ``tests/deploy/dags``).
 
@@ -95,6 +95,10 @@ class Worker:
     name: str  # e.g. "worker-io": celery hostname and task-instance hostname
     queues: str  # comma-separated
     concurrency: int = 2
+    # "prefork" (Celery's default) or "solo". Prefork children are daemonic, so a task on them
+    # cannot start its own process pool ("daemonic processes are not allowed to have children");
+    # the cpu/gpu workers run solo (one task per worker process, scale with more processes).
+    pool: str = "prefork"
 
 
 @dataclass
@@ -103,7 +107,7 @@ class CeleryStack:
     extra_bundles: dict[str, Path] = field(default_factory=dict)
     workers: tuple[Worker, ...] = (
         Worker("worker-io", "default,io"),
-        Worker("worker-cpu", "cpu"),
+        Worker("worker-cpu", "cpu,gpu", concurrency=1, pool="solo"),  # as docker-compose, no GPU
     )
     pg_admin_url: str = PG_ADMIN_URL
     redis_url: str = REDIS_URL
@@ -180,6 +184,8 @@ class CeleryStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # only the runs we trigger: no cron runs of the pipelines' scheduled DAGs
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
@@ -233,7 +239,7 @@ class CeleryStack:
         for name in ("scheduler", "dag-processor", "triggerer"):
             self._spawn(name, [str(BIN / "airflow"), name], env)
         for w in self.workers:
-            wenv = dict(env, IMAGING_WORKER_NAME=w.name)
+            wenv = dict(env, IMAGING_WORKER_NAME=w.name, AIRFLOW__CELERY__POOL=w.pool)
             wenv["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
             cmd = [
                 str(BIN / "airflow"), "celery", "worker",
@@ -268,7 +274,7 @@ class CeleryStack:
         self._write_state()
 
     def _write_state(self) -> None:
-        if self.home is None:
+        if self.home is None or not self.home.is_dir():
             return
         state = {
             "pids": {n: p.pid for n, p in self.procs.items()},
@@ -396,6 +402,24 @@ class CeleryStack:
         return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")[
             "task_instances"
         ]
+
+    def task_log_errors(self, dag_id: str, run_id: str, limit: int = 3) -> list[str]:
+        """The error events of the run's task logs (newest attempt last), for failure messages."""
+        assert self.home is not None
+        found: list[str] = []
+        base = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+        for log in sorted(base.rglob("*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("level") in ("error", "critical"):
+                    detail = event.get("error_detail") or ""
+                    found.append(
+                        f"{log.relative_to(base)}: {event.get('event')} {str(detail)[-1500:]}"
+                    )
+        return found[-limit:]
 
     def worker_log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
