@@ -1,10 +1,13 @@
 """The YOLO + SAHI detector backend with a real ultralytics model built from its YAML (random
-weights). Not part of the default suite (the optional extra pulls torch, ~6 GB); run it in a venv
-that has the extra:
+weights). Not part of the default suite (the optional extra pulls torch 2.15 + CUDA libraries,
+~6 GB); run it in a separate venv that has the extra (the domain code needs no Airflow):
 
-    python -m venv .venv-yolo && .venv-yolo/bin/pip install -r requirements.txt ultralytics sahi
-    YOLO_CONFIG_DIR=/tmp/yolo .venv-yolo/bin/python -m pytest tests/include/photos/yolo_extra_check.py -q
+    python3 -m venv /tmp/photos-yolo
+    /tmp/photos-yolo/bin/pip install ultralytics sahi scikit-image pytest
+    YOLO_CONFIG_DIR=/tmp/yolo-config /tmp/photos-yolo/bin/python -m pytest \
+        tests/include/photos/yolo_extra_check.py -q
 
+(checked here with ultralytics 8.4.190, sahi 0.12.8, torch 2.15.0 on CPU: 3 passed in ~45 s).
 The file name does not match ``test_*.py`` on purpose: CI (``.venv`` without the extra) never
 collects it; given explicitly, pytest runs it.
 """
@@ -26,8 +29,10 @@ os.environ.setdefault("YOLO_CONFIG_DIR", "/tmp/yolo-config")
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import torch
     from ultralytics import YOLO
 
+    torch.manual_seed(0)  # random but repeatable weights
     path = tmp_path_factory.mktemp("yolo") / "plants-random.pt"
     model = YOLO("yolov8n-seg.yaml")  # architecture only, random weights
     model.save(str(path))
@@ -50,6 +55,9 @@ def test_direct_and_sliced_prediction_return_detections(model_file: str) -> None
     assert isinstance(det, YoloSahiDetector)
     direct = det.detect_region(rgb[:400, :400], tiled=False)
     sliced = det.detect_region(rgb, tiled=True)
+    # random weights at a tiny confidence threshold still produce boxes: the conversion runs
+    assert direct and sliced
+    assert any(d.mask is not None for d in direct + sliced)  # segmentation masks come through
     for d in direct + sliced:
         assert isinstance(d, Detection)
         assert 0 <= d.x0 <= d.x1 <= rgb.shape[1] and 0 <= d.y0 <= d.y1 <= rgb.shape[0]
