@@ -35,12 +35,12 @@ API = "/api/v1/photos"
 
 
 # --------------------------------------------------------------------------- fixtures
-def _token(name: str = "alice", expires: int | None = None) -> str:
+def _token(name: str = "alice", expires: int | None = None, role: str = "admin") -> str:
     from airflow.api_fastapi.app import create_auth_manager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
     am = create_auth_manager()
-    user = SimpleAuthManagerUser(username=name, role="admin")
+    user = SimpleAuthManagerUser(username=name, role=role)
     if expires is None:
         return am.generate_jwt(user)
     return am.generate_jwt(user, expiration_time_in_seconds=expires)
@@ -147,6 +147,29 @@ def test_token_signed_with_another_secret_is_refused(client: TestClient) -> None
     forged = jwt.encode({"sub": "mallory", "role": "admin"}, "not-the-secret", algorithm="HS512")
     r = client.get(f"{API}/gallery", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_revoked_token_is_refused(client: TestClient) -> None:
+    """Logging out of Airflow revokes the token: the app refuses it too."""
+    from airflow.api_fastapi.app import create_auth_manager
+
+    token = _token("frank")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"{API}/locations", headers=headers).status_code == 200
+    create_auth_manager().revoke_token(token)
+    r = client.get(f"{API}/locations", headers=headers)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+
+
+def test_airflow_permissions_apply(client: TestClient, demo: dict[str, Any]) -> None:
+    """A viewer may look at the gallery but may not start photo_ingest / photo_reprocess runs."""
+    viewer = {"Authorization": f"Bearer {_token('vera', role='viewer')}"}
+    assert client.get(f"{API}/gallery", headers=viewer).status_code == 200
+    r = client.post(f"{API}/upload", headers=viewer, files=_files(demo, ["tray_001.jpg"]))
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert "photo_ingest" in r.json()["detail"]
+    r = client.post(f"{API}/{uuid.uuid4()}/reprocess", headers=viewer, json={"reason": "x"})
+    assert r.status_code == 403 and "photo_reprocess" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("page", ["/upload", "/gallery", f"/photo/{uuid.uuid4()}", "/", "/docs"])

@@ -39,7 +39,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from imaging.webapp.auth import AuthError, WebUser, current_user, login_url
+from imaging.webapp.auth import (
+    AuthError,
+    WebUser,
+    authorize_dag_runs,
+    current_user,
+    login_url,
+)
 from imaging.webapp.services import Services, TriggerError, is_storage_error
 
 log = logging.getLogger(__name__)
@@ -225,6 +231,7 @@ async def upload(
 
     from include.webapp.validation import Limits
 
+    authorize_dag_runs(user, svc.ingest_dag_id, "POST")
     limits = Limits.from_env()
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
@@ -385,6 +392,7 @@ def jobs_status(
 ) -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     with _session(svc) as s:
@@ -404,6 +412,7 @@ def jobs_status(
     responses=_errors(401, 404, 422),
 )
 def job_status(job_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     with _session(svc) as s:
@@ -426,6 +435,7 @@ def gallery(
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
     upload_session_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     try:
@@ -448,6 +458,7 @@ def gallery(
 
 @api.get("/locations", summary="Storage locations (for the manual location picker)")
 def list_locations(user: UserDep, svc: SvcDep) -> dict[str, Any]:
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     with _session(svc) as s:
@@ -456,6 +467,7 @@ def list_locations(user: UserDep, svc: SvcDep) -> dict[str, Any]:
 
 @api.get("/warehouses", summary="Warehouses (for the gallery filter)")
 def list_warehouses(user: UserDep, svc: SvcDep) -> dict[str, Any]:
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     with _session(svc) as s:
@@ -468,6 +480,7 @@ def list_warehouses(user: UserDep, svc: SvcDep) -> dict[str, Any]:
     responses=_errors(401, 404, 422),
 )
 def photo(image_id: uuid.UUID, user: UserDep, svc: SvcDep) -> dict[str, Any]:
+    authorize_dag_runs(user, svc.ingest_dag_id, "GET")
     from include.webapp import queries
 
     with _session(svc) as s:
@@ -496,6 +509,7 @@ def reprocess(
     from include.common.db import session_scope
     from include.webapp import staging
 
+    authorize_dag_runs(user, svc.reprocess_dag_id, "POST")
     engine = svc.engine()
     with session_scope(engine) as s:
         job, created = staging.create_reprocess_job(

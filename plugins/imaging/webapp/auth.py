@@ -9,7 +9,9 @@ depends on :func:`current_user`, which validates the same JWT the Airflow UI use
   page with ``next`` pointing back;
 * a state-changing request authenticated by the cookie must carry ``X-Requested-With`` (a custom
   header a cross-site form cannot send), else **403** — cookie auth without CSRF protection would
-  let any site upload or reprocess in the user's name.
+  let any site upload or reprocess in the user's name;
+* authorization is Airflow's: :func:`authorize_dag_runs` asks the auth manager whether the user may
+  read (``GET``) or start (``POST``) runs of ``photo_ingest`` / ``photo_reprocess`` → **403**.
 """
 
 from __future__ import annotations
@@ -87,6 +89,26 @@ async def current_user(request: Request) -> WebUser:
         )
     name = user.get_name() if hasattr(user, "get_name") else str(user)
     return WebUser(name=str(name), via=via, user=user)
+
+
+def authorize_dag_runs(user: WebUser, dag_id: str, method: str) -> None:
+    """Airflow's own permission check: reading photo results needs read access to the runs of
+    ``dag_id`` (``GET``), uploading/reprocessing needs the right to start them (``POST``).
+    Raises :class:`AuthError` 403 otherwise (e.g. a ``viewer`` trying to upload)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+    )
+
+    allowed = auth_manager().is_authorized_dag(
+        method=method,  # type: ignore[arg-type]
+        user=user.user,
+        access_entity=DagAccessEntity.RUN,
+        details=DagDetails(id=dag_id),
+    )
+    if not allowed:
+        what = "start runs of" if method != "GET" else "see runs of"
+        raise AuthError(403, "forbidden", f"{user.name} may not {what} {dag_id} in Airflow")
 
 
 def login_url(request: Request) -> str:
