@@ -8,7 +8,8 @@ with `conf`), for 1 file or thousands.
 
 Params: `source_dir` (a local folder or `s3://bucket/prefix` on the `imaging_s3` connection),
 `shop`, `template` (a folder with `template.json` + mockup photos under `templates_dir`),
-`user_id`, plus `batch_mb`, `max_workers`, `duplicate_rule`, `duplicate_overrides`.
+`user_id`, plus `batch_mb`, `max_workers`, `max_megapixels`, `duplicate_rule`,
+`duplicate_overrides`.
 
 One workflow for every upload size. The seed had a "comprehensive" multi-file workflow and an
 "original" single-file one, with automatic fallback from the first to the second on any error.
@@ -33,7 +34,9 @@ on; a single file is simply a run with one batch.
    ignored). Duplicates are recorded in `design_duplicates` with what they duplicate and skipped.
 5. **upload_to_nas** — `NasHook` (`nas_default`: mounted path or SFTP; without it a local folder
    under `$IMAGING_DATA_DIR/design/nas`): `<shop>/<template>/<stem[:50]>_<run timestamp>_<uuid8>.<ext>`,
-   temp name then rename, never overwriting a different file.
+   temp name then rename, never overwriting a different file. Unlike the seed ("NAS upload fails →
+   log a warning, continue with the database update"), a file whose upload fails is reported as an
+   error and gets no database row, so no row ever points at a missing file.
 6. **update_database** — `design_images` insert with `ON CONFLICT (shop, phash, dhash) DO NOTHING`
    (a real unique constraint); a run that loses a race records a duplicate instead.
 7. **creating_product_mockups** — the design composited onto each mockup photo of the template
@@ -174,6 +177,12 @@ def _load(ref: str) -> list[dict[str, Any]]:
             maximum=64,
             description="Processes per batch task (capped by the CPU count).",
         ),
+        "max_megapixels": Param(
+            100.0,
+            type="number",
+            exclusiveMinimum=0,
+            description="Pixel limit per image (decompression-bomb guard); larger images are reported.",
+        ),
         "duplicate_rule": Param(
             "tuned",
             type="string",
@@ -256,6 +265,7 @@ def design_upload() -> None:
             Path(work) / "prepared",
             config=_config(context["params"]).to_dict(),
             workers=workers,
+            max_pixels=int(float(context["params"]["max_megapixels"]) * 1_000_000),
         )
 
     @task

@@ -85,3 +85,13 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     im.save(p, exif=exif.tobytes())
     out = imaging.prepare_output(p, tmp_path / "rot_out")
     assert (out.width, out.height) == (100, 200)
+
+
+def test_pixel_limit_between_ours_and_pillows(tmp_path: Path) -> None:
+    p = tmp_path / "big.png"
+    Image.new("1", (11000, 10000)).save(p)  # 110 MP: over our default 100 MP, under Pillow's stop
+    with pytest.raises(imaging.ImageRejected, match="110000000 px > 100000000") as err:
+        imaging.open_image(p)
+    assert err.value.code == "too_large"
+    with imaging.open_image(p, max_pixels=150_000_000) as im:  # a raised limit is honoured
+        assert im.size == (11000, 10000)
