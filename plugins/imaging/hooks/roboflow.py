@@ -3,7 +3,8 @@
 Connection ``roboflow_default`` (type ``roboflow``): ``password`` = API key, ``extra.workspace`` =
 workspace URL slug (default: the key's own workspace), ``extra.api_url`` = API base URL (default the
 SDK's), ``extra.upload_timeout`` = seconds per upload request (default 60),
-``extra.upload_workers`` = concurrent uploads per task (default 8).
+``extra.upload_workers`` = concurrent uploads per task (default 8), ``extra.retry_attempts`` /
+``retry_base`` / ``retry_cap`` = per-request retries with exponential backoff and full jitter.
 
 The SDK reads the ``API_URL`` environment variable once, when ``roboflow`` is first imported, and
 copies it into several modules; the hook sets it before the import and, if the SDK was already
@@ -129,6 +130,16 @@ class RoboflowHook(BaseHook):
     @property
     def upload_workers(self) -> int:
         return max(1, int(self.extras.get("upload_workers", DEFAULT_UPLOAD_WORKERS)))
+
+    def retry_policy(self) -> Any:
+        """Per-request retries: ``extra.retry_attempts`` (5), ``retry_base`` (0.5 s), ``retry_cap`` (30 s)."""
+        from include.roboflow.upload import RetryPolicy
+
+        return RetryPolicy(
+            attempts=int(self.extras.get("retry_attempts", 5)),
+            base=float(self.extras.get("retry_base", 0.5)),
+            cap=float(self.extras.get("retry_cap", 30.0)),
+        )
 
     # ------------------------------------------------------------ SDK objects
     def get_conn(self) -> Any:
