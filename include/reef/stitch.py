@@ -254,6 +254,7 @@ class ShardWriter:
         self.dtype = arr.dtype
         self.dir = array_dir
         self.pool = pool
+        self.arr = arr
 
     def _encode_shard(self, block: np.ndarray, i: int, j: int) -> None:
         import google_crc32c
@@ -281,7 +282,7 @@ class ShardWriter:
                 index[a, b] = (offset, len(data))
                 parts.append(bytes(data))
                 offset += len(data)
-        path = self.dir / "c" / str(i) / str(j)
+        path = self.dir / self.arr.metadata.encode_chunk_key((i, j))
         if not parts:
             path.unlink(missing_ok=True)
             return
@@ -289,7 +290,7 @@ class ShardWriter:
         parts.append(idx)
         parts.append(np.uint32(google_crc32c.value(idx)).astype("<u4").tobytes())
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{j}.partial")
+        tmp = path.with_name(f".{path.name}.partial")
         with open(tmp, "wb") as fh:
             for p in parts:
                 fh.write(p)
@@ -379,6 +380,8 @@ def _stitch_channel(
                 ],
                 fill_value=0,
                 dimension_names=("y", "x"),
+                # shard files c.<row>.<col> side by side: one folder per level to list and sync
+                chunk_key_encoding={"name": "default", "separator": "."},
                 config={"write_empty_chunks": False},
             )
         )

@@ -368,34 +368,52 @@ class HyphaArtifactHook(BaseHook):
         return self._run(go())
 
     # ------------------------------------------------------------------ listing
-    async def _alist(self, artifact_id: str, stage: bool) -> dict[str, int]:
+    async def _alist(self, artifact_id: str, stage: bool, prefix: str = "") -> dict[str, int]:
+        """Walk the artifact's folders breadth first, listing each level's folders concurrently
+        (one RPC per folder: Hypha has no recursive listing)."""
         aid = self.artifact_id(artifact_id)
         out: dict[str, int] = {}
-        dirs = [""]
-        while dirs:
-            d = dirs.pop()
+        sem = asyncio.Semaphore(8)
+
+        async def one(d: str) -> list[str]:
+            subdirs: list[str] = []
             offset = 0
-            while True:
-                kwargs: dict[str, Any] = {"limit": 1000, "offset": offset}
-                if d:
-                    kwargs["dir_path"] = d
-                if stage:
-                    kwargs["stage"] = True
-                items = await self._call("list_files", aid, **kwargs)
-                for it in items:
-                    path = f"{d}/{it['name']}" if d else it["name"]
-                    if it.get("type") == "directory":
-                        dirs.append(path)
-                    else:
-                        out[path] = int(it.get("size") or 0)
-                if len(items) < 1000:
-                    break
-                offset += len(items)
+            async with sem:
+                while True:
+                    kwargs: dict[str, Any] = {"limit": 1000, "offset": offset}
+                    if d:
+                        kwargs["dir_path"] = d
+                    if stage:
+                        kwargs["stage"] = True
+                    items = await self._call("list_files", aid, **kwargs)
+                    for it in items:
+                        path = f"{d}/{it['name']}" if d else it["name"]
+                        if it.get("type") == "directory":
+                            subdirs.append(path)
+                        else:
+                            out[path] = int(it.get("size") or 0)
+                    if len(items) < 1000:
+                        return subdirs
+                    offset += len(items)
+
+        level = [prefix.strip("/")]
+        while level:
+            found = await asyncio.gather(*(one(d) for d in level))
+            level = [d for sub in found for d in sub]
         return out
 
-    def list_files(self, artifact_id: str, *, stage: bool = False) -> dict[str, int]:
-        """Every file of the artifact (recursively) as ``{path: size}``."""
-        return self._run(self._alist(artifact_id, stage))
+    def list_files(
+        self, artifact_id: str, *, stage: bool = False, prefix: str = ""
+    ) -> dict[str, int]:
+        """Every file of the artifact (recursively; or under ``prefix``) as ``{path: size}``.
+        A prefix that does not exist lists as empty."""
+        try:
+            return self._run(self._alist(artifact_id, stage, prefix))
+        except Exception as exc:
+            text = str(exc).lower()
+            if prefix and ("not found" in text or "does not exist" in text):
+                return {}
+            raise
 
     # ------------------------------------------------------------------ upload
     async def _put_one(self, client: Any, aid: str, f: UploadFile, url: str | None) -> None:
