@@ -304,3 +304,23 @@ def test_upload_on_the_sqlite_app_db(rf_conn, use_sqlite_app_db, run_dag, tmp_pa
         "failed": 0,
         "pending": 0,
     }
+
+
+def test_dag_interface(airflow_db) -> None:
+    """The public interface of issue 3: DAG id, params, one mapped upload task per batch with a cap."""
+    from imaging.runner import load_dag
+
+    dag = load_dag("roboflow_upload")
+    assert set(dag.params) == {
+        "dataset_dir",
+        "project",
+        "neither_project",
+        "batch_size",
+        "retry_failed_only",
+        "tags",
+    }
+    assert {t.task_id for t in dag.tasks} == {"plan", "upload_batch", "report", "verify"}
+    upload = dag.get_task("upload_batch")
+    assert upload.max_active_tis_per_dag == 2 and upload.retries >= 2
+    assert dag.get_task("report").trigger_rule == "all_done" == dag.get_task("verify").trigger_rule
+    assert dag.max_active_runs == 1
