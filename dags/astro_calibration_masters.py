@@ -16,7 +16,8 @@ Params: `calibration_dir` (the raw calibration frames as the lights pipeline sor
 2. **blink_calibration** — approval in the Airflow UI listing every group with its contact sheet;
    `exclude_groups` takes the ids of groups that must not be integrated. *Reject* stops here.
 3. **integrate_master** (mapped, one per group) — chunked median or sigma-clipped mean in bounded
-   memory (61-megapixel frames fine), flats normalised; FITS with `IMAGETYP = MASTER BIAS|DARK|FLAT`,
+   memory (61-megapixel frames fine); flats minus the master bias of the same camera settings (this
+   run's, else the library's) and normalised; FITS with `IMAGETYP = MASTER BIAS|DARK|FLAT`,
    the group's properties, `NCOMBINE` and the sha256 of every input in the header. Written to
    `<library_dir>/_Integration/<group>/` (reused on rerun when inputs are unchanged).
 4. **copy_to_library** — masters into the libraries with property-built names
@@ -61,6 +62,28 @@ def _library_dest(lib: Any, group: dict[str, Any]) -> Any:
 
     subdir = subdirs_by_camera(load_rigs()).get(group["props"].get("camera"))
     return library_path(lib, group["imagetyp"], group["props"], subdir=subdir)
+
+
+def _bias_key(props: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(props.get(k) for k in ("camera", "gain", "offset", "settemp", "readoutmode"))
+
+
+def _flat_bias(group: dict[str, Any], p: dict[str, Any], method: str) -> str | None:
+    """The master bias to subtract from a flat group: this run's bias of the same camera settings
+    (integrated here if its own task has not yet - same bytes, reused), else the library's."""
+    from include.astro.masters import integrate_group
+
+    if group.get("bias_group"):
+        return integrate_group(group["bias_group"], p["work"], method=method)["path"]
+    props = dict(
+        zip(
+            ("camera", "gain", "offset", "settemp", "readoutmode"),
+            _bias_key(group["props"]),
+            strict=True,
+        )
+    )
+    lib_bias = _library_dest(p["lib"], {"imagetyp": "BIAS", "props": props})
+    return str(lib_bias) if lib_bias.is_file() else None
 
 
 @dag(
@@ -176,10 +199,16 @@ def astro_calibration_masters() -> None:
 
     @task
     def select_groups(plan: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
-        """Valid groups, minus the ones excluded in the blink review."""
+        """Valid groups, minus the ones excluded in the blink review; each flat group gets the bias
+        group of the same camera settings (if selected) to subtract."""
         answer = context["ti"].xcom_pull(task_ids="blink_calibration") or {}
         excluded = set((answer.get("params_input") or {}).get("exclude_groups") or [])
-        return [g for g in plan["groups"] if g["valid"] and g["group_id"] not in excluded]
+        selected = [g for g in plan["groups"] if g["valid"] and g["group_id"] not in excluded]
+        biases = {_bias_key(g["props"]): g for g in selected if g["imagetyp"] == "BIAS"}
+        for g in selected:
+            if g["imagetyp"] == "FLAT" and _bias_key(g["props"]) in biases:
+                g["bias_group"] = biases[_bias_key(g["props"])]
+        return selected
 
     @task(
         map_index_template="{{ task.op_kwargs['group']['group_id'] }}",
@@ -211,8 +240,17 @@ def astro_calibration_masters() -> None:
                 "reused": True,
                 "in_library": True,
             }
+        method = context["params"]["method"]
         try:
-            return integrate_group(group, p["work"], method=context["params"]["method"])
+            subtract = None
+            if group["imagetyp"] == "FLAT":
+                subtract = _flat_bias(group, p, method)
+                if subtract is None:
+                    logging.getLogger("airflow.task").warning(
+                        "%s: no master bias for these camera settings: flat not bias-subtracted",
+                        group["group_id"],
+                    )
+            return integrate_group(group, p["work"], method=method, subtract=subtract)
         except IntegrationError as exc:
             logging.getLogger("airflow.task").error("group %s: %s", group["group_id"], exc)
             return {"group_id": group["group_id"], "imagetyp": group["imagetyp"], "error": str(exc)}

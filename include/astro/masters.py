@@ -14,8 +14,8 @@ Methods:
 * ``sigma_clip`` — mean of the values within ``sigma`` standard deviations of the per-pixel median,
   iterated up to ``maxiters`` times (the centre stays the median, which keeps it robust).
 
-Flats are normalised: each frame is divided by its own median (from a fixed sub-sample of pixels) and
-the master is scaled so its median is 1.
+Flats are normalised: each frame (minus the master bias, when one is given) is divided by its own
+median (from a fixed sub-sample of pixels) and the master is scaled so its median is 1.
 
 The master is a float32 FITS with ``IMAGETYP = 'MASTER BIAS'|'MASTER DARK'|'MASTER FLAT'``, the
 group's properties (NINA keywords ``INSTRUME``, ``TELESCOP``, ``FOCRATIO``, ``GAIN``, ``OFFSET``,
@@ -203,6 +203,14 @@ class MasterResult:
         }
 
 
+def _sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def provenance_of(checksums: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(checksums)).encode()).hexdigest()
 
@@ -269,6 +277,7 @@ def read_master_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         "method": h.get("COMBMETH"),
         "inputs": inputs,
         "provsha": h.get("PROVSHA"),
+        "calbsha": h.get("CALBSHA"),
     }
 
 
@@ -283,12 +292,17 @@ def integrate(
     maxiters: int = 5,
     memory_budget: int = 16 << 20,
     workers: int | None = None,
+    subtract: str | os.PathLike[str] | None = None,
 ) -> MasterResult:
     """Combine ``paths`` into the master FITS ``out_path`` (written to a temp name, then renamed).
 
     ``memory_budget`` bounds the bytes of one strip of the stack (16 MB: strips small enough to stay
     cache-friendly, measured best on 20 x 2000²); at most ``workers + 1`` strips are in flight, plus
     the float32 output image.
+
+    ``subtract`` (flats): a master bias (or dark) subtracted from every frame before the flat is
+    scaled and combined, so the master flat holds the illumination only, not the sensor's offset
+    pedestal; its name and sha256 go into the header (``CALBIAS``, ``CALBSHA``).
     """
     if method not in ("median", "sigma_clip"):
         raise ValueError(f"unknown method {method!r}")
@@ -313,8 +327,11 @@ def integrate(
             if inp.bitpix != first.bitpix:
                 raise IntegrationError(f"BITPIX mismatch: {inp.path.name}")
         n, h, w = len(inputs), first.height, first.width
-        want_float = is_flat or method == "sigma_clip" or not all(i.fast_u16 for i in inputs)
-        scales = _flat_scales(inputs) if is_flat else None
+        sub = _load_subtract(subtract, (h, w)) if subtract is not None else None
+        want_float = (is_flat or sub is not None or method == "sigma_clip") or not all(
+            i.fast_u16 for i in inputs
+        )
+        scales = _flat_scales(inputs, sub) if is_flat else None
 
         itemsize = abs(first.bitpix) // 8
         per_row = n * w * max(itemsize, 4 if want_float else itemsize)
@@ -326,6 +343,8 @@ def integrate(
                 stack = np.empty((n, r1 - r0, w), dtype=np.float32)
                 for i, inp in enumerate(inputs):
                     stack[i] = _to_native(raw[i], inp, True).reshape(r1 - r0, w)
+                    if sub is not None:
+                        stack[i] -= sub[r0:r1]
                     if scales is not None:
                         stack[i] *= np.float32(1.0 / scales[i])
             else:
@@ -376,6 +395,9 @@ def integrate(
         names_and_checksums=names_and_checksums,
         sigma=sigma if method == "sigma_clip" else None,
     )
+    if subtract is not None:
+        header["CALBIAS"] = (Path(subtract).name[-60:], "master subtracted from each frame")
+        header["CALBSHA"] = _sha256(subtract)
     checksum = write_fits(out_path, out, header)
     return MasterResult(
         path=str(out_path),
@@ -391,15 +413,30 @@ def integrate(
     )
 
 
-def _flat_scales(inputs: list[_Input], step: int = 7) -> list[float]:
-    """Median of each flat from every ``step``-th row and column (reads only those rows)."""
+def _load_subtract(path: str | os.PathLike[str], shape: tuple[int, int]) -> np.ndarray:
+    from astropy.io import fits
+
+    try:
+        data = fits.getdata(path)
+    except Exception as exc:
+        raise IntegrationError(f"cannot read the master to subtract {path}: {exc}") from exc
+    if data is None or data.shape != shape:
+        got = None if data is None else data.shape
+        raise IntegrationError(f"master to subtract {Path(path).name} is {got}, frames are {shape}")
+    return np.asarray(data, dtype=np.float32)
+
+
+def _flat_scales(inputs: list[_Input], sub: np.ndarray | None = None, step: int = 7) -> list[float]:
+    """Median of each flat (minus ``sub``) from every ``step``-th row and column (reads only
+    those rows)."""
     scales = []
     for inp in inputs:
         vals = []
         for r in range(0, inp.height, step):
             inp.fh.seek(inp.data_offset + r * inp.row_bytes)
             raw = np.frombuffer(inp.fh.read(inp.row_bytes), dtype=np.uint8).copy()
-            vals.append(_to_native(raw, inp, True)[::step])
+            row = _to_native(raw, inp, True)[::step]
+            vals.append(row - sub[r, ::step] if sub is not None else row)
         med = float(np.median(np.concatenate(vals)))
         if not np.isfinite(med) or med <= 0:
             raise IntegrationError(f"{inp.path.name}: flat has a non-positive median ({med})")
@@ -446,6 +483,7 @@ def integrate_group(
     method: str = "median",
     sigma: float = 3.0,
     memory_budget: int = 16 << 20,
+    subtract: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Integrate one planned group (see :meth:`include.astro.calgroups.CalGroup.to_dict`) into
     ``<work_dir>/<group_id>/<master name>``.
@@ -468,9 +506,12 @@ def integrate_group(
     if out.exists():
         prov = read_master_provenance(out)
         recorded = list(prov["inputs"].items())
-        if prov.get("method") == method and [n for n, _ in recorded] == [
-            f.name[-68:] for f in frames
-        ]:
+        want_calb = _sha256(subtract) if subtract is not None else None
+        if (
+            prov.get("method") == method
+            and prov.get("calbsha") == want_calb
+            and [n for n, _ in recorded] == [f.name[-68:] for f in frames]
+        ):
             sums = [sha256_file(f) for f in frames]
             if sums == [s for _, s in recorded]:
                 return {
@@ -491,6 +532,7 @@ def integrate_group(
         method=method,
         sigma=sigma,
         memory_budget=memory_budget,
+        subtract=subtract,
     )
     return {
         "group_id": group["group_id"],
@@ -501,5 +543,6 @@ def integrate_group(
         "method": method,
         "provenance": result.provenance,
         "median": result.median,
+        "subtracted": str(subtract) if subtract is not None else None,
         "reused": False,
     }

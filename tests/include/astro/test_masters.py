@@ -155,3 +155,34 @@ def test_integrate_group_is_idempotent(tmp_path: Path) -> None:
     bad = dict(g, valid=False, problems=["too few frames: 1 < 3"])
     with pytest.raises(IntegrationError, match="too few frames"):
         integrate_group(bad, work)
+
+
+def test_flat_minus_master_bias(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    shape = (30, 40)
+    pedestal = 500 + rng.normal(0, 3, shape)  # per-pixel offset pattern of the sensor
+    bias_frames = [(pedestal + rng.normal(0, 0.5, shape)).astype(np.uint16) for _ in range(5)]
+    bias_paths = [_write(tmp_path / f"b{i}.fits", d) for i, d in enumerate(bias_frames)]
+    integrate(bias_paths, tmp_path / "bias.fits", imagetyp="BIAS")
+    bias = fits.getdata(tmp_path / "bias.fits").astype(np.float64)
+
+    pattern = np.linspace(0.7, 1.3, shape[1])[None, :] * np.ones(shape)
+    flats = [(pedestal + lv * pattern).astype(np.uint16) for lv in (8000, 12000, 16000)]
+    flat_paths = [_write(tmp_path / f"f{i}.fits", d) for i, d in enumerate(flats)]
+    integrate(flat_paths, tmp_path / "flat.fits", imagetyp="FLAT", subtract=tmp_path / "bias.fits")
+    got = fits.getdata(tmp_path / "flat.fits").astype(np.float64)
+    scaled = [(f - bias) / np.median((f - bias)[::7, ::7]) for f in np.asarray(flats, np.float64)]
+    expected = np.median(scaled, axis=0)
+    np.testing.assert_allclose(got, expected / np.median(expected), rtol=1e-5)
+    np.testing.assert_allclose(got, pattern / np.median(pattern), atol=2e-3)
+    h = fits.getheader(tmp_path / "flat.fits")
+    assert h["CALBIAS"] == "bias.fits" and h["CALBSHA"] == sha256_file(tmp_path / "bias.fits")
+    # without the bias the pedestal flattens the vignetting: a visibly different master
+    integrate(flat_paths, tmp_path / "raw_flat.fits", imagetyp="FLAT")
+    assert np.abs(fits.getdata(tmp_path / "raw_flat.fits") - got).max() > 0.01
+    # a bias of another size is refused
+    _write(tmp_path / "small_bias.fits", np.zeros((5, 5), dtype=np.float32))
+    with pytest.raises(IntegrationError, match="master to subtract small_bias.fits"):
+        integrate(
+            flat_paths, tmp_path / "x.fits", imagetyp="FLAT", subtract=tmp_path / "small_bias.fits"
+        )
