@@ -186,3 +186,18 @@ def test_flat_minus_master_bias(tmp_path: Path) -> None:
         integrate(
             flat_paths, tmp_path / "x.fits", imagetyp="FLAT", subtract=tmp_path / "small_bias.fits"
         )
+
+
+def test_integrate_group_reuse_follows_the_subtracted_bias(tmp_path: Path) -> None:
+    make_calibration_sets(tmp_path, n_frames=3, shape=(14, 12))
+    groups = [g.to_dict() for g in group_frames(calibration_input_dir(tmp_path)).groups]
+    bias = next(g for g in groups if g["imagetyp"] == "BIAS" and g["props"]["camera"] == "ATR585M")
+    flat = next(g for g in groups if g["imagetyp"] == "FLAT" and g["props"]["camera"] == "ATR585M")
+    work = tmp_path / "work"
+    b = integrate_group(bias, work)
+    first = integrate_group(flat, work, subtract=b["path"])
+    assert first["reused"] is False and first["subtracted"] == b["path"]
+    assert integrate_group(flat, work, subtract=b["path"])["reused"] is True
+    plain = integrate_group(flat, work)  # no bias now: a different master, recomputed
+    assert plain["reused"] is False and plain["checksum"] != first["checksum"]
+    assert "CALBIAS" not in fits.getheader(plain["path"])
