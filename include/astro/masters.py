@@ -396,7 +396,7 @@ def integrate(
         sigma=sigma if method == "sigma_clip" else None,
     )
     if subtract is not None:
-        header["CALBIAS"] = (Path(subtract).name[-60:], "master subtracted from each frame")
+        header["CALBIAS"] = Path(subtract).name[-68:]  # master subtracted from each frame
         header["CALBSHA"] = _sha256(subtract)
     checksum = write_fits(out_path, out, header)
     return MasterResult(
