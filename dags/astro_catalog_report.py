@@ -14,7 +14,8 @@ Params: `library_dir` (root of the rig folders `<optic>@f<ratio>+<camera>/20_Dat
    header) and counted per light set (target, night, filter, exposure, panel, folder); the sets are
    upserted into `astro_accepted_data` (unique on camera, optic, location, target, filter, date,
    panel, exposure, folder) with count, integration time and HFR values; sets whose folder left
-   `20_Data` are removed. Unreadable frames are reported per item. Frames are placed at the nearest
+   `20_Data` are removed (a rig folder that is missing altogether - e.g. an unmounted drive - is
+   not scanned, so its rows stay). Unreadable frames are reported per item. Frames are placed at the nearest
    catalog location of their `SITELAT`/`SITELONG` (see `astro_setup`; if the catalog has no
    equipment yet, the bundled equipment file is loaded first).
 3. **update_scheduler** - accepted counts into the Target Scheduler's exposure plans, matched by
