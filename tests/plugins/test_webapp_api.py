@@ -386,6 +386,13 @@ def test_upload_stages_files_creates_jobs_and_triggers_photo_ingest(
     assert status["summary"]["done"] is False
     pending = [j for j in status["jobs"] if j["status"] == "pending"]
     assert len(pending) == 3 and all("estimated_remaining_seconds" in j for j in pending)
+    # the same key with other files is refused, nothing changes
+    swapped = client.post(
+        f"{API}/upload",
+        headers={**auth, "Idempotency-Key": uploaded["key"]},
+        files=[uploaded["files"][1], uploaded["files"][0]],
+    )
+    assert swapped.status_code == 409 and swapped.json()["error"] == "conflict"
     # the same key from another user is not that user's upload
     other = client.post(
         f"{API}/upload",

@@ -322,11 +322,17 @@ def _upload_sync(
     engine = svc.engine()
     from include.common.db import session_scope
 
+    jobs = staging.plan_jobs(sid, ok)
     with session_scope(engine) as s:
         existing = staging.existing_session(s, sid)
-        if existing is not None and existing.uploaded_by != user.name:
-            raise ApiError(409, "conflict", "this Idempotency-Key belongs to another upload")
-    jobs = staging.plan_jobs(sid, ok)
+        if existing is not None:
+            known = {j.job_id for j in staging.jobs_of(s, sid)}
+            if existing.uploaded_by != user.name or not {j.job_id for j in jobs} <= known:
+                raise ApiError(
+                    409,
+                    "conflict",
+                    "this Idempotency-Key was used for another upload (other files): use a new key",
+                )
     try:
         staging.stage_files(
             svc.s3(), svc.bucket, sid, ok, jobs, user.name, read=lambda p: readers[p.index]()
