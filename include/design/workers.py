@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -88,11 +90,37 @@ def _process_star(args: tuple[Any, ...]) -> dict[str, Any]:
     return process_file(*args)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: the task process has threads (Airflow's), forking it directly is unsafe
+_NOTHING = object()
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers start light.
+
+    forkserver, because the task process has threads (Airflow's) and forking it directly is
+    unsafe. multiprocessing makes every new worker re-import the parent's ``__main__`` (the Airflow
+    task runner, pytest, a benchmark script: seconds of imports on a busy machine, measured 2.5 s per
+    pool); the workers only need this module, so ``__main__``'s file and spec are hidden while the
+    pool lives and restored afterwards."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["include.design.workers"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k, _NOTHING) for k in ("__file__", "__spec__")}
+    try:
+        if main is not None:
+            if saved["__file__"] is not _NOTHING:
+                del main.__file__
+            main.__spec__ = None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            yield pool
+    finally:
+        if main is not None:
+            for k, v in saved.items():
+                if v is _NOTHING:
+                    if hasattr(main, k) and k == "__spec__":
+                        del main.__spec__
+                else:
+                    setattr(main, k, v)
 
 
 def process_batch(

@@ -318,3 +318,19 @@ def test_nas_backfill_hashes_once_and_records_bad_files(app_db_url: str, tmp_pat
         items[0]["decision"] == "duplicate"
         and items[0]["matched_ref"] == f"{shop}/poster/old_2.png"
     )
+
+
+def test_worker_pool_restores_main_module(tmp_path: Path) -> None:
+    import sys
+
+    from include.design import workers
+
+    main = sys.modules["__main__"]
+    before = (getattr(main, "__file__", None), getattr(main, "__spec__", None))
+    p = tmp_path / "a.png"
+    samples.make_design(1, (64, 64)).save(p)
+    q = tmp_path / "b.png"
+    samples.make_design(2, (64, 64)).save(q)
+    hashes = workers.hash_files([str(p), str(q)], workers=2)
+    assert hashes == workers.hash_files([str(p), str(q)], workers=1)
+    assert (getattr(main, "__file__", None), getattr(main, "__spec__", None)) == before
