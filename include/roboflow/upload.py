@@ -5,7 +5,9 @@ The network side is an :class:`Uploader` (the Airflow ``RoboflowHook`` on the re
 requests time out after the connection's ``upload_timeout``). Rules:
 
 * a timeout, a connection error, HTTP 408/425/429 and 5xx are retried (``include.common.retry``:
-  ``min(cap, base * 2**n)`` with full jitter); any other HTTP error is permanent for that image;
+  ``min(cap, base * 2**n)`` with full jitter, and at least the server's ``Retry-After`` when the
+  uploader attaches it to the exception as ``retry_after``); any other HTTP error is permanent for
+  that image;
 * a ``duplicate`` answer means the API already holds that exact image — after a retry it usually
   means the first, "failed", request did arrive — so it confirms the image (no second copy exists);
 * the annotation is sent after the image is confirmed, with the same retry rules; an "already
@@ -32,6 +34,7 @@ from include.roboflow.models import Status
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+MAX_RETRY_AFTER = 300.0  # seconds: a larger Retry-After is waited this long, then retried
 
 
 class Uploader(Protocol):
@@ -121,7 +124,18 @@ def _call_with_retries(
         sleep=sleep,
         name=name,
     )
-    retryer = retryer.copy(retry=tenacity.retry_if_exception(is_retryable))
+    jitter = tenacity.wait_random_exponential(multiplier=policy.base, max=policy.cap)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        """Full-jitter backoff, but never shorter than the server's ``Retry-After``."""
+        delay = jitter(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+        return delay
+
+    retryer = retryer.copy(retry=tenacity.retry_if_exception(is_retryable), wait=wait)
 
     def attempt() -> dict[str, Any]:
         counter[0] += 1

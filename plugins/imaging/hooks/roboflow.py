@@ -24,6 +24,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -228,13 +231,14 @@ class RoboflowHook(BaseHook):
         ``ImageUploadError`` (``status_code`` set for HTTP errors, ``None`` for network errors)."""
         proj = self.get_project(project)
         self._bind_timeout_session()
-        image, _elapsed, _retries = proj.upload_image(
-            image_path,
-            split=split,
-            num_retry_uploads=0,
-            batch_name=batch_name,
-            tag_names=list(tags or []),
-        )
+        with self._retry_after_on_error():
+            image, _elapsed, _retries = proj.upload_image(
+                image_path,
+                split=split,
+                num_retry_uploads=0,
+                batch_name=batch_name,
+                tag_names=list(tags or []),
+            )
         return image
 
     def save_annotation(
@@ -249,14 +253,30 @@ class RoboflowHook(BaseHook):
         """Attach a YOLO label file to an uploaded image (one request, no SDK retries)."""
         proj = self.get_project(project)
         self._bind_timeout_session()
-        annotation, _elapsed, _retries = proj.save_annotation(
-            annotation_path=annotation_path,
-            annotation_labelmap=labelmap,
-            image_id=image_id,
-            job_name=job_name,
-            num_retry_uploads=0,
-        )
+        with self._retry_after_on_error():
+            annotation, _elapsed, _retries = proj.save_annotation(
+                annotation_path=annotation_path,
+                annotation_labelmap=labelmap,
+                image_id=image_id,
+                job_name=job_name,
+                num_retry_uploads=0,
+            )
         return annotation
+
+    @contextmanager
+    def _retry_after_on_error(self) -> Iterator[None]:
+        """Attach the server's ``Retry-After`` (429/503) to the SDK's exception as ``retry_after``
+        (seconds) so that the caller's backoff waits at least that long."""
+        try:
+            yield
+        except Exception as exc:
+            from roboflow.adapters import rfapi
+
+            session = getattr(rfapi._upload_sessions, "session", None)
+            retry_after = getattr(session, "last_retry_after", None)
+            if retry_after is not None:
+                exc.retry_after = retry_after  # type: ignore[attr-defined]
+            raise
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -277,6 +297,7 @@ class _TimeoutCapped:
     def __init__(self, cap: float) -> None:
         super().__init__()
         self.cap = cap
+        self.last_retry_after: float | None = None
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         given = kwargs.get("timeout")
@@ -286,4 +307,26 @@ class _TimeoutCapped:
             kwargs["timeout"] = self.cap
         else:
             kwargs["timeout"] = min(float(given), self.cap)
-        return super().request(method, url, *args, **kwargs)
+        self.last_retry_after = None
+        response = super().request(method, url, *args, **kwargs)
+        if response.status_code in (429, 503):
+            self.last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return response
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); ``None`` if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

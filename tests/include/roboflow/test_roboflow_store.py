@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from include.common.db import make_engine, session_scope
 from include.common.items import status_counts
+from include.common.models import ItemRecord
 from include.roboflow import store
 from include.roboflow.batching import image_key, plan_batches
 from include.roboflow.dataset import scan_dataset
@@ -112,8 +113,16 @@ def test_plan_record_is_idempotent_and_keeps_confirmed_images(engine, scan) -> N
         assert len(jobs) == 1 and jobs[0].tags == ("extra", "ds", "train")  # only the failed one
         _b, jobs = store.batch_jobs(s, store.BatchRef(neither, "ds-neither-0000"))
         assert [j.split for j in jobs] == ["train", "train"] and _b.split == "neither"
-        errs = status_counts(s, PIPELINE, "scan_error")
-    assert errs == {"failed": len(scan.issues)}
+        errs = {
+            r.item_key: r.status
+            for r in s.scalars(
+                select(ItemRecord).where(
+                    ItemRecord.pipeline == PIPELINE, ItemRecord.kind == "scan_error"
+                )
+            )
+            if r.item_key.startswith("ds/")
+        }
+    assert errs == {f"ds/{i.rel_path}": "failed" for i in scan.issues}
 
 
 def test_changed_content_is_sent_again(engine, scan, tmp_path: Path) -> None:

@@ -101,7 +101,9 @@ def test_transient_faults_are_retried(server, hook, dataset, faults) -> None:
     assert out.status == Status.COMPLETED, out.error
     assert out.attempts == len(faults) + 2  # image attempts + one annotation
     assert len(sleeps) == len(faults)
-    assert all(0.0 <= s <= FAST.cap for s in sleeps)
+    for fault, slept in zip(faults, sleeps, strict=True):
+        # full jitter in [0, cap]; a 429 carries Retry-After: 1, which is honoured
+        assert (slept >= 1.0) if fault == "429" else (0.0 <= slept <= FAST.cap)
     rep = server.report(project)
     assert rep["images"] == 1 and rep["stored_per_name"] == {Path(job.path).name: 1}
 
@@ -240,3 +242,29 @@ def test_is_retryable_classification() -> None:
     )
     assert not is_retryable(E(400)) and not is_retryable(E(401)) and not is_retryable(E(404))
     assert is_retryable(TimeoutError()) and not is_retryable(FileNotFoundError())
+
+
+def test_retry_after_is_honoured_on_429(server, hook, dataset) -> None:
+    project = server.new_project()
+    job = _jobs(dataset["scan"], project)[4]
+    server.configure(script={Path(job.path).name: ["429", "503"]})
+    sleeps: list[float] = []
+    out = upload_one(hook, job, labelmap=dataset["scan"].labelmap, policy=FAST, sleep=sleeps.append)
+    assert out.status == Status.COMPLETED, out.error
+    assert len(sleeps) == 2
+    assert sleeps[0] >= 1.0  # the fake answers 429 with Retry-After: 1; the jitter alone is <= 0.05
+    assert sleeps[1] <= FAST.cap  # 503 without Retry-After: plain full jitter
+
+
+def test_parse_retry_after() -> None:
+    from email.utils import formatdate
+
+    from imaging.hooks.roboflow import parse_retry_after
+
+    assert parse_retry_after("2") == 2.0 and parse_retry_after(" 0.5 ") == 0.5
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("-3") == 0.0
+    import time
+
+    in_a_minute = parse_retry_after(formatdate(time.time() + 60, usegmt=True))
+    assert in_a_minute is not None and 55 <= in_a_minute <= 61
