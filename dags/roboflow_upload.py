@@ -3,8 +3,8 @@
 
 Upload a Roboflow / YOLO dataset folder (`train/`, `valid/`, `test/` with `images/` + `labels/`,
 optional `neither/` and `data.yaml`) to a Roboflow project with the real `roboflow` SDK
-(connection `roboflow_default`: password = API key, `extra.workspace`, `extra.api_url`,
-`extra.upload_workers`, `extra.upload_timeout`).
+(connection `roboflow_default`: password = API key, `extra.workspace`, `extra.api_url`, optional
+`extra.upload_workers`, `extra.upload_timeout`, `extra.retry_*`).
 
 1. **plan** — scan the folder; every bad file (image without label, label without image, malformed
    label, unreadable image, duplicate content) is reported per file in the log and in
@@ -13,9 +13,11 @@ optional `neither/` and `data.yaml`) to a Roboflow project with the real `robofl
    `roboflow_images`. Images already confirmed with the same content are not sent again.
    With `retry_failed_only` nothing is scanned: only the batches recorded as failed are queued.
 2. **upload_batch** (one mapped task per batch) — uploads each image, then its annotation, keeping
-   split, batch name and tags; per-request timeout, retries with exponential backoff and full jitter;
-   a `duplicate` answer confirms the image. At most `upload_workers` uploads per task and two batch
-   tasks at a time (`max_active_tis_per_dag`), which caps the load on the workspace.
+   split, batch name and tags; per-request timeout (`extra.upload_timeout`), retries with exponential
+   backoff and full jitter, never sooner than the server's `Retry-After` (`extra.retry_attempts`,
+   `retry_base`, `retry_cap`); a `duplicate` answer confirms the image. At most `upload_workers`
+   uploads per task and two batch tasks at a time (`max_active_tis_per_dag`), which caps the load on
+   the workspace (the deployment's cluster policy also puts the task in the `roboflow_api` pool).
 3. **report** — `{submitted, completed, failed, pending}` of the run's batches (plus image counts),
    in the log, in the task's return value and in `item_records` (`run_stats`).
 4. **verify** — compares each project's image count reported by the API with the images confirmed
