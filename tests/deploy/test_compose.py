@@ -474,3 +474,41 @@ def test_connections_script_imports_into_the_metadata_db(airflow_db: Path) -> No
         assert rows["imaging_s3"].extra_dejson["endpoint_url"] == "http://minio:9000"
         for conn_id in ("imaging_db", "imaging_s3", "imaging_hypha", "nas_default"):
             s.delete(rows[conn_id])
+
+
+@pytest.mark.parametrize(
+    "service, script",
+    [
+        ("postgres", "docker/postgres/init-app-db.sh"),
+        ("hypha", "docker/hypha/start-hypha.sh"),
+        ("airflow-init", "docker/init/airflow-init.sh"),
+    ],
+)
+def test_each_script_gets_the_variables_it_requires(
+    compose: dict[str, Any], service: str, script: str
+) -> None:
+    required = set(re.findall(r"\$\{(\w+):\?", (ROOT / script).read_text()))
+    assert required, script
+    env = compose["services"][service]["environment"]
+    assert not required - set(env), f"{service} lacks {sorted(required - set(env))} for {script}"
+
+
+def test_airflow_init_environment_is_enough_for_connections_and_passwords(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    mod = _load_connections_module()
+    env = {k: str(v) for k, v in compose["services"]["airflow-init"]["environment"].items()}
+    conns = mod.build_connections(env)  # SystemExit if a secret were missing
+    assert conns["imaging_s3"]["password"] == env_example()["MINIO_ROOT_PASSWORD"]
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(tmp_path / "passwords.json")
+    assert mod.write_passwords(env) is not None
+    users = json.loads((tmp_path / "passwords.json").read_text())
+    assert users == {
+        env_example()["_AIRFLOW_WWW_USER_USERNAME"]: env_example()["_AIRFLOW_WWW_USER_PASSWORD"]
+    }
+    # the other Airflow containers do not receive the secrets
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        leaked = {"IMAGING_DB_PASSWORD", "MINIO_ROOT_PASSWORD", "HYPHA_ROOT_TOKEN"} & set(
+            compose["services"][name]["environment"]
+        )
+        assert not leaked, (name, leaked)
