@@ -1,16 +1,16 @@
 """A near-duplicate index that is sub-linear in the number of stored hashes: multi-index hashing
 (Norouzi et al., "Fast Search in Hamming Space with Multi-Index Hashing", CVPR 2012).
 
-The 64-bit index key (:func:`include.design.hashing.key64`) is cut into 3 chunks of 22/21/21
-bits. If two keys are within Hamming distance ``r``, at least one chunk is within ``r // 3``
-(pigeonhole), so probing each chunk's table with every value within ``r // 3`` of the query's chunk
+The 64-bit index key (:func:`include.design.hashing.key64`) is cut into 4 chunks of 16 bits. If
+two keys are within Hamming distance ``r``, at least one chunk is within ``r // 4`` (pigeonhole),
+so probing each chunk's table with every value within ``r // 4`` of the query's chunk
 finds a superset of the answers; the candidates are then checked with the full duplicate rule
 (key, pHash, dHash, colour) — the answers are exactly a brute-force scan's
 (:meth:`DupIndex.brute_force`, tested and benchmarked).
 
-Each chunk table is the entries' ids sorted by chunk value, plus (for large indexes) a
-bucket-offset array over all 2**22 chunk values, so a probe is two array reads; small indexes
-use ``numpy.searchsorted`` instead. No Python loop over entries.
+Each chunk table holds the entries' ids and keys sorted by chunk value and a bucket-offset array
+over the 2**16 chunk values (512 KB, stays in cache): a probe is two offset reads and one
+contiguous run of keys, filtered on the whole key at once. No Python loop over entries.
 Additions go to an unsorted tail that is scanned directly and merged into the tables when it
 grows past an eighth of the index, so the within-run check (add as you go) stays cheap.
 """
@@ -24,12 +24,12 @@ from itertools import combinations
 
 import numpy as np
 
+from include.design import hashing
 from include.design.hashing import COLOUR_BYTES, DEFAULT, DupConfig, Hashes, Match
 
-CHUNK_WIDTHS = (22, 21, 21)
+CHUNK_WIDTHS = (16, 16, 16, 16)
 CHUNKS = len(CHUNK_WIDTHS)
-CHUNK_SHIFTS = (42, 21, 0)
-CSR_MIN = 65536  # from this many indexed entries on, probes read a bucket-offset array
+CHUNK_SHIFTS = (48, 32, 16, 0)
 
 
 @lru_cache(maxsize=16)
@@ -141,47 +141,47 @@ class DupIndex:
         for width, shift in zip(CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True):
             vals = ((keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
             order = np.argsort(vals, kind="stable").astype(np.int64)
-            offsets = None
-            if self._n >= CSR_MIN:
-                counts = np.bincount(vals, minlength=1 << width)
-                offsets = np.zeros((1 << width) + 1, dtype=np.int64)
-                np.cumsum(counts, out=offsets[1:])
-            self._tables.append((vals[order], order, offsets))
+            offsets = np.zeros((1 << width) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(vals, minlength=1 << width), out=offsets[1:])
+            # the keys in bucket order: a probe reads one contiguous run, not scattered entries
+            self._tables.append((offsets, order, keys[order]))
         self._indexed = self._n
 
     # ------------------------------------------------------------ queries
 
     def _candidates(self, qkey: int) -> np.ndarray:
+        """Ids whose whole key is within the radius (exact), found through the chunk tables plus
+        the unindexed tail."""
         parts: list[np.ndarray] = []
+        q = np.uint64(qkey)
         if self._indexed:
-            for (sorted_vals, order, offsets), width, shift in zip(
+            for (offsets, order, bucket_keys), width, shift in zip(
                 self._tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True
             ):
                 chunk = (qkey >> shift) & ((1 << width) - 1)
                 probes = chunk ^ _masks(width, self.radius // CHUNKS)
-                if offsets is not None:
-                    lo, hi = offsets[probes], offsets[probes + 1]
-                else:
-                    lo = np.searchsorted(sorted_vals, probes, side="left")
-                    hi = np.searchsorted(sorted_vals, probes, side="right")
+                lo, hi = offsets[probes], offsets[probes + 1]
                 lens = hi - lo
                 keep = lens > 0
                 if not keep.any():
                     continue
                 lo, lens = lo[keep], lens[keep]
                 total = int(lens.sum())
-                starts = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-                parts.append(order[starts + np.arange(total)])
+                pos = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(
+                    total
+                )
+                near = np.bitwise_count(bucket_keys[pos] ^ q) <= self.radius
+                parts.append(order[pos[near]])
         if self._n > self._indexed:
-            parts.append(np.arange(self._indexed, self._n))
+            tail = np.arange(self._indexed, self._n)
+            parts.append(tail[np.bitwise_count(self._keys[tail] ^ q) <= self.radius])
         if not parts:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(parts))
+        return np.unique(np.concatenate(parts))  # an entry can be found through several chunks
 
-    def _check(self, idx: np.ndarray, h: Hashes) -> list[Hit]:
+    def _check(self, idx: np.ndarray, h: Hashes, qkey: int) -> list[Hit]:
         cfg = self.config
-        qkey = np.uint64(_key_int(h))
-        kd = np.bitwise_count(self._keys[idx] ^ qkey).astype(np.int64)
+        kd = np.bitwise_count(self._keys[idx] ^ np.uint64(qkey)).astype(np.int64)
         sel = kd <= self.radius
         idx, kd = idx[sel], kd[sel]
         qph = _words(_hash_rows([h.phash.to_bytes(32, "big")]))
@@ -209,19 +209,25 @@ class DupIndex:
 
     def query(self, h: Hashes) -> list[Hit]:
         """Every stored entry that is a duplicate of ``h``, nearest first."""
-        return self._check(self._candidates(_key_int(h)), h)
+        qkey = hashing.key64(h.phash)
+        return self._check(self._candidates(qkey), h, qkey)
 
     def brute_force(self, h: Hashes) -> list[Hit]:
         """The same answer by scanning every entry (reference for tests and benchmarks)."""
-        return self._check(np.arange(self._n), h)
+        return self._check(np.arange(self._n), h, hashing.key64(h.phash))
 
     def nearest(self, h: Hashes) -> Hit | None:
         hits = self.query(h)
         return hits[0] if hits else None
 
     def candidate_count(self, h: Hashes) -> int:
-        return len(self._candidates(_key_int(h)))
-
-
-def _key_int(h: Hashes) -> int:
-    return int(keys_of(_hash_rows([h.phash.to_bytes(32, "big")]))[0])
+        """Entries the index reads for ``h`` (bucket entries of every probe, plus the tail)."""
+        qkey = hashing.key64(h.phash)
+        n = self._n - self._indexed
+        tables = self._tables if self._indexed else []
+        for (offsets, _order, _keys), width, shift in zip(
+            tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=False
+        ):
+            probes = ((qkey >> shift) & ((1 << width) - 1)) ^ _masks(width, self.radius // CHUNKS)
+            n += int((offsets[probes + 1] - offsets[probes]).sum())
+        return n

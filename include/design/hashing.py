@@ -155,8 +155,10 @@ def key64(phash: int) -> int:
 
     Crops and resizes move these bits least: they are the index key (a 2 % border crop flips
     ~8 of them, different images ~18 or more; see ``bench/bench_design_quality.py``)."""
-    bits = np.unpackbits(np.frombuffer(phash.to_bytes(HASH_BITS // 8, "big"), dtype=np.uint8))
-    return _pack(bits.reshape(HASH_SIZE, HASH_SIZE)[:8, :8])
+    key = 0
+    for row in range(8):  # the first 8 bits of each of the first 8 rows (row-major, MSB first)
+        key = (key << 8) | ((phash >> (HASH_BITS - HASH_SIZE * row - 8)) & 0xFF)
+    return key
 
 
 def hamming(a: int, b: int) -> int:

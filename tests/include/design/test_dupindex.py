@@ -39,7 +39,7 @@ def _near(
     return Hashes(p, d, col[i].tobytes())
 
 
-@pytest.mark.parametrize("n", [500, 70_000])  # searchsorted tables and bucket-offset tables
+@pytest.mark.parametrize("n", [500, 70_000])  # under one entry per bucket, and above
 def test_index_equals_brute_force(n: int) -> None:
     idx, ph, dh, col = _random_store(n)
     idx.rebuild()
