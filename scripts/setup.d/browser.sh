@@ -13,7 +13,7 @@ if [[ ! -x /usr/bin/chromium ]]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null  # (its wrapper script prints a harmless shell warning)
 
 PY="$ROOT/.venv/bin/python"
 if [[ -x "$PY" ]]; then
