@@ -53,8 +53,9 @@ on; a single file is simply a run with one batch.
    and then fails the run, naming the listings that are not done.
 
 Between steps the per-file results travel as JSON files in the run's work folder
-(`$IMAGING_DATA_DIR/design/runs/<run_id>/<step>.json`); XCom carries only their paths, so a run
-of thousands of files keeps XCom small. A failed Etsy listing fails `uploading_to_etsy_store`
+(`$IMAGING_DATA_DIR/design/runs/<run_id>/<step>.json`, next to the resized outputs and the
+mockups); XCom carries only their paths, so a run of thousands of files keeps XCom small. With
+workers on several hosts, `$IMAGING_DATA_DIR` must be storage they all share. A failed Etsy listing fails `uploading_to_etsy_store`
 after the other designs are done: transient errors (5xx, lost connections) are retried by
 Airflow and finished listings are skipped; daily-quota and auth errors fail without retries
 (clear the task when the quota has refilled).
@@ -103,8 +104,8 @@ def _config(params: dict[str, Any]) -> Any:
     )
 
 
-def _flatten(parts: Any) -> list[dict[str, Any]]:
-    return [item for part in parts or [] for item in (part or [])]
+def _flatten(refs: Any) -> list[dict[str, Any]]:
+    return [item for ref in refs or [] for item in _load(ref)]
 
 
 def _save(context: dict[str, Any], step: str, items: list[dict[str, Any]]) -> str:
@@ -229,9 +230,7 @@ def design_upload() -> None:
         return [{"batch": n, "files": [f.to_dict() for f in b]} for n, b in enumerate(batches)]
 
     @task(map_index_template="batch {{ task.op_kwargs['batch']['batch'] }}")
-    def processing_and_formatting_images(
-        batch: dict[str, Any], **context: Any
-    ) -> list[dict[str, Any]]:
+    def processing_and_formatting_images(batch: dict[str, Any], **context: Any) -> str:
         """Validate, hash and resize one batch in a process pool (per-file errors)."""
         import os
         from pathlib import Path
@@ -260,13 +259,14 @@ def design_upload() -> None:
             else:
                 files.append({"key": f["key"], "path": f["location"]})
         workers = min(int(context["params"]["max_workers"]), os.cpu_count() or 1)
-        return pipeline.process_batch(
+        items = pipeline.process_batch(
             files,
             Path(work) / "prepared",
             config=_config(context["params"]).to_dict(),
             workers=workers,
             max_pixels=int(float(context["params"]["max_megapixels"]) * 1_000_000),
         )
+        return _save(context, f"processed_{batch['batch']:05d}", items)
 
     @task
     def backfill_nas_hashes(**context: Any) -> dict[str, int]:
