@@ -4,26 +4,26 @@ Connection ``imaging_hypha``: ``host`` = server URL, ``password`` = token, ``ext
 workspace of the artifacts (created persistent if the token may create it). Other extras (the
 original reef uploader's numbers are the defaults):
 
-==========================  =======  =========================================================
-extra                       default  meaning
-==========================  =======  =========================================================
-connect_attempts            10       connection tries, backoff ``min(cap, base * 2**n)`` s
+==========================  ==========  ======================================================
+extra                       default     meaning
+==========================  ==========  ======================================================
+connect_attempts            10          connection tries, backoff ``min(cap, base * 2**n)`` s
 connect_backoff_base        5
 connect_backoff_cap         180
-commit_attempts             6        commit tries, each on a fresh connection
+commit_attempts             6           commit tries, each on a fresh connection
 commit_backoff_base         5
 commit_backoff_cap          60
-put_concurrency             25       concurrent presigned PUTs
-put_attempts                5        tries per file (new presigned URL each time)
+put_concurrency             25          concurrent presigned PUTs
+put_attempts                5           tries per file (new presigned URL each time)
 put_backoff_base            1
 put_backoff_cap             30
-timeout_base_s              60       per-file timeout = base + size / min rate
+timeout_base_s              60          per-file timeout = base + size / min rate
 timeout_min_rate_bps        1000000
-multipart_threshold         16777216 files at least this big go multipart
-part_size                   8388608
-rpc_timeout_s               120      one RPC call
-url_batch                   50       files per ``put_file`` RPC (one call returns many URLs)
-==========================  =======  =========================================================
+multipart_threshold         16777216    files at least this big go multipart
+part_size                   8388608     multipart part size (grown to stay <= 10,000 parts)
+rpc_timeout_s               120         one RPC call
+url_batch                   50          files per ``put_file`` RPC (one call, many URLs)
+==========================  ==========  ======================================================
 
 The hypha-rpc client is asyncio-only; the hook runs one event loop in a daemon thread and exposes a
 synchronous API. The connection is cached (``get_conn``) and dropped on any connection error, the
