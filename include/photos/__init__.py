@@ -4,6 +4,11 @@ aggregate, and keep per-photo job status with warning states and reprocessing hi
 Modules: ``models`` (tables), ``exif`` (decode/validate/EXIF), ``storage`` (S3 keys, uploads,
 thumbnails, lifecycle), ``geolocate`` (GPS → storage location), ``segment`` (container regions),
 ``detect`` (classical and YOLO+SAHI backends), ``estimate`` (missed plants from vegetation area),
-``aggregate`` (totals, quality, annotated image), ``pipeline`` (the steps the DAGs call),
-``samples`` (deterministic demo/test trays).
+``aggregate`` (totals, quality, annotated image), ``analyze`` (the ML of one photo),
+``catalog`` (warehouses/locations), ``pipeline`` (the steps the DAGs call), ``uploads`` (the
+upload/status functions the web app calls), ``samples`` (deterministic demo/test trays).
+
+Detector backends: ``classical`` (default, no weights) and ``yolo_sahi`` (optional extra
+``pip install ultralytics sahi``; its test is ``tests/include/photos/yolo_extra_check.py``, run
+in a separate venv — CI does not run it).
 """

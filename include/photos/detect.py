@@ -219,38 +219,52 @@ class ClassicalDetector:
             return []
         r_eq = math.sqrt(typ / math.pi)
         # drop specks before the distance transform
-        small = np.flatnonzero(areas0 < max(4.0, 0.05 * typ)) + 1
-        if small.size:
-            mask[np.isin(labels0, small)] = False
+        keep = np.ones(n0 + 1, bool)
+        keep[0] = False
+        keep[1:][areas0 < max(4.0, 0.05 * typ)] = False
+        mask = keep[labels0]
+        labels0 = np.where(mask, labels0, 0)
         dist = ndi.distance_transform_edt(mask)
         peaks = peak_local_max(
             dist,
             min_distance=max(2, int(0.55 * r_eq)),
             threshold_abs=max(1.0, 0.45 * r_eq),
-            labels=labels0 * mask,
+            labels=labels0,
             exclude_border=False,
         )
-        markers = np.zeros(mask.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        labels = watershed(-dist, markers, mask=mask)
-        # components without a peak (thin fragments) keep their own label for the statistics
+        # one peak: the component is one plant; several: watershed splits it (only there — most
+        # plants stand alone, so this is a fraction of a whole-image watershed); none: fragment,
+        # left to estimation
+        peak_comp = labels0[tuple(peaks.T)] if len(peaks) else np.zeros(0, np.int64)
+        per_comp = np.bincount(peak_comp, minlength=n0 + 1)
+        labels = np.where(per_comp[labels0] == 1, labels0, 0).astype(np.int64)
+        slices = ndi.find_objects(labels0)
+        for c in np.flatnonzero(per_comp >= 2):
+            sl = slices[c - 1]
+            sub = labels0[sl] == c
+            sub_markers = np.zeros(sub.shape, np.int64)
+            mine = peak_comp == c
+            py, px = peaks[mine, 0] - sl[0].start, peaks[mine, 1] - sl[1].start
+            sub_markers[py, px] = n0 + 1 + np.flatnonzero(mine)  # unique across components
+            ws = watershed(-dist[sl], sub_markers, mask=sub)
+            labels[sl][sub] = ws[sub]
         return self._objects(labels, exg, typ)
 
     def _objects(self, labels: np.ndarray, exg: np.ndarray, typ: float) -> list[Detection]:
         from scipy import ndimage as ndi
 
-        n = int(labels.max())
-        if n == 0:
+        flat = labels.ravel()
+        counts = np.bincount(flat)
+        counts[0] = 0
+        if not counts.any():
             return []
-        idx = np.arange(1, n + 1)
-        areas = ndi.sum_labels(np.ones_like(labels, np.float32), labels, idx)
-        mean_exg = ndi.mean(exg, labels, idx)
+        sums = np.bincount(flat, weights=exg.ravel())
         slices = ndi.find_objects(labels)
         dets: list[Detection] = []
         for i, sl in enumerate(slices):
-            if sl is None:
+            if sl is None or counts[i + 1] == 0:
                 continue
-            area = float(areas[i])
+            area = float(counts[i + 1])
             if area < self.min_area_factor * typ or area > self.max_area_factor * typ:
                 continue
             m = labels[sl] == (i + 1)
@@ -258,7 +272,7 @@ class ClassicalDetector:
             box_area = float((ys.stop - ys.start) * (xs.stop - xs.start))
             fill = area / box_area if box_area else 0.0  # rosettes fill ~0.55-0.75 of their box
             size_fit = math.exp(-abs(math.log(area / typ)))
-            green = min(1.0, max(0.0, float(mean_exg[i]) / 0.5))
+            green = min(1.0, max(0.0, float(sums[i + 1] / area) / 0.5))
             score = 0.3 + 0.35 * size_fit + 0.2 * min(1.0, fill / 0.6) + 0.15 * green
             dets.append(
                 Detection(
@@ -280,10 +294,22 @@ class ClassicalDetector:
         exg = excess_green(rgb) if exg is None else exg
         if not tiled or max(exg.shape[:2]) <= self.tile:
             return self.detect_exg(exg)
+        det = self
+        if not self.plant_area:
+            # one typical plant size for the whole region (a tile sees cut plants only at its
+            # edges, and the overlap must exceed a plant's diameter)
+            from dataclasses import replace
+
+            from scipy import ndimage as ndi
+
+            labels, n = ndi.label(exg > self.threshold)
+            if n:
+                typ = self._typical_area(np.bincount(labels.ravel())[1:])
+                det = replace(self, plant_area=typ or None)
         overlap = int(self.overlap_ratio * self.tile)
-        if self.plant_area:
-            overlap = max(overlap, int(2.4 * math.sqrt(self.plant_area / math.pi)))
-        return tiled_detect(self.detect_exg, exg, self.tile, min(overlap, self.tile // 2))
+        if det.plant_area:
+            overlap = max(overlap, int(2.4 * math.sqrt(det.plant_area / math.pi)))
+        return tiled_detect(det.detect_exg, exg, self.tile, min(overlap, self.tile // 2))
 
 
 # --------------------------------------------------------------------------- YOLO + SAHI backend

@@ -34,15 +34,25 @@ class Estimate:
         }
 
 
-def calibrated_plant_area(calibration: dict[str, Any] | None) -> float | None:
-    """``avg_plant_area_px`` (full-resolution pixels) from a calibration dict, or ``None``."""
+def calibrated_plant_area(
+    calibration: dict[str, Any] | None, width_px: int | None = None
+) -> float | None:
+    """The average plant area in full-resolution pixels of a photo ``width_px`` wide, from a
+    location calibration ``{"avg_plant_area_px": A, "reference_width_px": W}`` (A measured on
+    photos W pixels wide; scaled by ``(width_px / W) ** 2`` for other resolutions), or ``None``
+    when the location has no usable density parameters."""
     if not calibration:
         return None
     try:
         v = float(calibration.get("avg_plant_area_px") or 0)
+        ref = float(calibration.get("reference_width_px") or 0)
     except (TypeError, ValueError):
         return None
-    return v if v > 0 else None
+    if v <= 0:
+        return None
+    if ref > 0 and width_px:
+        v *= (float(width_px) / ref) ** 2
+    return v
 
 
 def covered_mask(shape: tuple[int, int], dets: list[Detection]) -> np.ndarray:

@@ -230,6 +230,10 @@ def decode_rgb(
         k = max(img.size) // max_long_side
         if k >= 2:
             img = img.reduce(k)
+        if max(img.size) > 1.1 * max_long_side:  # finish with a (cheap) bilinear resize
+            f = max_long_side / max(img.size)
+            size = (max(1, round(img.width * f)), max(1, round(img.height * f)))
+            img = img.resize(size, Image.Resampling.BILINEAR)
     # scale: original long side / decoded long side (orientation-independent)
     scale = max(w, h) / max(img.size)
     return img, scale

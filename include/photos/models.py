@@ -5,7 +5,8 @@ The upload/gallery web app (issue 7) reads and writes these tables; the contract
 * ``warehouses`` / ``storage_locations`` — where photos are taken. A storage location has a GPS
   area (``area_polygon``: a closed ring of ``[lon, lat]`` pairs, WGS84), an optional ``config``
   (what is on the shelf: ``{"container": "tray", "cells": [rows, cols], "detector": "classical"}``)
-  and an optional ``calibration`` (density parameters: ``{"avg_plant_area_px": 5200}``). Missing
+  and an optional ``calibration`` (density parameters: ``{"avg_plant_area_px": 5200,
+  "reference_width_px": 4000}`` — the average plant area measured on photos that wide). Missing
   config/calibration gives the ``needs_config`` / ``needs_calibration`` warning states.
 * ``photo_upload_sessions`` — one upload (a web upload of 1-100 photos, or a folder import). The
   web app creates the row (``status="pending"``), stages every file in S3 under

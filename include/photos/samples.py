@@ -346,7 +346,7 @@ def generate_demo(
                     "reason": reason,
                 }
             )
-    calib = {"avg_plant_area_px": round(float(np.mean(areas)), 1)}
+    calib = {"avg_plant_area_px": round(float(np.mean(areas)), 1), "reference_width_px": width}
     for loc in site["locations"]:
         if loc["code"] == "WH-A-R1":
             loc["calibration"] = calib

@@ -219,3 +219,45 @@ def test_s3_outage_opens_breaker_and_run_completes_without_duplicates(
     again = run_dag("photo_ingest", conf={"source_dir": folder})
     assert again.state == "success"
     assert _keys(s3) == before
+
+
+def test_web_upload_session_through_the_dag_emits_asset(
+    site: dict[str, Any], run_dag: Any, tmp_path: Path
+) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from include.photos.samples import jpeg_bytes, make_exif, tray_image
+    from include.photos.uploads import jobs_status, stage_upload
+
+    engine, s3 = site["engine"], site["s3"]
+    _load_site(
+        engine,
+        generate_demo(tmp_path / "site", n_good=0, with_bad=False),
+    )
+    sid = uuid.uuid4()
+    img, truth = tray_image(9191, 1000, 750)
+    data = jpeg_bytes(img, make_exif((-34.603722, -58.381592)))
+    stage_upload(
+        engine, s3, "imaging", sid, [("tray.jpg", data), ("empty.jpg", b"")], uploaded_by="web-user"
+    )
+
+    result = run_dag(
+        "photo_ingest", conf={"upload_session_id": str(sid), "uploaded_by": "web-user"}
+    )
+    assert result.state == "success", result.task_states
+    status = jobs_status(engine, sid)
+    by_name = {j["filename"]: j for j in status["jobs"]}
+    assert by_name["tray.jpg"]["status"] in ("completed", "needs_calibration")
+    assert abs(by_name["tray.jpg"]["result"]["total_detected"] - truth.plants) <= 0.1 * truth.plants
+    assert by_name["empty.jpg"]["status"] == "failed" and "empty" in by_name["empty.jpg"]["error"]
+    assert status["summary"]["overall_progress_percent"] == 100.0
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .filter(AssetModel.name == "photo_processing_sessions")
+            .filter(AssetEvent.source_run_id == result.run_id)
+            .count()
+        )
+    assert events == 1

@@ -146,3 +146,22 @@ def test_unknown_or_unavailable_backends_fail_clearly(tmp_path) -> None:
                 threshold=0.2,
                 plant_area=None,
             )
+
+
+def test_calibration_scales_with_photo_resolution() -> None:
+    from include.photos.estimate import calibrated_plant_area
+
+    cal = {"avg_plant_area_px": 6400.0, "reference_width_px": 1600}
+    assert calibrated_plant_area(cal, 1600) == 6400.0
+    assert calibrated_plant_area(cal, 800) == 1600.0
+    assert calibrated_plant_area({"avg_plant_area_px": 500}, 4000) == 500.0
+    assert calibrated_plant_area({"avg_plant_area_px": 0}, 4000) is None
+    assert calibrated_plant_area({"density": "x"}, 4000) is None
+    assert calibrated_plant_area(None) is None
+
+
+def test_stale_calibration_does_not_break_detection() -> None:
+    img, truth = tray_image(61, 1000, 750, (6, 8), pots=2)
+    wrong = {"avg_plant_area_px": truth.mean_plant_area_px * 2.5}  # e.g. measured on bigger photos
+    a = analyze(jpeg_bytes(img, None), config={"cells": [6, 8]}, calibration=wrong)
+    assert count_error(a.total_detected, truth.plants) <= 0.05, (a.total_detected, truth.plants)
