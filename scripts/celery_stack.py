@@ -184,6 +184,9 @@ class CeleryStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # a crashed worker's task is failed (and retried) after 20 s without heartbeat
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 # only the runs we trigger: no cron runs of the pipelines' scheduled DAGs
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -239,17 +242,41 @@ class CeleryStack:
         for name in ("scheduler", "dag-processor", "triggerer"):
             self._spawn(name, [str(BIN / "airflow"), name], env)
         for w in self.workers:
-            wenv = dict(env, IMAGING_WORKER_NAME=w.name, AIRFLOW__CELERY__POOL=w.pool)
-            wenv["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
-            cmd = [
-                str(BIN / "airflow"), "celery", "worker",
-                "--queues", w.queues,
-                "--concurrency", str(w.concurrency),
-                "--celery-hostname", f"{w.name}@%h",
-                "--without-gossip", "--without-mingle",
-            ]  # fmt: skip
-            self._spawn(w.name, cmd, wenv)
+            self._spawn_worker(w, env)
         self.wait_healthy(deadline)
+
+    def _spawn_worker(self, w: Worker, env: dict[str, str]) -> None:
+        wenv = dict(env, IMAGING_WORKER_NAME=w.name, AIRFLOW__CELERY__POOL=w.pool)
+        wenv["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
+        cmd = [
+            str(BIN / "airflow"), "celery", "worker",
+            "--queues", w.queues,
+            "--concurrency", str(w.concurrency),
+            "--celery-hostname", f"{w.name}@%h",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        self._spawn(w.name, cmd, wenv)
+
+    def crash_worker(self, name: str) -> None:
+        """SIGKILL a worker and everything in its process group (its running task too): a
+        machine that dies mid-task."""
+        proc = self.procs.pop(name)
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        self._write_state()
+
+    def restart_worker(self, name: str, timeout: float = 120) -> None:
+        """Start worker ``name`` again and wait until it is ready."""
+        (w,) = [w for w in self.workers if w.name == name]
+        log = self.log_dir / f"{name}.log"
+        ready_before = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
+        self._spawn_worker(w, self.env())
+        deadline = time.monotonic() + timeout
+        while log.read_text(errors="replace").count(" ready.") <= ready_before:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} not ready after {timeout} s; {log}:\n{_tail(log)}")
+            time.sleep(1)
 
     def _run_once(self, name: str, cmd: list[str], env: dict[str, str], timeout: float) -> None:
         log = self.log_dir / f"{name}.log"

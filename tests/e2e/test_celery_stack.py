@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,25 @@ def test_one_run_per_pipeline_family_on_both_workers(
     }
     assert placed("photo_ingest", "run_ml") == {(GPU, "default_pool", 1, "worker-cpu")}
     assert placed("photo_ingest", "stage_chunk") == {(IO, "default_pool", 1, "worker-io")}
+
+
+def test_a_crashed_worker_loses_no_task(stack: CeleryStack) -> None:
+    """Kill the cpu worker (and its running task) mid-task: the scheduler notices the missing
+    heartbeat, the task is retried on the restarted worker and the run still succeeds."""
+    run_id = stack.trigger("celery_queues_probe", {"fan_out": 1, "hold_s": 15})
+    deadline = time.monotonic() + 120
+    while True:
+        tis = {t["task_id"]: t for t in stack.task_instances("celery_queues_probe", run_id)}
+        if tis.get("crunch", {}).get("state") == "running":
+            break
+        assert time.monotonic() < deadline, f"crunch never started: {tis}"
+        time.sleep(1)
+    time.sleep(3)
+    stack.crash_worker("worker-cpu")
+    stack.restart_worker("worker-cpu")
+    assert stack.wait_run("celery_queues_probe", run_id, timeout=240) == "success"
+    crunch = [
+        t for t in stack.task_instances("celery_queues_probe", run_id) if t["task_id"] == "crunch"
+    ]
+    assert [(t["state"], t["hostname"]) for t in crunch] == [("success", "worker-cpu")]
+    assert crunch[0]["try_number"] == 2  # the killed attempt counted, the retry succeeded

@@ -47,6 +47,13 @@ def _square_sum(n: int) -> int:
     },
     params={
         "fan_out": Param(3, type="integer", minimum=1, maximum=16, description="Mapped cpu tasks."),
+        "hold_s": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=600,
+            description="Seconds each cpu task keeps running (to crash its worker meanwhile).",
+        ),
     },
 )
 def celery_queues_probe() -> None:
@@ -60,12 +67,14 @@ def celery_queues_probe() -> None:
         return _where("upload_like")
 
     @task(queue=CPU)
-    def crunch(i: int) -> dict[str, Any]:
+    def crunch(i: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
         # CPU tasks fan out over cores with their own process pool: this must work on a worker
+        import time
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=2) as pool:
             total = sum(pool.map(_square_sum, [20_000 + i, 10_000]))
+        time.sleep(int((params or {}).get("hold_s", 0)))
         return {**_where(f"crunch[{i}]"), "total": total}
 
     @task(queue=DEFAULT)
