@@ -343,7 +343,7 @@ def write_template(dest: str | Path, name: str = "poster") -> Path:
     return write_default_template(Path(dest), name)
 
 
-def generate_demo(dest: str | Path, n_designs: int = 6, shop: str = "demo-shop") -> dict[str, Any]:
+def build_demo(dest: str | Path, n_designs: int = 6, shop: str = "demo-shop") -> dict[str, Any]:
     """A demo upload folder with designs, near-duplicate variants, photos and bad files; a mockup
     template folder; and a NAS folder that already holds one of the designs (legacy file).
 
@@ -394,4 +394,19 @@ def generate_demo(dest: str | Path, n_designs: int = 6, shop: str = "demo-shop")
         "shop": shop,
         "nas_root": str(nas_root),
         "expected": expected,
+    }
+
+
+def generate_demo(dest: str | Path) -> dict[str, Any]:
+    """The demo's trigger conf: ``{"design_upload": conf}`` (see :func:`build_demo`). To see NAS
+    duplicates in the demo, point ``nas_default`` at ``<dest>/nas`` (a mounted-path connection)."""
+    info = build_demo(dest)
+    return {
+        "design_upload": {
+            "source_dir": info["source_dir"],
+            "shop": info["shop"],
+            "template": info["template"],
+            "user_id": "demo",
+            "batch_mb": 1,
+        }
     }

@@ -54,7 +54,7 @@ def _dup_targets(report: dict[str, Any]) -> dict[str, str]:
 def test_design_upload_sftp_nas_and_etsy(
     run_dag, app_db_url, etsy, tmp_path: Path, monkeypatch
 ) -> None:
-    demo = samples.generate_demo(tmp_path / "demo", n_designs=4, shop="e2e-shop")
+    demo = samples.build_demo(tmp_path / "demo", n_designs=4, shop="e2e-shop")
     sftp = SftpServer(tmp_path / "demo").start()  # the demo's nas/ folder is the SFTP NAS root
     try:
         monkeypatch.setenv("AIRFLOW_CONN_NAS_DEFAULT", json.dumps(sftp.airflow_connection("/nas")))
@@ -130,7 +130,7 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     monkeypatch.delenv("AIRFLOW_CONN_ETSY_DEFAULT", raising=False)
-    demo = samples.generate_demo(tmp_path / "demo", n_designs=3)
+    demo = samples.build_demo(tmp_path / "demo", n_designs=3)
     nas_root = tmp_path / "share"
     monkeypatch.setenv(
         "AIRFLOW_CONN_NAS_DEFAULT",
@@ -162,10 +162,12 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
     assert len(stored) == len(rep["new"])
 
 
-def test_dag_wiring_follows_the_conventions(airflow_db: Path) -> None:
+def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) -> None:
     from imaging.runner import load_dag
 
     dag = load_dag("design_upload")
+    demo_conf = samples.generate_demo(tmp_path / "demo")["design_upload"]
+    assert set(demo_conf) <= set(dag.params) and Path(demo_conf["source_dir"]).is_dir()
     assert dag.doc_md and "per-item error isolation" in dag.doc_md
     assert set(dag.params.keys()) >= {"source_dir", "shop", "template", "user_id"}
     for name in dag.params:
@@ -192,7 +194,7 @@ def test_dag_wiring_follows_the_conventions(airflow_db: Path) -> None:
 def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
     run_dag, app_db_url, tmp_path: Path, monkeypatch
 ) -> None:
-    demo = samples.generate_demo(tmp_path / "demo", n_designs=3)
+    demo = samples.build_demo(tmp_path / "demo", n_designs=3)
     monkeypatch.setenv(
         "AIRFLOW_CONN_NAS_DEFAULT",
         json.dumps({"conn_type": "fs", "extra": {"path": demo["nas_root"]}}),

@@ -27,7 +27,7 @@ WHEN = datetime(2026, 3, 1, 12, 0, 0)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return samples.generate_demo(tmp_path_factory.mktemp("demo"), n_designs=4)
+    return samples.build_demo(tmp_path_factory.mktemp("demo"), n_designs=4)
 
 
 def _run(
@@ -334,3 +334,32 @@ def test_worker_pool_restores_main_module(tmp_path: Path) -> None:
     hashes = workers.hash_files([str(p), str(q)], workers=2)
     assert hashes == workers.hash_files([str(p), str(q)], workers=1)
     assert (getattr(main, "__file__", None), getattr(main, "__spec__", None)) == before
+
+
+def test_duplicates_within_a_batch_and_across_batches(app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(app_db_url)
+    src = tmp_path / "src"
+    src.mkdir()
+    a, b = samples.make_design(90, (200, 200)), samples.make_design(91, (200, 200))
+    a.save(src / "a.png")
+    samples.v_watermark(a)[0].save(src / "a_copy.png")  # same batch as a.png
+    b.save(src / "b.png")
+    samples.flatten_white(b).save(src / "z_b_copy.jpg", quality=90)  # the other batch
+    batch1 = [{"key": k, "path": str(src / k)} for k in ("a.png", "a_copy.png", "b.png")]
+    batch2 = [{"key": "z_b_copy.jpg", "path": str(src / "z_b_copy.jpg")}]
+    processed = pipeline.process_batch(batch1, tmp_path / "p") + pipeline.process_batch(
+        batch2, tmp_path / "p"
+    )
+    items = {
+        i["key"]: i
+        for i in pipeline.check_duplicates(engine, processed, shop="xb-shop", run_id="xb")
+    }
+    assert items["a.png"]["decision"] == items["b.png"]["decision"] == "new"
+    assert (items["a_copy.png"]["matched_kind"], items["a_copy.png"]["matched_ref"]) == (
+        "run",
+        "a.png",
+    )
+    assert (items["z_b_copy.jpg"]["matched_kind"], items["z_b_copy.jpg"]["matched_ref"]) == (
+        "run",
+        "b.png",
+    )
