@@ -169,6 +169,9 @@ class RateLimiter:
                 self.per_second = min(self.per_second, state.limit_per_second)
             if state.remaining_today is not None:
                 self.remaining_today = state.remaining_today
+            if state.remaining_this_second == 0:  # other clients of the app used this second up
+                now = self.clock()
+                self._sent = [now] * self.per_second
 
     def backoff(self, seconds: float) -> None:
         """After a 429: nothing more this window."""

@@ -46,6 +46,15 @@ def test_rate_limiter_paces_to_per_second() -> None:
     assert len(clock.slept) == 2 and clock.t == pytest.approx(102.002, abs=0.01)
 
 
+def test_rate_limiter_waits_when_the_server_says_this_second_is_used_up() -> None:
+    clock = Clock()
+    lim = etsy.RateLimiter(per_second=10, clock=clock, sleep=clock.sleep)
+    lim.acquire()
+    lim.observe(etsy.RateState(limit_per_second=10, remaining_this_second=0))
+    lim.acquire()
+    assert clock.slept and clock.t >= 101.0
+
+
 def test_rate_limiter_adopts_server_headers_and_quota() -> None:
     clock = Clock()
     lim = etsy.RateLimiter(per_second=10, clock=clock, sleep=clock.sleep)
