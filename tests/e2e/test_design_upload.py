@@ -230,3 +230,31 @@ def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
             ) == len(rows)
     finally:
         srv.stop()
+
+
+def test_design_upload_on_the_sqlite_app_db(
+    run_dag, use_sqlite_app_db, tmp_path: Path, monkeypatch
+) -> None:
+    """The demo's embedded database: the same run on SQLite (WAL), mounted NAS, outbox."""
+    monkeypatch.delenv("AIRFLOW_CONN_ETSY_DEFAULT", raising=False)
+    demo = samples.build_demo(tmp_path / "demo", n_designs=2, shop="lite-shop")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": demo["nas_root"]}}),
+    )
+    conf = {
+        "source_dir": demo["source_dir"],
+        "shop": "lite-shop",
+        "template": "poster",
+        "batch_mb": 0.2,
+    }
+    result = run_dag("design_upload", conf=conf)
+    assert result.state == "success", result.task_states
+    rep = _report(result.run_id)
+    assert sorted(rep["new"]) == sorted(demo["expected"]["new"])
+    assert _dup_targets(rep) == demo["expected"]["duplicates"]
+    with session_scope(make_engine(use_sqlite_app_db)) as s:
+        n = s.scalar(
+            select(func.count()).select_from(DesignImage).where(DesignImage.shop == "lite-shop")
+        )
+        assert n == len(rep["new"])
