@@ -207,6 +207,7 @@ def design_upload() -> None:
         from include.design import batching
 
         params = context["params"]
+        _config(params)  # a bad duplicate_rule / duplicate_overrides fails here, before any work
         src = params["source_dir"].strip()
         if src.startswith("s3://"):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -61,8 +61,14 @@ class DupConfig:
     def from_dict(cls, data: dict[str, Any] | None) -> DupConfig:
         if not data:
             return DEFAULT
-        base = PRESETS.get(str(data.get("name", "")), DEFAULT)
-        fields = {k: v for k, v in data.items() if k in base.to_dict() and k != "name"}
+        name = str(data.get("name") or DEFAULT.name)
+        if name not in PRESETS:
+            raise ValueError(f"unknown duplicate rule {name!r}: one of {sorted(PRESETS)}")
+        base = PRESETS[name]
+        unknown = set(data) - set(base.to_dict())
+        if unknown:
+            raise ValueError(f"unknown duplicate-rule setting(s) {sorted(unknown)}")
+        fields = {k: v for k, v in data.items() if k != "name"}
         return replace(base, **fields) if fields else base
 
 

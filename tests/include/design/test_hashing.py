@@ -58,8 +58,13 @@ def test_seed_config_misses_transparent_design_saved_as_jpeg(tmp_path: Path) -> 
 def test_config_from_dict_presets_and_overrides() -> None:
     assert hashing.DupConfig.from_dict(None) is hashing.DEFAULT
     assert hashing.DupConfig.from_dict({"name": "seed"}) == hashing.SEED
-    c = hashing.DupConfig.from_dict({"name": "tuned", "phash_max": 60, "bogus": 1})
+    c = hashing.DupConfig.from_dict({"name": "tuned", "phash_max": 60})
     assert c.phash_max == 60 and c.key_max == hashing.DEFAULT.key_max
+    assert hashing.DupConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="bogus"):
+        hashing.DupConfig.from_dict({"name": "tuned", "bogus": 1})
+    with pytest.raises(ValueError, match="unknown duplicate rule"):
+        hashing.DupConfig.from_dict({"name": "strict"})
     assert hashing.SEED.index_radius == 5 and hashing.DEFAULT.index_radius == 10
 
 
