@@ -363,3 +363,32 @@ def test_duplicates_within_a_batch_and_across_batches(app_db_url: str, tmp_path:
         "run",
         "b.png",
     )
+
+
+def test_one_rejected_listing_does_not_stop_the_others(
+    app_db_url: str, demo: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imaging.hooks.etsy import EtsyHook
+    from tests.fakes.etsy_server import FakeEtsyServer
+
+    srv = FakeEtsyServer().start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ETSY_ONE", json.dumps(srv.airflow_connection()))
+        hook = EtsyHook(etsy_conn_id="etsy_one", backoff_base=0.05)
+        engine = make_engine(app_db_url)
+        srv.fail(r"^POST .*/listings$", 400, times=1)  # Etsy refuses the first listing
+        items = _run(engine, demo, tmp_path, shop="one-shop", run_id="o-1", client=hook)
+        states = [i["listing"]["state"] for i in items if i.get("listing")]
+        assert states.count("failed") == 1 and states.count("complete") == len(states) - 1
+        kw = {
+            "templates_dir": demo["templates_dir"],
+            "template": demo["template"],
+            "shop": "one-shop",
+        }
+        again = pipeline.publish_listings(
+            engine, hook, items, outbox_root=tmp_path / "ob", **kw
+        )  # the retry
+        assert {i["listing"]["state"] for i in again if i.get("listing")} == {"complete"}
+        assert len(srv.listings) == len(states)
+    finally:
+        srv.stop()
