@@ -452,28 +452,48 @@ def test_passwords_file(tmp_path: Path) -> None:
     assert oct(target.stat().st_mode & 0o777) == "0o600"
 
 
-def test_connections_script_imports_into_the_metadata_db(airflow_db: Path) -> None:
-    """The init container's step, run against this session's real metadata DB, twice."""
+def test_connections_script_imports_into_the_metadata_db(airflow_db: Path, tmp_path: Path) -> None:
+    """The init container's step, run against this session's real metadata DB, twice, with a
+    Fernet key as in compose; read back through the Airflow CLI with the same key."""
+    from cryptography.fernet import Fernet
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(env_example())
     env["HYPHA_ROOT_TOKEN"] = "t" * 40
-    for _ in range(2):
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "docker" / "init" / "connections.py")],
-            env=env, capture_output=True, text=True, timeout=180,
+    env["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
+    try:
+        for _ in range(2):
+            proc = subprocess.run(
+                [sys.executable, str(ROOT / "docker" / "init" / "connections.py")],
+                env=env, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = tmp_path / "export.json"
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run(
+            [airflow, "connections", "export", str(out)],
+            env=env, capture_output=True, text=True, timeout=180, check=True,
         )  # fmt: skip
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    from airflow.models.connection import Connection
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as s:
-        rows = {c.conn_id: c for c in s.scalars(select(Connection)).all()}
+        rows = json.loads(out.read_text())
         assert {"imaging_db", "imaging_s3", "imaging_hypha", "nas_default"} <= set(rows)
-        assert rows["imaging_hypha"].password == "t" * 40
-        assert rows["imaging_s3"].extra_dejson["endpoint_url"] == "http://minio:9000"
-        for conn_id in ("imaging_db", "imaging_s3", "imaging_hypha", "nas_default"):
-            s.delete(rows[conn_id])
+        assert rows["imaging_hypha"]["password"] == "t" * 40
+        extra = rows["imaging_s3"]["extra"]
+        extra = json.loads(extra) if isinstance(extra, str) else extra
+        assert extra["endpoint_url"] == "http://minio:9000"
+        assert "roboflow_default" not in rows  # no key in .env.example: no connection
+    finally:
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+        from sqlalchemy import delete
+
+        with create_session() as s:
+            s.execute(
+                delete(Connection).where(
+                    Connection.conn_id.in_(
+                        ["imaging_db", "imaging_s3", "imaging_hypha", "nas_default"]
+                    )
+                )
+            )
 
 
 @pytest.mark.parametrize(
