@@ -133,3 +133,53 @@ def test_stitch_upload_equals_mosaic_rerun_adds_nothing_bad_folders_fail(
             assert get_item(s, STITCH, "folder", folder_key(exp, f.name)).status == "done"
     with _hook() as hook:
         assert len(hook.read(ds)["versions"]) == 1 and hook.list_files(ds) == listing
+
+
+def test_rerun_after_a_crash_between_upload_and_commit(hypha, run_dag, app_db_url, tmp_path: Path):
+    """A previous run died after stitching A and uploading one of its channels (staged, not
+    committed) and while writing B's zarr. The next run finishes both: one version each, the
+    listing is exactly the local files, nothing was recorded before its commit."""
+    from imaging.hooks.hypha import HyphaArtifactHook
+    from include.reef.pipeline import prepare_stitch_datasets, stitch_one, upload_channel
+
+    exp = "reef-e2e-crash"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=3, grid=GRID)
+    stitched_dir = tmp_path / "stitched"
+    engine = make_engine(app_db_url)
+    a = {"name": folders[0].name, "path": str(folders[0]), "taken_at": "2025-04-29T15:38:36.107800"}
+    st = stitch_one(engine, a, experiment_id=exp, stitched_dir=stitched_dir, options=OPTIONS)
+    with HyphaArtifactHook() as hook:
+        plan = prepare_stitch_datasets(hook, [st], experiment_id=exp)
+        upload_channel(hook, plan["channels"][0])
+        assert hook.is_staged(st["dataset"])
+    partial_b = stitched_dir / exp / f".{folders[1].name}.zarr.partial"
+    (partial_b / "junk").mkdir(parents=True)
+    with session_scope(engine) as s:
+        assert get_item(s, STITCH, "folder", folder_key(exp, folders[0].name)) is None
+
+    conf = {
+        "base_dir": str(tmp_path / "mic"),
+        "experiment_id": exp,
+        "stitched_dir": str(stitched_dir),
+        "stitch_options": OPTIONS,
+    }
+    res = run_dag("reef_stitch_upload", conf=conf)
+    assert res.state == "success", res.task_states
+    with session_scope(engine) as s:
+        for f in folders[:2]:
+            assert get_item(s, STITCH, "folder", folder_key(exp, f.name)).status == "done"
+    with _hook() as hook:
+        for taken in ("2025-04-29T15:38:36.107800", "2025-04-29T16:38:36.107800"):
+            ds = stitch_dataset_alias(exp, taken)
+            art = hook.read(ds, stage=True)
+            assert [v["version"] for v in art["versions"]] == ["v0"] and art["staging"] is None
+            listing = hook.list_files(ds)
+            assert (
+                len([p for p in listing if p.endswith("zarr.json")]) == 1 + 3 * 6
+            )  # root, 3 x (group + 5 levels)
+            store = download_dataset(hook, ds)
+            t = 0 if taken.startswith("2025-04-29T15") else 1
+            level0 = zarr.open_group(store, mode="r")["Fluorescence_561_nm_Ex"]["0"][...]
+            assert np.array_equal(level0, mosaic_region(2, t, 0, GRID.shape[0], 0, GRID.shape[1]))
+    assert not partial_b.exists()
+    assert not list((stitched_dir / exp).glob("*.zarr"))  # removed after verified commits

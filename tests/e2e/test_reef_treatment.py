@@ -121,3 +121,40 @@ def test_treatment_same_folder_zip_is_deterministic(tmp_path: Path):
     a = zip_folder(f, tmp_path / "a.zip")
     b = zip_folder(f, tmp_path / "b.zip")
     assert a.sha256 == b.sha256 and a.size == b.size and a.entries == 4 * 3 + 2
+
+
+def test_rerun_after_crash_before_commit_leaves_one_file(
+    hypha, run_dag, app_db_url, tmp_path: Path
+):
+    """A run died after uploading folder A's zip into the staged dataset, before the commit and
+    the record: the next run commits it once (same path overwritten, no duplicate), then records."""
+    from include.reef.pipeline import collection_alias
+    from include.reef.upload import UploadFile
+    from include.reef.zipstream import zip_folder
+
+    exp = "reef-e2e-treat-crash"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=3, grid=GRID)
+    ds = treatment_dataset_alias(exp)
+    z = zip_folder(folders[0], tmp_path / "pre" / f"{folders[0].name}.zip")
+    with _hook() as hook:
+        coll = hook.ensure_collection(collection_alias(exp), {"name": exp})
+        hook.ensure_staged_dataset(ds, coll, {"name": f"{exp} treatment"})
+        hook.upload_files(ds, [UploadFile(z.path, f"{folders[0].name}.zip", z.size)])
+    engine = make_engine(app_db_url)
+    with session_scope(engine) as s:
+        assert get_item(s, TREATMENT, "folder", folder_key(exp, folders[0].name)) is None
+
+    conf = {
+        "base_dir": str(tmp_path / "mic"),
+        "experiment_id": exp,
+        "work_dir": str(tmp_path / "w"),
+    }
+    res = run_dag("reef_treatment_upload", conf=conf)
+    assert res.state == "success", res.task_states
+    with _hook() as hook:
+        art = hook.read(ds, stage=True)
+        assert [v["version"] for v in art["versions"]] == ["v0"] and art["staging"] is None
+        listing = hook.list_files(ds)
+        assert listing == {f"{f.name}.zip": listing[f"{f.name}.zip"] for f in folders[:2]}
+        assert listing[f"{folders[0].name}.zip"] == z.size
+        assert_zip_equals_folder(download(hook, ds, f"{folders[0].name}.zip"), folders[0])

@@ -22,7 +22,7 @@ timeout_min_rate_bps        1000000
 multipart_threshold         16777216    files at least this big go multipart
 part_size                   8388608     multipart part size (grown to stay <= 10,000 parts)
 rpc_timeout_s               120         one RPC call
-url_batch                   50          files per ``put_file`` RPC (one call, many URLs)
+url_batch                   10          files per ``put_file`` RPC (one call, many URLs)
 ==========================  ==========  ======================================================
 
 The hypha-rpc client is asyncio-only; the hook runs one event loop in a daemon thread and exposes a
@@ -65,7 +65,7 @@ DEFAULTS: dict[str, float] = {
     "multipart_threshold": 16 * 1024 * 1024,
     "part_size": 8 * 1024 * 1024,
     "rpc_timeout_s": 120,
-    "url_batch": 50,
+    "url_batch": 10,
 }
 
 
@@ -489,25 +489,36 @@ class HyphaArtifactHook(BaseHook):
             s = self.settings
             aid = self.artifact_id(artifact_id)
             small = [f for f in files if f.size < s.opt("multipart_threshold")]
+            large = [f for f in files if f.size >= s.opt("multipart_threshold")]
             batch = max(1, int(s.opt("url_batch")))
-            urls: dict[str, str] = {}
-            for i in range(0, len(small), batch):
-                chunk = small[i : i + batch]
-                got = await self._call("put_file", aid, file_path=[f.remote for f in chunk])
-                if isinstance(got, dict):  # batch form: {path: url}
-                    urls.update(got)
-                else:
-                    urls.update(zip([f.remote for f in chunk], [got], strict=True))
             conc = max(1, int(s.opt("put_concurrency")))
             sem = asyncio.Semaphore(conc)
+            url_sem = asyncio.Semaphore(
+                4
+            )  # URL batches requested in parallel, PUTs start per batch
             limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
             async with httpx.AsyncClient(limits=limits) as client:
 
-                async def guarded(f: UploadFile) -> None:
+                async def guarded(f: UploadFile, url: str | None) -> None:
                     async with sem:
-                        await self._put_one(client, aid, f, urls.get(f.remote))
+                        await self._put_one(client, aid, f, url)
 
-                results = await asyncio.gather(*(guarded(f) for f in files), return_exceptions=True)
+                async def batch_of(chunk: list[UploadFile]) -> list[BaseException | None]:
+                    try:
+                        async with url_sem:
+                            got = await self._call(
+                                "put_file", aid, file_path=[f.remote for f in chunk]
+                            )
+                        urls = got if isinstance(got, dict) else {chunk[0].remote: got}
+                    except Exception:  # noqa: BLE001 - each file then asks for its own URL
+                        urls = {}
+                    return await asyncio.gather(
+                        *(guarded(f, urls.get(f.remote)) for f in chunk), return_exceptions=True
+                    )
+
+                jobs = [batch_of(small[i : i + batch]) for i in range(0, len(small), batch)]
+                jobs += [asyncio.gather(guarded(f, None), return_exceptions=True) for f in large]
+                results = [r for rs in await asyncio.gather(*jobs) for r in rs]
             errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 raise HyphaUploadError(
