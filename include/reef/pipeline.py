@@ -122,6 +122,7 @@ def treatment_upload_folder(
         z = zip_folder(folder["path"], zip_path)
     except (OSError, UnsafeEntryError) as exc:
         reason = f"cannot archive folder: {exc}"
+        log.error("folder %s failed: %s", name, reason)
         _record(engine, TREATMENT, KIND_FOLDER, key, ItemStatus.FAILED, error=reason, run_id=run_id)
         zip_path.unlink(missing_ok=True)
         return {"folder": name, "status": "failed", "reason": reason}
@@ -218,6 +219,7 @@ def stitch_one(
         report = validate_zarr(zarr_path, res)
     except (AcquisitionError, ValueError, OSError) as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        log.error("folder %s failed: %s", name, reason)
         _record(engine, STITCH, KIND_FOLDER, key, ItemStatus.FAILED, error=reason, run_id=run_id)
         return {**base, "status": "failed", "reason": reason}
     _record(

@@ -1,0 +1,94 @@
+"""Pipeline steps that need only the app database (SQLite here; PostgreSQL in the e2e tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from include.common.db import make_engine, session_scope
+from include.common.items import get_item, record_item
+from include.reef.pipeline import (
+    STITCH,
+    TREATMENT,
+    folder_key,
+    select_for_run,
+    stitch_dataset_alias,
+    stitch_one,
+    summarize,
+)
+from include.reef.samples import GridSpec, generate_timelapse
+
+GRID = GridSpec(rows=2, cols=2, tile=64)
+
+
+def test_selection_skips_folders_recorded_done_in_the_database(sqlite_app_db_url, tmp_path: Path):
+    engine = make_engine(sqlite_app_db_url)
+    exp = "sel-exp"
+    folders = generate_timelapse(tmp_path, exp, n_folders=4, grid=GRID)
+    with session_scope(engine) as s:
+        record_item(
+            s,
+            pipeline=TREATMENT,
+            kind="folder",
+            key=folder_key(exp, folders[0].name),
+            status="done",
+        )
+        record_item(
+            s,
+            pipeline=TREATMENT,
+            kind="folder",
+            key=folder_key(exp, folders[1].name),
+            status="failed",
+        )
+        # another pipeline's record does not count
+        record_item(
+            s, pipeline=STITCH, kind="folder", key=folder_key(exp, folders[2].name), status="done"
+        )
+    sel = select_for_run(engine, TREATMENT, base_dir=str(tmp_path), experiment_id=exp)
+    assert [f["name"] for f in sel["selected"]] == [folders[1].name, folders[2].name]
+    sel = select_for_run(engine, STITCH, base_dir=str(tmp_path), experiment_id=exp)
+    assert [f["name"] for f in sel["selected"]] == [folders[0].name, folders[1].name]
+    with pytest.raises(ValueError, match="experiment_id"):
+        select_for_run(engine, TREATMENT, base_dir=str(tmp_path), experiment_id="")
+
+
+def test_stitch_one_records_failure_with_reason_and_reuses_a_finished_stitch(
+    sqlite_app_db_url, tmp_path: Path
+):
+    engine = make_engine(sqlite_app_db_url)
+    exp = "stitch-one"
+    good, bad, _ = generate_timelapse(tmp_path / "mic", exp, n_folders=3, grid=GRID)
+    (bad / "acquisition parameters.json").unlink()
+    opts = {"chunk": 32, "shard": 64, "min_level_size": 32}
+
+    def item(p: Path, taken: str) -> dict:
+        return {"name": p.name, "path": str(p), "taken_at": taken}
+
+    r = stitch_one(
+        engine,
+        item(bad, "2025-04-29T16:38:36.107800"),
+        experiment_id=exp,
+        stitched_dir=tmp_path / "st",
+        options=opts,
+    )
+    assert r["status"] == "failed" and "acquisition parameters.json" in r["reason"]
+    with session_scope(engine) as s:
+        rec = get_item(s, STITCH, "folder", folder_key(exp, bad.name))
+        assert (
+            rec.status == "failed"
+            and "acquisition parameters.json" in rec.error
+            and rec.attempts == 1
+        )
+    g = item(good, "2025-04-29T15:38:36.107800")
+    first = stitch_one(engine, g, experiment_id=exp, stitched_dir=tmp_path / "st", options=opts)
+    assert first["status"] == "stitched" and first["reused"] is False
+    assert (
+        first["dataset"]
+        == stitch_dataset_alias(exp, g["taken_at"])
+        == "stitch-one-2025-04-29-15-38-36"
+    )
+    again = stitch_one(engine, g, experiment_id=exp, stitched_dir=tmp_path / "st", options=opts)
+    assert again["reused"] is True and again["zarr_path"] == first["zarr_path"]
+    s = summarize([r, again], {"skipped": {"x": "newest"}, "rejected": {}})
+    assert s["failed"] == {bad.name: r["reason"]} and s["skipped"] == {"x": "newest"}
