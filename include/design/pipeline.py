@@ -1,5 +1,6 @@
-"""The steps of the ``design_upload`` DAG as plain functions (no Airflow): each takes references and
-returns small dicts (XCom-sized), isolates errors per file, and is safe to rerun.
+"""The steps of the ``design_upload`` DAG as plain functions (no Airflow): each takes and returns
+per-file dicts of references and hashes (never pixels; the DAG hands them from step to step as
+JSON files), isolates errors per file, and is safe to rerun.
 
 1. :func:`process_batch` — per batch, in a process pool: validate, hash (the single decode path),
    resize/encode the output;
