@@ -258,3 +258,30 @@ def test_design_upload_on_the_sqlite_app_db(
             select(func.count()).select_from(DesignImage).where(DesignImage.shop == "lite-shop")
         )
         assert n == len(rep["new"])
+
+
+def test_single_file_upload_is_the_same_dag(
+    run_dag, app_db_url, tmp_path: Path, monkeypatch
+) -> None:
+    """The seed's single-file "original workflow" is a run with one batch of one file."""
+    monkeypatch.delenv("AIRFLOW_CONN_ETSY_DEFAULT", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(tmp_path / "nas")}}),
+    )
+    src = tmp_path / "one"
+    src.mkdir()
+    samples.make_design(123, (500, 400)).save(src / "only.png")
+    result = run_dag(
+        "design_upload", conf={"source_dir": str(src), "shop": "single-shop", "template": "poster"}
+    )
+    assert result.state == "success", result.task_states
+    assert [t for t in result.task_states if t.startswith("processing_and_formatting_images")] == [
+        "processing_and_formatting_images[0]"
+    ]
+    rep = _report(result.run_id)
+    assert (
+        rep["new"] == ["only.png"]
+        and rep["errors"] == {}
+        and rep["listings"]["only.png"]["state"] == "outbox"
+    )
