@@ -140,14 +140,20 @@ def process_batch(
         return list(pool.map(_process_star, args, chunksize=max(1, len(args) // (workers * 4))))
 
 
+MIN_POOL = 32  # hashing takes ~5 ms a file: fewer files do not pay for a pool's start
+
+
 def hash_files(
-    paths: Sequence[str], config: dict[str, Any] | None = None, workers: int | None = None
+    paths: Sequence[str],
+    config: dict[str, Any] | None = None,
+    workers: int | None = None,
+    min_pool: int = MIN_POOL,
 ) -> list[Hashes]:
     """Hashes of many files through the single decode path, in a process pool (benchmarks, bulk
     backfills). Bad files raise :class:`~include.design.imaging.ImageRejected`."""
     workers = workers or os.cpu_count() or 1
     args = [(p, config) for p in paths]
-    if workers <= 1 or len(args) <= 1:
+    if workers <= 1 or len(args) < max(2, min_pool):
         return [_hash_star(a) for a in args]
     with _pool(min(workers, len(args))) as pool:
         return list(pool.map(_hash_star, args, chunksize=max(1, len(args) // (workers * 4))))
@@ -167,12 +173,15 @@ def _hash_safe(args: tuple[str, dict[str, Any] | None]) -> dict[str, Any]:
 
 
 def hash_files_safe(
-    paths: Sequence[str], config: dict[str, Any] | None = None, workers: int | None = None
+    paths: Sequence[str],
+    config: dict[str, Any] | None = None,
+    workers: int | None = None,
+    min_pool: int = MIN_POOL,
 ) -> list[dict[str, Any]]:
     """Like :func:`hash_files` with a per-file result: ``{"hashes": {...}}`` or ``{"error": ...}``."""
     workers = workers or os.cpu_count() or 1
     args = [(p, config) for p in paths]
-    if workers <= 1 or len(args) <= 2:
+    if workers <= 1 or len(args) < max(2, min_pool):
         return [_hash_safe(a) for a in args]
     with _pool(min(workers, len(args))) as pool:
         return list(pool.map(_hash_safe, args, chunksize=max(1, len(args) // (workers * 4))))

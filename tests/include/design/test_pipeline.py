@@ -331,9 +331,14 @@ def test_worker_pool_restores_main_module(tmp_path: Path) -> None:
     samples.make_design(1, (64, 64)).save(p)
     q = tmp_path / "b.png"
     samples.make_design(2, (64, 64)).save(q)
-    hashes = workers.hash_files([str(p), str(q)], workers=2)
+    hashes = workers.hash_files([str(p), str(q)], workers=2, min_pool=1)
     assert hashes == workers.hash_files([str(p), str(q)], workers=1)
     assert (getattr(main, "__file__", None), getattr(main, "__spec__", None)) == before
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    safe = workers.hash_files_safe([str(p), str(bad), str(q)], workers=2, min_pool=1)
+    assert [r.get("hashes") for r in safe] == [hashes[0].to_dict(), None, hashes[1].to_dict()]
+    assert safe[1]["error"].startswith("not an image")
 
 
 def test_duplicates_within_a_batch_and_across_batches(app_db_url: str, tmp_path: Path) -> None:
