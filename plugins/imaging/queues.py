@@ -221,8 +221,8 @@ TASK_ROUTES: dict[str, dict[str, Route]] = {
         "uploading_to_etsy_store": Route(IO, ETSY_POOL, concurrency=1),
     },
     "photo_ingest": {
-        "stage_chunk": Route(IO),  # upload to S3
-        "run_ml": Route(GPU),  # YOLO/SAHI (classical fallback runs anywhere)
+        "chunk.stage_chunk": Route(IO),  # upload to S3
+        "chunk.run_ml": Route(GPU),  # YOLO/SAHI (classical fallback runs anywhere)
     },
     "photo_reprocess": {
         "run_ml": Route(GPU),
