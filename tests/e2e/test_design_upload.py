@@ -51,6 +51,7 @@ def _dup_targets(report: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_design_upload_sftp_nas_and_etsy(
     run_dag, app_db_url, etsy, tmp_path: Path, monkeypatch
 ) -> None:
@@ -124,6 +125,7 @@ def test_design_upload_sftp_nas_and_etsy(
         sftp.stop()
 
 
+@pytest.mark.slow
 def test_design_upload_from_s3_to_mounted_nas_and_outbox(
     run_dag, app_db_url, s3_server, tmp_path: Path, monkeypatch
 ) -> None:
@@ -191,6 +193,7 @@ def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) ->
     ), top
 
 
+@pytest.mark.slow
 def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
     run_dag, app_db_url, tmp_path: Path, monkeypatch
 ) -> None:
