@@ -32,6 +32,22 @@ def _get(url: str, token: str) -> dict:
         return json.load(r)
 
 
+# DAGs the web app triggers: unpaused so that uploads from /photos run at once. The scheduled DAGs
+# stay paused until the user unpauses them.
+UNPAUSE = ("photo_ingest", "photo_reprocess")
+
+
+def _patch(url: str, token: str, body: dict) -> None:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="PATCH",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10):
+        pass
+
+
 def main(url: str, timeout: float = 180) -> int:
     files = sorted(p.stem for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
     token = _token(url)
@@ -50,6 +66,9 @@ def main(url: str, timeout: float = 180) -> int:
         print(f"demo: IMPORT ERROR in {e['filename']}:\n{e['stack_trace']}")
     if missing:
         print(f"demo: not (yet) loaded: {', '.join(missing)}")
+    for dag_id in UNPAUSE:
+        if dag_id in dags:
+            _patch(f"{url}/api/v2/dags/{dag_id}", token, {"is_paused": False})
     return 1 if errors or missing else 0
 
 

@@ -1,8 +1,10 @@
 """Generate the demo's sample data for every pipeline (deterministic, small) and write the
 trigger confs to ``<dest>/demo_confs.json``.
 
-Each domain package exposes ``include.<domain>.samples.generate_demo(dest) -> dict`` returning
-``{dag_id: conf}`` (or one conf for the domain's main DAG).
+Each domain package exposes ``generate_demo(dest) -> dict`` in ``include/<domain>/samples*.py``
+(e.g. ``include.astro.samples`` for the lights, ``include.astro.samples_masters`` for the masters and
+catalog) returning ``{dag_id: conf}`` or a description of what it generated. Each module writes into
+``<dest>/<domain>`` (``<dest>/<domain>_<suffix>`` for ``samples_<suffix>``).
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ def main(dest: Path) -> dict[str, object]:
     dest.mkdir(parents=True, exist_ok=True)
     confs: dict[str, object] = {}
     for domain in DOMAINS:
-        try:
-            mod = importlib.import_module(f"include.{domain}.samples")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"include.{domain}"):
-                print(f"samples: {domain}: no generator yet")
+        modules = sorted((ROOT / "include" / domain).glob("samples*.py"))
+        if not modules:
+            print(f"samples: {domain}: no generator")
+            continue
+        for path in modules:
+            mod = importlib.import_module(f"include.{domain}.{path.stem}")
+            if not hasattr(mod, "generate_demo"):
                 continue
-            raise
-        t0 = time.monotonic()
-        out = mod.generate_demo(dest / domain)
-        print(f"samples: {domain}: {time.monotonic() - t0:.1f} s")
-        confs[domain] = out
+            name = domain + path.stem.removeprefix("samples")
+            t0 = time.monotonic()
+            confs[name] = mod.generate_demo(dest / name)
+            print(f"samples: {name}: {time.monotonic() - t0:.1f} s")
     (dest / "demo_confs.json").write_text(json.dumps(confs, indent=2, default=str))
     return confs
 

@@ -61,7 +61,11 @@ def start() -> dict[str, object]:
         "imaging_db": {"conn_type": "sqlite", "host": str(DATA / "app.db")},
         "imaging_s3": s3.airflow_connection(),
         "imaging_hypha": hypha.airflow_connection(),
-        "nas_default": {"conn_type": "fs", "extra": {"path": str(DATA / "nas")}},
+        # the design pipeline's demo NAS already holds a few designs, to show NAS duplicates
+        "nas_default": {
+            "conn_type": "fs",
+            "extra": {"path": str(DATA / "samples" / "design" / "nas")},
+        },
     }
     fake_rf = ROOT / "tests" / "fakes" / "roboflow_server.py"
     if fake_rf.exists():
