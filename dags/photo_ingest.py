@@ -12,22 +12,24 @@ Params — give exactly one source:
   is derived from the folder, so rerunning it is idempotent.
 - `uploaded_by` (user name), `storage_location_id` (optional manual location for every photo).
 
-1. **ensure_bucket_lifecycle** — idempotent bucket setup: lifecycle rules of the seed (temp
+1. **ensure_bucket_lifecycle** (next to register) — idempotent bucket setup: lifecycle rules of the seed (temp
    24 h, thumbnails 90 days, annotated 30 days, originals kept).
 2. **register** — upload session + job rows; job ids in chunks of 20.
-3. **stage_chunk** (mapped per chunk) — validate each file (not an image, truncated, decompression
+Steps 3 and 4 form the mapped task group **chunk** (one instance per 20 photos).
+
+3. **chunk.stage_chunk** — validate each file (not an image, truncated, decompression
    bomb, CMYK, 16-bit → that photo `failed` with the reason, the chunk goes on), read EXIF
    (camera, time, GPS), upload the original to `originals/YYYY/MM/DD/<uuid>.<ext>` (object
    metadata, SSE) and a 300×300 JPEG thumbnail, `s3_images` row. S3 calls retry with full jitter
    behind a circuit breaker: when S3 is down the breaker opens, the chunk fails fast and Airflow
    retries it later; nothing is uploaded or recorded twice.
-4. **run_ml** (mapped per chunk) — geolocate by GPS polygon (or the manual location), segment
+4. **chunk.run_ml** — geolocate by GPS polygon (or the manual location), segment
    into containers, detect plants per region (tiled with overlap + NMS for trays, direct for
    pots), estimate missed plants from the remaining vegetation (location calibration), classify
    by category, write the annotated image to `annotated/`, `photo_processing_sessions` row.
 5. **aggregate** — upload-session totals, average confidence, categories, quality bands and
-   status; emits the Asset `photo_processing_sessions`.
-6. **check** — fails the run if a chunk could not be processed (e.g. S3 down for good).
+   status; emits the Asset `photo_processing_sessions`. Runs also when a chunk failed for good
+   (e.g. S3 down past every retry), records what was done, and then fails the run.
 
 Detector backend per storage location (`config.detector`): `classical` (default, no weights) or
 `yolo_sahi` (optional extra `pip install ultralytics sahi`, `config.model_path`).
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task, task_group
 
 from imaging.operators.photo_tasks import (
     ASSET_PHOTO_RESULTS,
@@ -120,9 +122,13 @@ def photo_ingest() -> None:
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ASSET_PHOTO_RESULTS])
     def aggregate(**context: Any) -> dict[str, Any]:
-        """Aggregate the session's jobs (totals, confidence, categories, quality, status)."""
+        """Aggregate the session's jobs (totals, confidence, categories, quality, status); runs
+        after every chunk, also failed ones, and then fails the run if photos were left
+        unprocessed (a chunk that failed for good, e.g. S3 down past all retries)."""
         import logging
         import time
+
+        from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
         from include.photos.pipeline import finish_upload
@@ -130,25 +136,26 @@ def photo_ingest() -> None:
         t0 = time.perf_counter()
         sid = context["ti"].xcom_pull(task_ids="register", key="upload_session_id")
         if not sid:
-            raise RuntimeError("register did not run: no upload session to aggregate")
+            raise AirflowFailException("register did not run: no upload session to aggregate")
         summary = finish_upload(app_engine(), sid)
         logging.getLogger("airflow.task").info("upload session summary: %s", summary)
+        if summary["pending"]:
+            raise AirflowFailException(
+                f"{summary['pending']} photo(s) were not processed (a chunk failed): {summary}"
+            )
         return {**summary, "work_s": round(time.perf_counter() - t0, 4)}
 
-    @task
-    def check(summary: dict[str, Any]) -> dict[str, Any]:
-        """Reached only when every chunk ran: the run is complete."""
-        return {"status": summary["status"], "total_jobs": summary["total_jobs"], "work_s": 0.0}
+    @task_group
+    def chunk(job_ids: list[str]) -> Any:
+        """One chunk of 20 photos: S3 stage, then ML. Mapped as a group, so a chunk's ML
+        starts as soon as its own staging is done (no barrier across chunks)."""
+        return run_ml(stage_chunk(job_ids), trigger="ingest")
 
+    # the bucket set-up runs next to register; both must be done before the first upload
     lifecycle = ensure_bucket_lifecycle()
-    reg = register()
-    lifecycle >> reg
-    staged = stage_chunk.expand(job_ids=reg)
-    ml = run_ml.partial(trigger="ingest").expand(staged=staged)
-    summary = aggregate()
-    ml >> summary
-    done = check(summary)
-    ml >> done
+    chunks = chunk.expand(job_ids=register())
+    lifecycle >> chunks
+    chunks >> aggregate()
 
 
 photo_ingest()

@@ -277,3 +277,16 @@ def test_prepare_upload_rejects_bad_parameters(env: dict[str, Any], tmp_path: Pa
         P.prepare_upload(env["engine"], source_dir=str(tmp_path), storage_location_id=424242)
     empty = P.prepare_upload(env["engine"], source_dir=str(tmp_path))
     assert empty["total"] == 0 and empty["chunks"] == []
+
+
+def test_unprocessed_photos_show_as_pending_in_the_aggregate(
+    env: dict[str, Any], tmp_path: Path
+) -> None:
+    # what ``aggregate`` sees when a chunk failed for good: it then fails the DAG run
+    folder = tmp_path / "stuck"
+    folder.mkdir()
+    img, _ = tray_image(6, 600, 450, (3, 4), pots=0)
+    (folder / "a.jpg").write_bytes(jpeg_bytes(img, None))
+    prep = P.prepare_upload(env["engine"], source_dir=str(folder), run_id="r")
+    summary = P.finish_upload(env["engine"], prep["upload_session_id"])
+    assert summary["pending"] == 1 and summary["status"] == "processing"
