@@ -430,6 +430,17 @@ class CeleryStack:
             "task_instances"
         ]
 
+    def answer_approvals(self, dag_id: str, answer: Any = None, delay: float = 2.0) -> Any:
+        """A started :class:`imaging.hitl_responder.HitlResponder` thread that answers the DAG's
+        human-in-the-loop tasks through the api-server's REST API (``.stop()`` it afterwards)."""
+        from imaging.hitl_responder import HitlResponder, approve_all
+
+        responder = HitlResponder(
+            dag_id, answer or approve_all, delay=delay, client=_RestClient(self.base_url)
+        )
+        responder.start()
+        return responder
+
     def task_log_errors(self, dag_id: str, run_id: str, limit: int = 3) -> list[str]:
         """The error events of the run's task logs (newest attempt last), for failure messages."""
         assert self.home is not None
@@ -450,6 +461,22 @@ class CeleryStack:
 
     def worker_log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+
+class _RestClient:
+    """``get``/``patch`` on paths of the api-server, as the HITL responder expects."""
+
+    def __init__(self, base_url: str) -> None:
+        import requests
+
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.http.get(self.base_url + path, timeout=30, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.http.patch(self.base_url + path, timeout=30, **kwargs)
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -1,9 +1,11 @@
 """The project on the CeleryExecutor, on this machine without Docker (``scripts/celery_stack.py``):
 a fresh PostgreSQL metadata DB, the local Redis as broker, api-server (execution API), scheduler,
-dag-processor, triggerer and two Celery workers on different queues (``worker-io``: default,io;
-``worker-cpu``: cpu,gpu). Real DAG runs are triggered through the REST API and must succeed with their
-tasks on the worker that serves their queue. Every process is stopped at the end, the database
-dropped and the Redis database flushed; the teardown checks it."""
+dag-processor, triggerer and two Celery workers on different queues (``worker-io``: default,io,
+prefork; ``worker-cpu``: cpu,gpu, solo). Real DAG runs are triggered through the REST API: the probe
+DAG of ``tests/deploy/dags`` and one run per pipeline family (its approvals answered over REST); they
+must succeed with every task on the worker that serves its queue and in its API pool. A worker
+killed mid-task loses nothing. Every process is stopped at the end, the database dropped and the
+Redis database flushed; the teardown checks it."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from imaging.queues import (
     HYPHA_POOL,
     IO,
     ROBOFLOW_POOL,
+    TASK_ROUTES,
+    api_pool,
     ensure_pools_via_api,
     pool_sizes,
 )
@@ -43,7 +47,7 @@ def _alive(pid: int) -> bool:
 
 
 PIPELINES = (
-    "astro_setup",
+    "astro_calibration_masters",
     "reef_treatment_upload",
     "photo_ingest",
     "design_upload",
@@ -57,6 +61,7 @@ def pipeline_confs(
 ) -> Iterator[dict[str, dict[str, Any]]]:
     """One run per pipeline family with its own generated sample data; the connections the runs
     need are put in the environment the stack's processes inherit (AIRFLOW_CONN_*)."""
+    from include.astro.samples_masters import make_calibration_sets
     from include.common.db import make_engine, session_scope
     from include.design import samples as design_samples
     from include.photos.catalog import upsert_site
@@ -66,7 +71,10 @@ def pipeline_confs(
     from tests.fakes.roboflow_server import shared_server
 
     base = tmp_root / "celery-samples"
-    confs: dict[str, dict[str, Any]] = {"astro_setup": {"config": ""}}
+    make_calibration_sets(base / "astro-library", n_frames=3, shape=(24, 32))
+    confs: dict[str, dict[str, Any]] = {
+        "astro_calibration_masters": {"library_dir": str(base / "astro-library")}
+    }
 
     exp = "reef-celery"
     generate_timelapse(base / "mic", exp, n_folders=3, grid=GridSpec(rows=2, cols=2, tile=64))
@@ -84,7 +92,7 @@ def pipeline_confs(
         "uploaded_by": "celery",
     }
 
-    design = design_samples.generate_demo(base / "design", n_designs=3)
+    design = design_samples.build_demo(base / "design", n_designs=3)
     confs["design_upload"] = {
         "source_dir": design["source_dir"],
         "templates_dir": design["templates_dir"],
@@ -205,10 +213,16 @@ def test_one_run_per_pipeline_family_on_both_workers(
     """The project's real DAGs, triggered together through the REST API, all succeed; the cluster
     policy put their tasks on their queues and API pools, and the tasks ran on the worker that
     serves each queue (both workers used)."""
-    runs = {dag_id: stack.trigger(dag_id, pipeline_confs[dag_id]) for dag_id in PIPELINES}
-    states = {
-        dag_id: stack.wait_run(dag_id, run_id, timeout=300) for dag_id, run_id in runs.items()
-    }
+    # the astro run waits for approvals (blink review): answered over REST, as a person would
+    responder = stack.answer_approvals("astro_calibration_masters")
+    try:
+        runs = {dag_id: stack.trigger(dag_id, pipeline_confs[dag_id]) for dag_id in PIPELINES}
+        states = {
+            dag_id: stack.wait_run(dag_id, run_id, timeout=300) for dag_id, run_id in runs.items()
+        }
+    finally:
+        responder.stop()
+    assert responder.answered and not responder.errors, responder.errors
     tis = {dag_id: stack.task_instances(dag_id, run_id) for dag_id, run_id in runs.items()}
     failed = {
         d: [(t["task_id"], t["map_index"], t["state"]) for t in tis[d] if t["state"] != "success"]
@@ -222,20 +236,26 @@ def test_one_run_per_pipeline_family_on_both_workers(
         workers |= _check_placement(tis[dag_id])
     assert workers == {"worker-io", "worker-cpu"}
 
-    def placed(dag_id: str, task_id: str) -> set[tuple[str, str, int, str]]:
-        return {
-            (t["queue"], t["pool"], t["pool_slots"], t["hostname"])
-            for t in tis[dag_id]
-            if t["task_id"] == task_id and t["state"] == "success"
-        }
-
-    assert placed("roboflow_upload", "upload_batch") == {(IO, ROBOFLOW_POOL, 8, "worker-io")}
-    assert placed("reef_treatment_upload", "upload_folder") == {(IO, HYPHA_POOL, 25, "worker-io")}
-    assert placed("design_upload", "processing_and_formatting_images") == {
-        (CPU, "default_pool", 1, "worker-cpu")
+    # the cluster policy's routes were applied in the deployment, and honoured by the workers
+    routed = 0
+    for dag_id in PIPELINES:
+        for ti in tis[dag_id]:
+            route = TASK_ROUTES.get(dag_id, {}).get(ti["task_id"])
+            if route is None or ti["state"] != "success":
+                continue
+            routed += 1
+            want_pool = route.pool or "default_pool"
+            want_slots = api_pool(route.pool, route.concurrency)["pool_slots"] if route.pool else 1
+            got = (ti["queue"], ti["pool"], ti["pool_slots"], ti["hostname"])
+            want = (route.queue, want_pool, want_slots, WORKER_OF_QUEUE[route.queue])
+            assert got == want, (dag_id, ti["task_id"], ti["map_index"])
+    assert routed >= 8
+    ran = {
+        (t["queue"], t["hostname"]) for d in PIPELINES for t in tis[d] if t["state"] == "success"
     }
-    assert placed("photo_ingest", "run_ml") == {(GPU, "default_pool", 1, "worker-cpu")}
-    assert placed("photo_ingest", "stage_chunk") == {(IO, "default_pool", 1, "worker-io")}
+    assert {(IO, "worker-io"), (CPU, "worker-cpu"), (GPU, "worker-cpu")} <= ran
+    pools = {t["pool"] for d in PIPELINES for t in tis[d]}
+    assert {HYPHA_POOL, ROBOFLOW_POOL} <= pools
 
 
 def test_a_crashed_worker_loses_no_task(stack: CeleryStack) -> None:
