@@ -225,3 +225,15 @@ def test_ensure_pools_in_the_metadata_db_is_idempotent(fresh_pools: None) -> Non
 def test_cli_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert queues.main(["show"]) == 0
     assert json.loads(capsys.readouterr().out) == pools_config()
+
+
+def test_airflow_local_settings_exposes_the_policy() -> None:
+    """config/airflow_local_settings.py (mounted at $AIRFLOW_HOME/config) registers task_policy."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "airflow_local_settings_under_test", ROOT / "config" / "airflow_local_settings.py"
+    )
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    assert mod.task_policy is queues.task_policy
