@@ -18,6 +18,7 @@ from include.common.db import make_engine, session_scope
 from include.common.items import get_item
 from include.reef.pipeline import STITCH, folder_key, stitch_dataset_alias
 from include.reef.samples import DEFAULT_CHANNELS, GridSpec, generate_timelapse, mosaic_region
+from include.reef.stitch import StitchOptions, level_shapes
 
 pytestmark = pytest.mark.e2e
 
@@ -174,9 +175,10 @@ def test_rerun_after_a_crash_between_upload_and_commit(hypha, run_dag, app_db_ur
             art = hook.read(ds, stage=True)
             assert [v["version"] for v in art["versions"]] == ["v0"] and art["staging"] is None
             listing = hook.list_files(ds)
-            assert (
-                len([p for p in listing if p.endswith("zarr.json")]) == 1 + 3 * 6
-            )  # root, 3 x (group + 5 levels)
+            levels = len(level_shapes(GRID.shape, StitchOptions(**OPTIONS)))
+            # root group + per channel: its group + one array per level, each exactly once
+            n_meta = len([p for p in listing if p.endswith("zarr.json")])
+            assert n_meta == 1 + 3 * (1 + levels)
             store = download_dataset(hook, ds)
             t = 0 if taken.startswith("2025-04-29T15") else 1
             level0 = zarr.open_group(store, mode="r")["Fluorescence_561_nm_Ex"]["0"][...]

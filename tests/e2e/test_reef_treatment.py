@@ -158,3 +158,27 @@ def test_rerun_after_crash_before_commit_leaves_one_file(
         assert listing == {f"{f.name}.zip": listing[f"{f.name}.zip"] for f in folders[:2]}
         assert listing[f"{folders[0].name}.zip"] == z.size
         assert_zip_equals_folder(download(hook, ds, f"{folders[0].name}.zip"), folders[0])
+
+
+def test_start_end_range_is_swapped_and_unknown_folder_fails_fast(
+    hypha, run_dag, app_db_url, tmp_path: Path
+):
+    exp = "reef-e2e-range"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=5, grid=GRID)
+    base = {
+        "base_dir": str(tmp_path / "mic"),
+        "experiment_id": exp,
+        "work_dir": str(tmp_path / "w"),
+    }
+    res = run_dag("reef_treatment_upload", conf={**base, "start_folder": f"{exp}_nope"})
+    assert res.state == "failed" and res.task_states["select_folders"] == "failed"
+    res = run_dag(
+        "reef_treatment_upload",
+        conf={**base, "start_folder": folders[2].name, "end_folder": folders[1].name},
+    )
+    assert res.state == "success", res.task_states
+    with _hook() as hook:
+        assert sorted(hook.list_files(treatment_dataset_alias(exp))) == [
+            f"{folders[1].name}.zip",
+            f"{folders[2].name}.zip",
+        ]
