@@ -108,12 +108,14 @@ def analyze(
     area_full = calibrated_plant_area(calibration, width)
     plant_area_work = area_full / (scale * scale) if area_full else None
     # the detector derives the typical plant size from the photo itself (robust to a stale
-    # calibration); the calibration drives estimation and size classes, or detection too when
-    # the location's config says so
+    # calibration) and falls back to the calibrated size when the photo gives no reliable one;
+    # the calibration drives estimation and size classes, or detection too when the location's
+    # config says so
     detector = make_detector(
         cfg,
         threshold=threshold,
         plant_area=plant_area_work if cfg.get("detect_with_calibration") else None,
+        plant_area_hint=plant_area_work,
     )
     if cfg.get("segmenter") == "yolo" and cfg.get("segment_model_path"):
         regions = segment_yolo(rgb, str(cfg["segment_model_path"]), str(cfg.get("device", "cpu")))

@@ -187,6 +187,8 @@ class ClassicalDetector:
 
     threshold: float = 0.12
     plant_area: float | None = None
+    # calibrated plant area (work pixels), used when the photo itself gives no reliable size
+    plant_area_hint: float | None = None
     min_area_factor: float = 0.2  # smaller objects are noise / leaf fragments
     max_area_factor: float = 2.6  # larger objects are unsplit clumps (left to estimation)
     tile: int = 640
@@ -194,10 +196,17 @@ class ClassicalDetector:
     name: str = "classical"
 
     def _typical_area(self, areas: np.ndarray) -> float:
+        """The expected area of one plant: the configured one, else the median object of the
+        image — unless that is unreliable (fewer than 5 objects, e.g. a mat of touching plants,
+        or far from the calibrated size), then the calibrated hint."""
         if self.plant_area:
             return float(self.plant_area)
         big = areas[areas >= 16]
-        return float(np.median(big)) if big.size else 0.0
+        typ = float(np.median(big)) if big.size else 0.0
+        hint = self.plant_area_hint
+        if hint and (big.size < 5 or not (0.4 * hint <= typ <= 2.5 * hint)):
+            return float(hint)
+        return typ
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         return self.detect_exg(excess_green(rgb))
@@ -400,7 +409,13 @@ class YoloSahiDetector:
 BACKENDS = ("classical", "yolo_sahi")
 
 
-def make_detector(config: dict[str, Any] | None, *, threshold: float, plant_area: float | None):
+def make_detector(
+    config: dict[str, Any] | None,
+    *,
+    threshold: float,
+    plant_area: float | None,
+    plant_area_hint: float | None = None,
+):
     """The detector chosen by a storage location's ``config`` (``detector``: ``classical`` by
     default, or ``yolo_sahi`` with ``model_path``, ``device``, ``confidence``, ``slice_size``)."""
     cfg = dict(config or {})
@@ -409,6 +424,7 @@ def make_detector(config: dict[str, Any] | None, *, threshold: float, plant_area
         return ClassicalDetector(
             threshold=float(cfg.get("exg_threshold", threshold)),
             plant_area=plant_area,
+            plant_area_hint=plant_area_hint,
             tile=int(cfg.get("tile_size", 640)),
         )
     if backend == "yolo_sahi":
