@@ -242,9 +242,9 @@ def decode_rgb(
 def thumbnail_bytes(
     img: Image.Image, size: int = 300, fmt: str = "JPEG", quality: int = 80
 ) -> bytes:
-    """A ``size`` x ``size`` (fit inside) thumbnail, JPEG quality 80 as in the seed, or WebP."""
-    t = img.copy()
-    t.thumbnail((size, size), Image.Resampling.LANCZOS)
+    """The seed's ``size`` x ``size`` gallery thumbnail (centre crop, so the grid is regular),
+    JPEG quality 80 as in the seed, or WebP."""
+    t = ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     t.save(buf, fmt, quality=quality)
     return buf.getvalue()
