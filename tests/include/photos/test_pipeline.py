@@ -35,10 +35,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
 
 
-@pytest.fixture
-def env(pg_app_db_url: str, s3_server: Any, demo: dict[str, Any]) -> dict[str, Any]:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def env(request: pytest.FixtureRequest, s3_server: Any, demo: dict[str, Any]) -> dict[str, Any]:
+    """Both app-DB dialects (PostgreSQL in production, SQLite in the embedded demo)."""
     reset_breakers()
-    engine = make_engine(pg_app_db_url)
+    url = request.getfixturevalue(
+        "pg_app_db_url" if request.param == "postgresql" else "sqlite_app_db_url"
+    )
+    engine = make_engine(url)
     with session_scope(engine) as s:
         ids = upsert_site(s, demo["warehouses"], demo["locations"])
     return {"engine": engine, "s3": s3_server.client(), "ids": ids}
