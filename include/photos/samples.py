@@ -282,8 +282,9 @@ def generate_demo(
 ) -> dict[str, Any]:
     """Write the demo photo folder to ``dest`` and return the expected outcome.
 
-    Returns ``{"dir", "photos": [{"filename", "path", "plants", "empty_containers", "gps",
-    "location", "expect"}], "warehouses": [...], "locations": [...]}`` where ``expect`` is the
+    Returns ``{"dir", "photo_ingest": <DAG conf>, "photos": [{"filename", "path", "plants",
+    "empty_containers", "gps", "location", "expect"}], "warehouses": [...], "locations": [...]}``
+    (load the site into the app DB with :func:`seed_demo_site`) where ``expect`` is the
     job status the pipeline must reach (``completed``, a warning state or ``failed`` with
     ``reason``). Idempotent: same arguments, same files, same bytes; a different ``seed`` gives
     different photos (the pipeline identifies a folder photo by its content hash).
@@ -350,9 +351,31 @@ def generate_demo(
     for loc in site["locations"]:
         if loc["code"] == "WH-A-R1":
             loc["calibration"] = calib
-    result = {"dir": str(dest), "photos": photos, **site}
+    result = {
+        "dir": str(dest),
+        "photo_ingest": {"source_dir": str(dest), "uploaded_by": "demo"},  # the DAG's conf
+        "photos": photos,
+        **site,
+    }
     (dest.parent / f"{dest.name}.expected.json").write_text(json.dumps(result, indent=2))
     return result
 
 
-__all__ = ["TrayTruth", "bad_files", "demo_locations", "generate_demo", "tray_image"]
+def seed_demo_site(engine: Any, demo: dict[str, Any]) -> dict[str, int]:
+    """Create/update the demo's warehouse and storage locations in the app database (without
+    them every demo photo would be ``needs_location``). Returns ``{location code: id}``."""
+    from include.common.db import session_scope
+    from include.photos.catalog import upsert_site
+
+    with session_scope(engine) as s:
+        return upsert_site(s, demo["warehouses"], demo["locations"])
+
+
+__all__ = [
+    "TrayTruth",
+    "seed_demo_site",
+    "bad_files",
+    "demo_locations",
+    "generate_demo",
+    "tray_image",
+]

@@ -16,7 +16,6 @@ from include.common.db import make_engine, session_scope
 from include.common.retry import reset_breakers
 from include.photos import pipeline as P
 from include.photos.analyze import count_error
-from include.photos.catalog import upsert_site
 from include.photos.models import (
     PhotoJob,
     PhotoProcessingSession,
@@ -24,7 +23,13 @@ from include.photos.models import (
     S3Image,
     StorageLocation,
 )
-from include.photos.samples import generate_demo, jpeg_bytes, make_exif, tray_image
+from include.photos.samples import (
+    generate_demo,
+    jpeg_bytes,
+    make_exif,
+    seed_demo_site,
+    tray_image,
+)
 from include.photos.storage import temp_upload_key
 
 
@@ -43,8 +48,8 @@ def env(request: pytest.FixtureRequest, s3_server: Any, demo: dict[str, Any]) ->
         "pg_app_db_url" if request.param == "postgresql" else "sqlite_app_db_url"
     )
     engine = make_engine(url)
-    with session_scope(engine) as s:
-        ids = upsert_site(s, demo["warehouses"], demo["locations"])
+    ids = seed_demo_site(engine, demo)
+    assert demo["photo_ingest"]["source_dir"] == demo["dir"]
     return {"engine": engine, "s3": s3_server.client(), "ids": ids}
 
 
