@@ -8,6 +8,7 @@ dataset (`<experiment>-<date-time>`) in the experiment's gallery on the Hypha ar
 
 Params: `base_dir`, `experiment_id`, optional `start_folder` / `end_folder`, `channels` (subset;
 empty = all channels found), `stitched_dir` (local OME-Zarr output), `settle_seconds`,
+`zip_chunk_rows` (upload each chunk row of a level as one zip, as the original did),
 `stitch_options` (e.g. `{"preset": "original"}` for the original uploader's flip/rotation/1-99%
 clipping, or `flip_x`, `flip_y`, `rot90`, `rotation_deg`, `clip_percentiles`, `chunk`, `shard`).
 
@@ -94,6 +95,12 @@ PIPELINE = "reef_stitch_upload"
             minimum=0,
             description="A folder modified less than this many seconds before the run is left for later.",
         ),
+        "zip_chunk_rows": Param(
+            False,
+            type="boolean",
+            description="Upload each level's shard files of one chunk row as one stored zip "
+            "(<channel>/<level>/c.<row>.zip), as the original uploader did for Hypha's zip streaming.",
+        ),
         "stitch_options": Param(
             {},
             type="object",
@@ -156,7 +163,10 @@ def reef_stitch_upload() -> None:
 
         with HyphaArtifactHook() as hook:
             return prepare_stitch_datasets(
-                hook, list(stitched), experiment_id=context["params"]["experiment_id"]
+                hook,
+                list(stitched),
+                experiment_id=context["params"]["experiment_id"],
+                zip_rows=bool(context["params"]["zip_chunk_rows"]),
             )
 
     @task

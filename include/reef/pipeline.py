@@ -13,6 +13,7 @@ the other folders go on. Source folders are only read.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -241,20 +242,56 @@ def stitch_one(
     }
 
 
-def expected_files(zarr_path: str | Path, channels: list[str]) -> list[UploadFile]:
-    """Everything the dataset must hold: each channel's folder plus the root metadata files."""
+_SHARD = re.compile(r"^c\.(?P<row>\d+)\.\d+$")
+
+
+def row_zip_dir(zarr_path: str | Path) -> Path:
+    z = Path(zarr_path)
+    return z.with_name(f"{z.name}.rowzips")
+
+
+def channel_files(zarr_path: str | Path, channel: str, zip_rows: bool = False) -> list[UploadFile]:
+    """The files of one channel as uploaded: as they are, or (``zip_rows``) each level's shard
+    files of one chunk row packed into ``<channel>/<level>/c.<row>.zip`` (stored, deterministic,
+    entries ``c.<row>.<col>``), as the original uploader did for Hypha's zip streaming."""
+    files = plan_directory(Path(zarr_path) / channel, remote_path(channel))
+    if not zip_rows:
+        return files
+    from include.reef.zipstream import zip_files
+
+    out: list[UploadFile] = []
+    rows: dict[tuple[str, str], list[UploadFile]] = {}
+    for f in files:
+        parent, _, name = f.remote.rpartition("/")
+        m = _SHARD.match(name)
+        if m:
+            rows.setdefault((parent, m["row"]), []).append(f)
+        else:
+            out.append(f)
+    for (parent, row), members in sorted(rows.items()):
+        remote = f"{parent}/c.{row}.zip"
+        dest = row_zip_dir(zarr_path) / remote
+        z = zip_files([(Path(f.local), f.remote.rpartition("/")[2]) for f in members], dest)
+        out.append(UploadFile(str(dest), remote, z.size))
+    return sorted(out, key=lambda f: f.remote)
+
+
+def expected_files(
+    zarr_path: str | Path, channels: list[str], zip_rows: bool = False
+) -> list[UploadFile]:
+    """Everything the dataset must hold: each channel's files plus the root metadata files."""
     z = Path(zarr_path)
     files = [
         UploadFile(str(z / n), n, (z / n).stat().st_size)
         for n in ("zarr.json", "stitch_result.json")
     ]
     for ch in channels:
-        files += plan_directory(z / ch, remote_path(ch))
+        files += channel_files(z, ch, zip_rows)
     return files
 
 
 def prepare_stitch_datasets(
-    hook: Any, stitched: list[dict[str, Any]], *, experiment_id: str
+    hook: Any, stitched: list[dict[str, Any]], *, experiment_id: str, zip_rows: bool = False
 ) -> dict[str, Any]:
     """Stage one dataset per stitched folder; fan out one upload item per (folder, channel)."""
     ready = [s for s in stitched if s and s.get("status") == "stitched"]
@@ -278,13 +315,14 @@ def prepare_stitch_datasets(
                 "channels": s["channels"],
             },
         )
-        folders.append(s)
+        folders.append({**s, "zip_rows": zip_rows})
         channels += [
             {
                 "folder": s["folder"],
                 "dataset": s["dataset"],
                 "zarr_path": s["zarr_path"],
                 "channel": c,
+                "zip_rows": zip_rows,
             }
             for c in s["channels"]
         ]
@@ -303,7 +341,7 @@ def _upload_missing(
 
 def upload_channel(hook: Any, item: dict[str, Any]) -> dict[str, Any]:
     """Upload one channel's folder into the staged dataset (only what is not there yet)."""
-    files = plan_directory(Path(item["zarr_path"]) / item["channel"], remote_path(item["channel"]))
+    files = channel_files(item["zarr_path"], item["channel"], bool(item.get("zip_rows")))
     counts = _upload_missing(hook, item["dataset"], files, prefix=item["channel"])
     return {**item, **counts, "files": len(files), "bytes": sum(f.size for f in files)}
 
@@ -319,7 +357,7 @@ def commit_stitched(
     """Upload the root metadata, commit once all channels are in, verify the listing, then remove
     the local zarr and record the folder."""
     key = folder_key(experiment_id, folder["folder"])
-    files = expected_files(folder["zarr_path"], folder["channels"])
+    files = expected_files(folder["zarr_path"], folder["channels"], bool(folder.get("zip_rows")))
     expected = {f.remote: f.size for f in files}
     art = hook.read(folder["dataset"], stage=True)
     if art is None or art.get("staging") is not None or not art.get("versions"):
@@ -347,7 +385,9 @@ def commit_stitched(
             "channels": folder["channels"],
         },
     )
-    shutil.rmtree(folder["zarr_path"], ignore_errors=True)  # derived output, verified remotely
+    # derived output, verified remotely: the zarr and its row zips go
+    shutil.rmtree(folder["zarr_path"], ignore_errors=True)
+    shutil.rmtree(row_zip_dir(folder["zarr_path"]), ignore_errors=True)
     return {"folder": folder["folder"], "status": "done", "files": len(expected)}
 
 

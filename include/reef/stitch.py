@@ -540,9 +540,15 @@ def stitch_folder(
         origin_mm=plan.origin_mm,
         dtype=dtype.name,
     )
-    with ThreadPoolExecutor(max(1, opts.workers)) as pool:
-        for ch, placements in plan.channels.items():
-            result.channels.append(_stitch_channel(root, ch, placements, plan, dtype, opts, pool))
+    try:
+        with ThreadPoolExecutor(max(1, opts.workers)) as pool:
+            for ch, placements in plan.channels.items():
+                result.channels.append(
+                    _stitch_channel(root, ch, placements, plan, dtype, opts, pool)
+                )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own half-written output
+        raise
     meta = result.as_dict()
     meta["zarr_path"] = str(zarr_path)
     root.attrs["reef"] = {

@@ -72,17 +72,32 @@ def zip_folder(
 ) -> ZipResult:
     """Archive ``folder`` into ``dest`` (replaced atomically). Entries are ``<root_name>/<rel>``
     (default root_name: the folder's name)."""
-    folder, dest = Path(folder), Path(dest)
+    folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a directory")
     root = folder.name if root_name is None else root_name
     files, skipped = iter_files(folder)
+    res = zip_files(
+        [(p, safe_arcname(root, rel)) for p, rel in files], dest, compression=compression
+    )
+    res.skipped = skipped
+    return res
+
+
+def zip_files(
+    entries: list[tuple[Path, str]],
+    dest: str | os.PathLike[str],
+    *,
+    compression: int = zipfile.ZIP_STORED,
+) -> ZipResult:
+    """Archive ``(file, entry name)`` pairs, in the given order, into ``dest`` (atomically)."""
+    dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
     try:
         with zipfile.ZipFile(tmp, "w", compression=compression, allowZip64=True) as zf:
-            for path, rel in files:
-                info = zipfile.ZipInfo(safe_arcname(root, rel), date_time=FIXED_TIME)
+            for path, arcname in entries:
+                info = zipfile.ZipInfo(safe_arcname("", arcname), date_time=FIXED_TIME)
                 info.compress_type = compression
                 info.external_attr = (0o100644 & 0xFFFF) << 16
                 info.create_system = 3  # unix, whatever the host
@@ -96,4 +111,4 @@ def zip_folder(
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    return ZipResult(str(dest), dest.stat().st_size, h.hexdigest(), len(files), skipped)
+    return ZipResult(str(dest), dest.stat().st_size, h.hexdigest(), len(entries), {})

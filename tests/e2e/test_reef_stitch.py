@@ -5,7 +5,9 @@ failed with their reason while the others go on."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -58,7 +60,14 @@ def download_dataset(hook, ds: str) -> MemoryStore:
             r = client.get(url)
             r.raise_for_status()
             assert len(r.content) == files[path]
-            store[path] = r.content
+            name = path.rpartition("/")[2]
+            if name.startswith("c.") and name.endswith(".zip"):  # a chunk row zip: its shards
+                parent = path.rpartition("/")[0]
+                with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+                    for entry in zf.namelist():
+                        store[f"{parent}/{entry}"] = zf.read(entry)
+            else:
+                store[path] = r.content
     from zarr.core.buffer import default_buffer_prototype
 
     proto = default_buffer_prototype()
@@ -126,14 +135,25 @@ def test_stitch_upload_equals_mosaic_rerun_adds_nothing_bad_folders_fail(
         assert hook.list_files(ds) == listing
 
     # fix the bad folders: the next run stitches and uploads exactly those two
+    # (this time with each chunk row of a level uploaded as one zip, as the original did)
     generate_timelapse(tmp_path / "mic", exp, n_folders=4, grid=GRID)
-    res3 = run_dag("reef_stitch_upload", conf=conf)
+    res3 = run_dag("reef_stitch_upload", conf={**conf, "zip_chunk_rows": True})
     assert res3.state == "success", res3.task_states
     with session_scope(engine) as s:
         for f in folders[:3]:
             assert get_item(s, STITCH, "folder", folder_key(exp, f.name)).status == "done"
     with _hook() as hook:
         assert len(hook.read(ds)["versions"]) == 1 and hook.list_files(ds) == listing
+        ds1 = stitch_dataset_alias(exp, "2025-04-29T16:38:36.107800")
+        zipped = hook.list_files(ds1)
+        assert "BF_LED_matrix_full/0/c.0.zip" in zipped
+        assert not [
+            p for p in zipped if p.rpartition("/")[2].startswith("c.") and not p.endswith(".zip")
+        ]
+        store1 = download_dataset(hook, ds1)
+    level0 = zarr.open_group(store1, mode="r")["Fluorescence_488_nm_Ex"]["0"][...]
+    assert np.array_equal(level0, mosaic_region(1, 1, 0, GRID.shape[0], 0, GRID.shape[1]))
+    assert not list((stitched_dir / exp).iterdir())  # zarrs and row zips removed after commit
 
 
 def test_rerun_after_a_crash_between_upload_and_commit(hypha, run_dag, app_db_url, tmp_path: Path):

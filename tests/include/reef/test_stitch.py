@@ -136,6 +136,7 @@ def test_corrupt_tile_is_a_clear_input_error_and_sources_stay(tmp_path: Path):
         stitch_folder(f, tmp_path / "f.zarr", options=SMALL)
     assert sorted(p.name for p in (f / "0").iterdir()) == before
     assert not (tmp_path / "f.zarr").exists()
+    assert not (tmp_path / ".f.zarr.partial").exists()
 
 
 def test_tile_of_wrong_size_is_an_input_error(tmp_path: Path):
