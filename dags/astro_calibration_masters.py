@@ -29,6 +29,10 @@ Params: `calibration_dir` (the raw calibration frames as the lights pipeline sor
    is in the library with the recorded checksum, and only frames whose sha256 equals the input
    checksum in that master's header; then its integration temp folder is removed.
 7. **summary** — `<library_dir>/_Summary/astro_calibration_masters/<run>.json|.md`, also logged.
+
+The contact sheets and the summary are also published for the browser at
+`<[api] base_url>/artefacts/astro_calibration_masters/<run>/` (behind the Airflow login): the blink
+approval and the task logs link them there (the published copies stay after the cleanup).
 """
 
 from __future__ import annotations
@@ -135,6 +139,7 @@ def astro_calibration_masters() -> None:
         """Group the raw calibration frames; validate groups; write contact sheets."""
         import logging
 
+        from imaging.artefacts import artefact_link, publish_artefact
         from include.astro.calgroups import contact_sheet, group_frames
         from include.astro.library import covers
 
@@ -155,18 +160,18 @@ def astro_calibration_masters() -> None:
                 # the rest of a group whose master is in the library (cleanup was interrupted)
                 g.update(valid=True, problems=[], in_library=True)
             sheet = p["work"] / "contact_sheets" / f"{g['group_id']}.png"
+            link = ""
             if g["frames"]:
                 g["contact_sheet"] = contact_sheet(g, sheet)
+                pub = publish_artefact(context, sheet, f"contact_sheets/{sheet.name}")
+                g["contact_sheet_url"] = pub["url"]
+                link = " - " + artefact_link("contact sheet", pub)
+                log.info("contact sheet of %s: %s", g["group_id"], pub["url"])
             state = "ok" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"])
             if g.get("in_library"):
                 state = "already in the library (leftover frames are cleaned up)"
             lines.append(
-                f"- **{g['group_id']}** ({g['imagetyp']}, {g['n_frames']} frames) - {state}"
-                + (
-                    f" - [contact sheet](file://{g['contact_sheet']})"
-                    if g.get("contact_sheet")
-                    else ""
-                )
+                f"- **{g['group_id']}** ({g['imagetyp']}, {g['n_frames']} frames) - {state}{link}"
             )
             if not g["valid"]:
                 log.warning("group %s: %s", g["group_id"], "; ".join(g["problems"]))
@@ -354,6 +359,7 @@ def astro_calibration_masters() -> None:
         import json
         import logging
 
+        from imaging.artefacts import publish_artefact, run_artefacts_url
         from include.common.files import atomic_write_text, safe_name
 
         ti = context["ti"]
@@ -389,8 +395,24 @@ def astro_calibration_masters() -> None:
                 + (f" ({c['error']})" if c.get("error") else "")
             )
         atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
-        logging.getLogger("airflow.task").info("summary:\n%s", "\n".join(md))
-        return {"summary": str(out.with_suffix(".json"))}
+        log = logging.getLogger("airflow.task")
+        log.info("summary:\n%s", "\n".join(md))
+        links: dict[str, str] = {}
+        for kind, suffix in (("markdown", ".md"), ("json", ".json")):
+            try:
+                links[kind] = publish_artefact(
+                    context, out.with_suffix(suffix), f"summary{suffix}"
+                )["url"]
+            except (OSError, ValueError) as exc:  # never fails the summary
+                log.warning("could not publish the %s summary: %s", kind, exc)
+        links["all"] = run_artefacts_url(context)
+        log.info(
+            "run summary: %s (JSON: %s); all artefacts of this run: %s",
+            links.get("markdown"),
+            links.get("json"),
+            links["all"],
+        )
+        return {"summary": str(out.with_suffix(".json")), "published": links}
 
     selected = select_groups(plan)
     plan >> blink_calibration >> selected

@@ -23,7 +23,9 @@ Params: `library_dir` (root of the rig folders `<optic>@f<ratio>+<camera>/20_Dat
    just short of desired (> 95 %) counts as complete. The file is backed up before the first change.
 4. **write_reports** - per target an AstroBin acquisition CSV and `totals.json` (have / want / need
    hours per filter), plots of hours per target and filter over time and of the HFR distribution per
-   rig, and `index.html` linking them, in `report_dir`; the link is logged and returned.
+   rig, and `index.html` linking them, in `report_dir`; they are also published for the browser at
+   `<[api] base_url>/artefacts/astro_catalog_report/<run>/report/index.html` (behind the Airflow
+   login), and that link is logged and returned.
 """
 
 from __future__ import annotations
@@ -166,18 +168,32 @@ def astro_catalog_report() -> None:
         import logging
 
         from imaging.appdb import app_engine
+        from imaging.artefacts import api_base_url
         from include.astro.reports import catalog_rows
         from include.astro.reports import write_reports as write
         from include.astro.scheduler import desired_hours
         from include.common.db import session_scope
+        from include.common.publish import artefact_url, publish_tree, published_root
 
         p = _paths(context["params"])
+        dag_id, run_id = context["ti"].dag_id, context["run_id"]
         with session_scope(app_engine()) as s:
             rows = catalog_rows(s)
         desired = desired_hours(p["scheduler"]) if p["scheduler"] is not None else None
         out = write(rows, p["report"], desired=desired)
-        out["index"] = f"file://{p['report'] / 'index.html'}"
-        logging.getLogger("airflow.task").info("report: %s", out["index"])
+        # published for the browser (relative links of index.html keep working under report/)
+        done, errors = publish_tree(
+            p["report"], dag_id, run_id, "report", files=out["files"], root=published_root()
+        )
+        log = logging.getLogger("airflow.task")
+        for e in errors:
+            log.warning("not published: %s: %s", e["file"], e["reason"])
+        base = api_base_url()
+        out["index_path"] = str(p["report"] / "index.html")
+        out["index"] = artefact_url(dag_id, run_id, "report/index.html", base)
+        out["published"] = [d.rel for d in done]
+        out["publish_errors"] = errors
+        log.info("report: %s (files in %s)", out["index"], p["report"])
         return out
 
     catalog = update_catalog.expand(rig=list_rigs())

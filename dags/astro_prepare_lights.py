@@ -32,6 +32,10 @@ default with the three rigs of the design document).
    Asset `astro_20_data` (the catalog/report pipeline listens).
 7. **summary** writes `_Summary/astro_prepare_lights/<run>.json|.md` in the library and logs it
    (also after a failure); **watcher** then fails the run if any task failed.
+
+The contact sheets and the run summary are also published for the browser at
+`<[api] base_url>/artefacts/astro_prepare_lights/<run>/` (behind the Airflow login): the blink
+review bodies and the task logs link them there.
 """
 
 from __future__ import annotations
@@ -116,6 +120,30 @@ class _Ledger:
                     run_id=self.run_id,
                 )
         self.rows.clear()
+
+
+def _publish_summary(context: dict[str, Any], paths: dict[str, str]) -> dict[str, str]:
+    """Publish the run summary (markdown + JSON) for the Airflow UI and log the links; a failure
+    to publish is logged, it never fails the summary."""
+    import logging
+
+    from imaging.artefacts import publish_artefact, run_artefacts_url
+
+    log = logging.getLogger("airflow.task")
+    links: dict[str, str] = {}
+    for kind, name in (("markdown", "summary.md"), ("json", "summary.json")):
+        try:
+            links[kind] = publish_artefact(context, paths[kind], name)["url"]
+        except (OSError, ValueError) as exc:
+            log.warning("could not publish the %s summary: %s", kind, exc)
+    links["all"] = run_artefacts_url(context)
+    log.info(
+        "run summary: %s (JSON: %s); all artefacts of this run: %s",
+        links.get("markdown"),
+        links.get("json"),
+        links["all"],
+    )
+    return links
 
 
 def _run_command(cmd: tuple[str, ...] | None, what: str) -> str:
@@ -348,7 +376,11 @@ def astro_prepare_lights() -> None:
 
     @task(map_index_template="{{ rig }}")
     def blink_sheet(rig: str, **context: Any) -> dict[str, Any]:
-        """Contact sheet PNG of the rig's lights in 10_Blink + the review request."""
+        """Contact sheet PNG of the rig's lights in 10_Blink (published for the Airflow UI) + the
+        review request linking it."""
+        import logging
+
+        from imaging.artefacts import artefact_link, publish_artefact
         from include.astro import layout
         from include.astro.blink import contact_sheet
         from include.astro.cull import light_dirs
@@ -359,9 +391,12 @@ def astro_prepare_lights() -> None:
         files = [str(p) for fs in light_dirs(lib, rig).values() for p in fs]
         dest = layout.summary_dir(lib) / inp["run_key"] / f"blink_{safe_name(rig)}.png"
         sheet = contact_sheet(files, dest, title=rig)
+        pub = publish_artefact(context, dest)
+        sheet["published"] = pub
+        logging.getLogger("airflow.task").info("contact sheet of %s: %s", rig, pub["url"])
         lines = [
             f"**Rig:** {rig} - {sheet['count']} light(s) in 10_Blink.",
-            f"**Contact sheet:** [{dest.name}]({dest.as_uri()}) (`{dest}`)",
+            f"**Contact sheet:** {artefact_link(dest.name, pub)} (`{dest}`)",
             "",
             "Enter the frames to reject (numbers, ranges like `3-5`, or file names), then choose "
             "*Continue*. *Hold* keeps this rig's data in 10_Blink.",
@@ -514,7 +549,8 @@ def astro_prepare_lights() -> None:
         )
         paths = write_summary(inp["lib"], s)
         log.info("summary written to %s\n%s", paths["json"], to_markdown(s))
-        return {"paths": paths, "counts": s["counts"]}
+        links = _publish_summary(context, paths)
+        return {"paths": paths, "counts": s["counts"], "published": links}
 
     stopped = stop_sync()
     raw = prepare_raw()

@@ -14,6 +14,7 @@ from include.astro.models import AstroAcceptedData, AstroLocation, AstroProfile
 from include.astro.samples_masters import make_data_tree, sample_scheduler_plans
 from include.astro.scheduler import create_scheduler_db
 from include.common.db import make_engine, session_scope
+from include.common.publish import published_root
 from tests.include.astro.test_catalog import clear_catalog
 
 pytestmark = pytest.mark.e2e
@@ -144,6 +145,10 @@ def test_setup_catalog_scheduler_reports(
     m31 = json.loads((report / "C8E@f10.0+ZWO_ASI2600MM_Pro/M_31/totals.json").read_text())
     assert m31["want"]["L Panel 1"] == 0.1 and m31["have"]["L Panel 1"] == 0.08
     assert m31["need"]["L Panel 1"] == 0.02 and m31["need"]["G Panel 1"] == 0.17
+    # the report is published for the Airflow UI with the same relative layout
+    pub = published_root() / "astro_catalog_report" / res.run_id.replace(":", "_") / "report"
+    assert {str(p.relative_to(pub)) for p in pub.rglob("*") if p.is_file()} == files
+    assert (pub / "index.html").read_bytes() == (report / "index.html").read_bytes()
     ngc = (report / "SQA55@f5.3+ATR585M/NGC_7000/astrobin.csv").read_text().splitlines()
     assert ngc[1:] == [
         "2026-11-18,2631,5,300.00,5.3,5",

@@ -15,6 +15,8 @@ from include.astro.layout import calibration_input_dir
 from include.astro.samples_masters import RIGS, make_calibration_sets
 from include.common.db import make_engine, session_scope
 from include.common.models import ItemRecord
+from include.common.publish import published_root
+from tests.e2e import artefact_links
 
 pytestmark = pytest.mark.e2e
 
@@ -189,6 +191,28 @@ def test_blink_exclusion_and_reject(run_dag, app_db_url: str, tmp_path: Path) ->
     assert res.state == "success", res.task_states
     assert flat_h in seen[0]["body"] and "contact sheet" in seen[0]["body"]
     assert (lib / "_Integration" / "contact_sheets" / f"{flat_h}.png").is_file()
+    # the approval links every group's contact sheet, published for the Airflow UI
+    body = seen[0]["body"]
+    assert "file://" not in body
+    found = artefact_links.links(body)
+    assert len(found) == len(groups) == 4
+    run_dir = res.run_id.replace(":", "_")
+    for text, url in found:
+        assert text == "contact sheet"
+        assert url.startswith(
+            f"{artefact_links.BASE}astro_calibration_masters/{run_dir}/contact_sheets/"
+        )
+        png = artefact_links.published_path(url)
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        line = next(ln for ln in body.splitlines() if url in ln)
+        assert png.stem in line  # the link of a group is on that group's line
+    flat_url = next(u for _, u in found if flat_h in u)
+    assert artefact_links.fetch(flat_url)[:2] == (200, "image/png")
+    # the summary is published too; the published sheets stay after the cleanup
+    published = published_root() / "astro_calibration_masters" / run_dir
+    assert json.loads((published / "summary.json").read_text())["run_id"] == res.run_id
+    assert (published / "summary.md").is_file()
+    assert len(list((published / "contact_sheets").glob("*.png"))) == 4
     assert len(_library(lib)) == 3  # bias, dark, flat O
     left = sorted(str(p) for p in calibration_input_dir(lib).rglob("*.fits"))
     assert left == sorted(sets["FLAT|SQA55@f5.3+ATR585M|H"])

@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 from include.astro.samples import C8E, DWARF, SQA55, generate_demo
 from include.common.db import make_engine, session_scope
 from include.common.models import ItemRecord
+from include.common.publish import published_root
+from tests.e2e import artefact_links
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -129,6 +131,20 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     )
     sheet = Path(sheet_line.split("(`", 1)[1].split("`)", 1)[0])
     assert sheet.is_file() and sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every blink review links its contact sheet published for the Airflow UI (no file:// links)
+    run_dir = result.run_id.replace(":", "_")
+    for a in asked:
+        assert "file://" not in a["body"]
+        if a["task_id"] != "blink_review":
+            continue
+        ((text, url),) = artefact_links.links(a["body"])
+        assert url.startswith(f"{artefact_links.BASE}astro_prepare_lights/{run_dir}/blink_")
+        assert text == url.rsplit("/", 1)[1] and url.endswith(".png")
+        published = artefact_links.published_path(url)
+        assert published.is_file() and published.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ((_, c8e_url),) = artefact_links.links(sheet_line)
+    assert artefact_links.published_path(c8e_url).read_bytes() == sheet.read_bytes()
+    assert artefact_links.fetch(c8e_url) == (200, "image/png", sheet.read_bytes())
 
     # the final tree, exactly
     summary_dir = "_Summary/"
@@ -156,6 +172,12 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     summary = json.loads(
         (lib / summary_dir / "astro_prepare_lights" / f"{run_key}.json").read_text()
     )
+    # ... also published for the browser
+    pub = published_root() / "astro_prepare_lights" / run_key
+    assert json.loads((pub / "summary.json").read_text()) == summary
+    assert (pub / "summary.md").read_text() == (
+        lib / summary_dir / "astro_prepare_lights" / f"{run_key}.md"
+    ).read_text()
     assert summary["counts"] == {
         "lights_moved": 19,
         "calibration_moved": 8,
