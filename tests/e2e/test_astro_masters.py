@@ -248,3 +248,31 @@ def test_rerun_after_interrupted_cleanup(run_dag, app_db_url: str, tmp_path: Pat
     last = json.loads(summaries[-1].read_text())
     assert [c["status"] for c in last["library"]] == ["already_present"]
     assert [c["deleted"] for c in last["cleanup"]] == [1]
+
+
+@pytest.mark.slow
+def test_links_follow_the_api_base_url(
+    run_dag, app_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval links point at the installation's ``[api] base_url``."""
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/af")
+    lib = tmp_path / "library"
+    make_calibration_sets(lib, n_frames=3, shape=(8, 8), rigs=RIGS[2:3])
+    seen: list[dict] = []
+
+    def reject(detail: dict) -> dict:
+        seen.append(detail)
+        return {"chosen_options": ["Reject"], "params_input": {"exclude_groups": []}}
+
+    res = run_dag("astro_calibration_masters", conf={"library_dir": str(lib)}, approve=reject)
+    assert res.state == "success", res.task_states
+    found = artefact_links.links(seen[0]["body"])
+    run_dir = res.run_id.replace(":", "_")
+    assert len(found) == 3  # bias, dark, flat of the DWARFIII rig
+    for _, url in found:
+        assert url.startswith(
+            f"https://airflow.example.org/af/artefacts/astro_calibration_masters/{run_dir}/"
+            "contact_sheets/"
+        )
+        rel = url.split("/artefacts/", 1)[1]
+        assert (published_root() / rel).is_file()

@@ -233,3 +233,16 @@ def test_mounted_on_the_airflow_api_server(
             headers={"Authorization": f"Bearer {_token()}"},
         )
         assert r.status_code == 404
+
+
+def test_links_use_the_api_base_url_of_the_airflow_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imaging.artefacts import api_base_url
+    from include.common.publish import artefact_url
+
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    assert api_base_url() == "http://127.0.0.1:8080"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org/af/")
+    assert api_base_url() == "https://airflow.example.org/af/"
+    assert artefact_url("d", RUN, "a.png", api_base_url()) == (
+        f"https://airflow.example.org/af/artefacts/d/{RUN_DIR}/a.png"
+    )
