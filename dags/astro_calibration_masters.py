@@ -163,10 +163,15 @@ def astro_calibration_masters() -> None:
             link = ""
             if g["frames"]:
                 g["contact_sheet"] = contact_sheet(g, sheet)
-                pub = publish_artefact(context, sheet, f"contact_sheets/{sheet.name}")
-                g["contact_sheet_url"] = pub["url"]
-                link = " - " + artefact_link("contact sheet", pub)
-                log.info("contact sheet of %s: %s", g["group_id"], pub["url"])
+                try:
+                    pub = publish_artefact(context, sheet, f"contact_sheets/{sheet.name}")
+                except (OSError, ValueError) as exc:  # the sheet stays readable on disk
+                    log.warning("contact sheet of %s not published: %s", g["group_id"], exc)
+                    link = f" - contact sheet `{sheet}` (not published: {exc})"
+                else:
+                    g["contact_sheet_url"] = pub["url"]
+                    link = " - " + artefact_link("contact sheet", pub)
+                    log.info("contact sheet of %s: %s", g["group_id"], pub["url"])
             state = "ok" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"])
             if g.get("in_library"):
                 state = "already in the library (leftover frames are cleaned up)"

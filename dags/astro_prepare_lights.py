@@ -391,12 +391,19 @@ def astro_prepare_lights() -> None:
         files = [str(p) for fs in light_dirs(lib, rig).values() for p in fs]
         dest = layout.summary_dir(lib) / inp["run_key"] / f"blink_{safe_name(rig)}.png"
         sheet = contact_sheet(files, dest, title=rig)
-        pub = publish_artefact(context, dest)
-        sheet["published"] = pub
-        logging.getLogger("airflow.task").info("contact sheet of %s: %s", rig, pub["url"])
+        log = logging.getLogger("airflow.task")
+        try:
+            pub = publish_artefact(context, dest)
+        except (OSError, ValueError) as exc:  # the sheet stays readable in the library
+            log.warning("contact sheet of %s not published: %s", rig, exc)
+            link = f"{dest.name} (not published: {exc})"
+        else:
+            sheet["published"] = pub
+            link = artefact_link(dest.name, pub)
+            log.info("contact sheet of %s: %s", rig, pub["url"])
         lines = [
             f"**Rig:** {rig} - {sheet['count']} light(s) in 10_Blink.",
-            f"**Contact sheet:** {artefact_link(dest.name, pub)} (`{dest}`)",
+            f"**Contact sheet:** {link} (`{dest}`)",
             "",
             "Enter the frames to reject (numbers, ranges like `3-5`, or file names), then choose "
             "*Continue*. *Hold* keeps this rig's data in 10_Blink.",

@@ -276,3 +276,40 @@ def test_links_follow_the_api_base_url(
         )
         rel = url.split("/artefacts/", 1)[1]
         assert (published_root() / rel).is_file()
+
+
+@pytest.mark.slow
+def test_sheets_still_shown_when_publishing_fails(run_dag, app_db_url: str, tmp_path: Path) -> None:
+    """The published root is unusable (a file where the folder belongs): the approval still names
+    every contact sheet on disk with the reason, and the run goes on."""
+    from include.common.settings import get_settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "published").write_text("not a folder")
+    lib = tmp_path / "library"
+    make_calibration_sets(lib, n_frames=3, shape=(8, 8), rigs=RIGS[2:3])
+    seen: list[dict] = []
+
+    def reject(detail: dict) -> dict:
+        seen.append(detail)
+        return {"chosen_options": ["Reject"], "params_input": {"exclude_groups": []}}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMAGING_DATA_DIR", str(data))
+        get_settings.cache_clear()
+        try:
+            res = run_dag(
+                "astro_calibration_masters", conf={"library_dir": str(lib)}, approve=reject
+            )
+        finally:
+            get_settings.cache_clear()
+    assert res.state == "success", res.task_states
+    assert res.task_states["summary"] == "success"
+    body = seen[0]["body"]
+    assert artefact_links.links(body) == []
+    sheets = [ln for ln in body.splitlines() if "contact sheet" in ln]
+    assert len(sheets) == 3 and all("not published:" in ln for ln in sheets)
+    for ln in sheets:
+        assert Path(ln.split("contact sheet `", 1)[1].split("`", 1)[0]).is_file()
+    assert (data / "published").read_text() == "not a folder"

@@ -317,3 +317,39 @@ def test_nothing_to_do(run_dag, app_db_url: str, tmp_path: Path) -> None:
     assert result.task_states["summary"] == "success"
     [summary_file] = (tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json")
     assert json.loads(summary_file.read_text())["counts"]["lights_moved"] == 0
+
+
+def test_blink_review_without_a_usable_published_root(
+    run_dag, app_db_url: str, tmp_path: Path
+) -> None:
+    """Publishing fails (a file where the published root belongs): every blink review still names
+    its contact sheet in the library with the reason, and the run goes on."""
+    from include.common.settings import get_settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "published").write_text("not a folder")
+    conf = generate_demo(tmp_path / "demo")
+    bodies: list[str] = []
+
+    def hold(detail: dict[str, Any]) -> dict[str, Any]:
+        bodies.append(detail["body"])
+        if detail["task_instance"]["task_id"] == "blink_review":
+            return {"chosen_options": ["Hold"], "params_input": {"reject": ""}}
+        return {"chosen_options": ["Keep all"], "params_input": {}}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMAGING_DATA_DIR", str(data))
+        get_settings.cache_clear()
+        try:
+            result = run_dag("astro_prepare_lights", conf=conf, approve=hold)
+        finally:
+            get_settings.cache_clear()
+    assert result.state == "success", result.task_states
+    assert result.task_states["summary"] == "success"
+    sheet_lines = [ln for b in bodies for ln in b.splitlines() if "**Contact sheet:**" in ln]
+    assert len(sheet_lines) == 3
+    for ln in sheet_lines:
+        assert "not published:" in ln and not artefact_links.links(ln)
+        assert Path(ln.split("(`", 1)[1].split("`)", 1)[0]).is_file()
+    assert (data / "published").read_text() == "not a folder"
