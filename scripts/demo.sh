@@ -19,7 +19,7 @@ echo "demo: starting the local S3 and Hypha servers"
 python scripts/services.py start
 airflow connections import --overwrite "$IMAGING_RUN_DIR/connections.json" > "$IMAGING_RUN_DIR/logs/connections.log" 2>&1
 echo "demo: generating sample data"
-if [[ -z "${IMAGING_DEMO_SKIP_SAMPLES:-}" ]]; then python scripts/make_samples.py "$IMAGING_DATA_DIR/samples"; fi
+if [[ -z "${IMAGING_DEMO_SKIP_SAMPLES:-}" ]]; then IMAGING_DEMO_APP_DB_URL="sqlite:///$IMAGING_DATA_DIR/app.db" python scripts/make_samples.py "$IMAGING_DATA_DIR/samples"; fi
 
 for component in api-server scheduler dag-processor triggerer; do
   setsid nohup airflow "$component" > "$IMAGING_RUN_DIR/logs/$component.log" 2>&1 < /dev/null &

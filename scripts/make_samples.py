@@ -37,8 +37,24 @@ def main(dest: Path) -> dict[str, object]:
             t0 = time.monotonic()
             confs[name] = mod.generate_demo(dest / name)
             print(f"samples: {name}: {time.monotonic() - t0:.1f} s")
+    _seed_app_db(confs)
     (dest / "demo_confs.json").write_text(json.dumps(confs, indent=2, default=str))
     return confs
+
+
+def _seed_app_db(confs: dict[str, object]) -> None:
+    """Reference data the demo's samples need in the app database (e.g. the photo pipeline's
+    warehouse and storage locations: without them every demo photo would need a location)."""
+    import os
+
+    url = os.environ.get("IMAGING_DEMO_APP_DB_URL")
+    if not url or "photos" not in confs:
+        return
+    from include.common.db import make_engine
+    from include.photos.samples import seed_demo_site
+
+    ids = seed_demo_site(make_engine(url), confs["photos"])  # type: ignore[arg-type]
+    print(f"samples: photos: {len(ids)} storage locations in the app DB")
 
 
 if __name__ == "__main__":
