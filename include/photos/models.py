@@ -10,9 +10,9 @@ The upload/gallery web app (issue 7) reads and writes these tables; the contract
   config/calibration gives the ``needs_config`` / ``needs_calibration`` warning states.
 * ``photo_upload_sessions`` — one upload (a web upload of 1-100 photos, or a folder import). The
   web app creates the row (``status="pending"``), stages every file in S3 under
-  ``temp_uploads/<upload_session_id>/<file name>`` and creates one ``photo_jobs`` row per file
+  ``temp_uploads/<upload_session_id>/<job_id>.<ext>`` and creates one ``photo_jobs`` row per file
   (``staged_key`` set, ``image_id`` chosen by the app), then triggers ``photo_ingest`` with
-  ``{"upload_session_id": ...}``. ``summary`` holds the session aggregate after the run.
+  ``{"upload_session_id": ...}`` (``include.webapp.staging``; rows from ``include.photos.jobs``). ``summary`` holds the session aggregate after the run.
 * ``photo_jobs`` — the per-photo job the status endpoint polls: ``status`` is one of
   :data:`JobStatus.ALL` (pending, processing, completed, failed and the three warning states),
   ``progress_percent``, ``error_message``, and ``result`` (session id, totals, location).

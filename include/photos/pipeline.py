@@ -39,6 +39,13 @@ from include.photos.catalog import get_area, load_areas
 from include.photos.detect import BackendUnavailable
 from include.photos.exif import BadImageError, decode_rgb, inspect_image, thumbnail_bytes
 from include.photos.geolocate import LocationArea, locate
+from include.photos.jobs import (
+    fail_job,
+    ingest_job_row,
+    reprocess_job_row,
+    reprocess_target,
+    upload_session_row,
+)
 from include.photos.models import (
     ImageStatus,
     JobStatus,
@@ -100,14 +107,7 @@ def prepare_upload(
         )
         source, ref = "dir", str(folder)
         for p in files:
-            jobs.append(
-                {
-                    "job_id": det_uuid("job", sid, p.name),
-                    "upload_session_id": sid,
-                    "filename": p.name[:255],
-                    "source_ref": str(p),
-                }
-            )
+            jobs.append(ingest_job_row(det_uuid("job", sid, p.name), sid, p.name, str(p)))
     else:
         sid = _uuid(upload_session_id)  # type: ignore[arg-type]
         source, ref = "web", f"{storage.TEMP_UPLOADS}/{sid}/"
@@ -120,12 +120,13 @@ def prepare_upload(
                 raise LookupError(f"upload session {sid} does not exist")
             s.add(
                 PhotoUploadSession(
-                    upload_session_id=sid,
-                    uploaded_by=uploaded_by,
-                    upload_source=source,
-                    source_ref=ref,
-                    storage_location_id=storage_location_id,
-                    status=UploadStatus.PENDING,
+                    **upload_session_row(
+                        sid,
+                        uploaded_by=uploaded_by,
+                        upload_source=source,
+                        source_ref=ref,
+                        storage_location_id=storage_location_id,
+                    )
                 )
             )
             s.flush()
@@ -146,23 +147,11 @@ def prepare_upload(
                 if key not in known:
                     name = key.rsplit("/", 1)[-1]
                     jobs.append(
-                        {
-                            "job_id": det_uuid("job", sid, name),
-                            "upload_session_id": sid,
-                            "filename": name[:255],
-                            "source_ref": key,
-                            "staged_key": key,
-                        }
+                        ingest_job_row(det_uuid("job", sid, name), sid, name, key, staged_key=key)
                     )
         if jobs:
             # new jobs only: a rerun never resets a finished job
-            upsert(
-                s,
-                PhotoJob,
-                [{"kind": "ingest", "status": JobStatus.PENDING, **j} for j in jobs],
-                conflict_cols=("job_id",),
-                update_cols=[],
-            )
+            upsert(s, PhotoJob, jobs, conflict_cols=("job_id",), update_cols=[])
         ids = list(
             s.scalars(
                 select(PhotoJob.job_id)
@@ -197,28 +186,6 @@ def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 2. stage to S3
-def _fail_job(
-    engine: Engine, job_id: uuid.UUID, reason: str, image_id: uuid.UUID | None = None
-) -> None:
-    with session_scope(engine) as s:
-        values: dict[str, Any] = {
-            "status": JobStatus.FAILED,
-            "error_message": reason[:2000],
-            "progress_percent": 100,
-        }
-        s.execute(update(PhotoJob).where(PhotoJob.job_id == job_id).values(**values))
-        if image_id is not None:
-            s.execute(
-                update(S3Image)
-                .where(S3Image.image_id == image_id)
-                .values(
-                    status=ImageStatus.FAILED,
-                    error_details=reason[:2000],
-                    processing_status_updated_at=func.now(),
-                )
-            )
-
-
 def _read_source(job: PhotoJob, client: Any, bucket: str) -> bytes:
     if job.staged_key or job.source_ref.startswith(f"{storage.TEMP_UPLOADS}/"):
         from botocore.exceptions import ClientError
@@ -273,7 +240,7 @@ def stage_chunk(
             info = inspect_image(data)
             small, _ = decode_rgb(data, 600)  # full entropy decode: catches truncated files
         except (BadImageError, FileNotFoundError) as exc:
-            _fail_job(engine, job_id, str(exc))
+            fail_job(engine, job_id, str(exc))
             failed += 1
             continue
         sha = hashlib.sha256(data).hexdigest()
@@ -427,7 +394,7 @@ def process_chunk(
             if isinstance(exc, BotoCoreError):
                 raise
             log.exception("photo job %s failed", jid)
-            _fail_job(engine, _uuid(jid), f"processing error: {type(exc).__name__}: {exc}")
+            fail_job(engine, _uuid(jid), f"processing error: {type(exc).__name__}: {exc}")
             results.append({"job_id": jid, "status": JobStatus.FAILED, "error": str(exc)})
     return {"results": results, "work_s": round(time.perf_counter() - t0, 4)}
 
@@ -620,7 +587,7 @@ def _finish_failed(
                 storage_location_id=loc.id if loc else None,
             )
         )
-    _fail_job(engine, job_id, reason, image_id)
+    fail_job(engine, job_id, reason, image_id)
     return {"job_id": str(job_id), "status": JobStatus.FAILED, "error": reason}
 
 
@@ -655,29 +622,8 @@ def prepare_reprocess(
     run_id: str,
 ) -> str:
     """A reprocess job for ``image_id`` (deterministic per DAG run). Returns the job id."""
-    iid = _uuid(image_id)
     with session_scope(engine) as s:
-        image = s.get(S3Image, iid)
-        if image is None or image.image_kind != "original":
-            raise LookupError(f"image {image_id} is not an original in s3_images")
-        if storage_location_id is not None and get_area(s, int(storage_location_id)) is None:
-            raise LookupError(f"storage location {storage_location_id} does not exist")
-        jid = det_uuid("job", "reprocess", iid, run_id)
-        upsert(
-            s,
-            PhotoJob,
-            {
-                "job_id": jid,
-                "upload_session_id": None,
-                "kind": "reprocess",
-                "image_id": iid,
-                "filename": (image.original_filename or str(iid))[:255],
-                "source_ref": f"s3://{image.s3_bucket}/{image.s3_key_original}",
-                "status": JobStatus.PENDING,
-                "reason": reason,
-                "dag_run_id": run_id,
-            },
-            conflict_cols=("job_id",),
-            update_cols=[],
-        )
-    return str(jid)
+        image = reprocess_target(s, _uuid(image_id), storage_location_id)
+        row = reprocess_job_row(image, run_id, reason)
+        upsert(s, PhotoJob, row, conflict_cols=("job_id",), update_cols=[])
+    return str(row["job_id"])

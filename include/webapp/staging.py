@@ -30,16 +30,16 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from include.common.db import upsert
-from include.photos.models import (
-    JobStatus,
-    PhotoJob,
-    PhotoUploadSession,
-    S3Image,
-    StorageLocation,
-    UploadStatus,
-    det_uuid,
+from include.common.db import session_scope, upsert
+from include.photos.jobs import (
+    ACTIVE,
+    NotFound,
+    ingest_job_row,
+    reprocess_job_row,
+    reprocess_target,
+    upload_session_row,
 )
+from include.photos.models import JobStatus, PhotoJob, PhotoUploadSession, det_uuid
 from include.photos.storage import put_once, temp_upload_key
 from include.webapp.validation import Rejection, ValidPhoto
 
@@ -52,8 +52,7 @@ REPROCESS_DAG_ID = "photo_reprocess"
 Trigger = Callable[[str, str, dict[str, Any]], str]
 
 
-class NotFound(LookupError):
-    """The image / location / upload session does not exist."""
+__all__ = ["ACTIVE", "Conflict", "NotFound"]  # NotFound: re-exported from include.photos.jobs
 
 
 class Conflict(RuntimeError):
@@ -172,40 +171,34 @@ def record_upload(
     upsert(
         session,
         PhotoUploadSession,
-        {
-            "upload_session_id": upload_session_id,
-            "uploaded_by": user,
-            "upload_source": "web",
-            "source_ref": None,
-            "status": UploadStatus.PENDING,
-            "total_files": len(jobs) + len(rejected),
-        },
+        upload_session_row(
+            upload_session_id,
+            uploaded_by=user,
+            upload_source="web",
+            source_ref=None,
+            total_files=len(jobs) + len(rejected),
+        ),
         conflict_cols=("upload_session_id",),
         update_cols=[],
     )
     rows = [
-        {
-            "job_id": j.job_id,
-            "upload_session_id": upload_session_id,
-            "kind": "ingest",
-            "image_id": j.image_id,
-            "filename": j.filename,
-            "source_ref": j.staged_key,
-            "staged_key": j.staged_key,
-            "status": JobStatus.PENDING,
-            "progress_percent": 0,
-            "error_message": None,
-        }
+        ingest_job_row(
+            j.job_id,
+            upload_session_id,
+            j.filename,
+            j.staged_key,
+            staged_key=j.staged_key,
+            image_id=j.image_id,
+        )
         for j in jobs
     ] + [
         {
-            "job_id": rejected_job_id(upload_session_id, r.index),
-            "upload_session_id": upload_session_id,
-            "kind": "ingest",
-            "image_id": None,
-            "filename": r.filename[:255],
-            "source_ref": f"rejected:{r.index}",
-            "staged_key": None,
+            **ingest_job_row(
+                rejected_job_id(upload_session_id, r.index),
+                upload_session_id,
+                r.filename,
+                f"rejected:{r.index}",
+            ),
             "status": JobStatus.FAILED,
             "progress_percent": 100,
             "error_message": f"rejected at upload ({r.code}): {r.reason}"[:2000],
@@ -214,6 +207,38 @@ def record_upload(
     ]
     if rows:
         upsert(session, PhotoJob, rows, conflict_cols=("job_id",), update_cols=[])
+
+
+def stage_upload(
+    engine: Any,
+    s3: Any,
+    bucket: str,
+    upload_session_id: uuid.UUID,
+    photos: Sequence[ValidPhoto],
+    rejected: Sequence[Rejection],
+    user: str,
+    *,
+    read: Callable[[ValidPhoto], bytes] | None = None,
+    workers: int = 6,
+) -> list[StagedJob]:
+    """Stage one validated upload: plan the jobs, put the photos in S3, then write the session
+    and job rows (only once every object is safely in S3). A retried request (same session id,
+    same photos) is a no-op; a session id already used by another user or for other photos (an
+    ``Idempotency-Key`` reused) raises :class:`Conflict` before anything is written. S3 errors
+    propagate (nothing is recorded)."""
+    jobs = plan_jobs(upload_session_id, photos)
+    with session_scope(engine) as s:
+        existing = existing_session(s, upload_session_id)
+        if existing is not None:
+            known = {j.job_id for j in jobs_of(s, upload_session_id)}
+            if existing.uploaded_by != user or not {j.job_id for j in jobs} <= known:
+                raise Conflict(
+                    "this Idempotency-Key was used for another upload (other files): use a new key"
+                )
+    stage_files(s3, bucket, upload_session_id, photos, jobs, user, workers=workers, read=read)
+    with session_scope(engine) as s:
+        record_upload(s, upload_session_id, jobs, user, rejected)
+    return jobs
 
 
 def record_dag_run(
@@ -250,9 +275,6 @@ def jobs_of(session: Session, upload_session_id: uuid.UUID) -> list[PhotoJob]:
 
 
 # --------------------------------------------------------------------------- reprocess
-ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
-
-
 def create_reprocess_job(
     session: Session,
     image_id: uuid.UUID,
@@ -264,23 +286,22 @@ def create_reprocess_job(
     """Record the ``reprocess`` job of an original image before ``photo_reprocess`` runs, so the
     client can poll it at once. Returns ``(job, created)``.
 
-    The run id is derived from (image, user, request key) and the job id exactly as
-    :func:`include.photos.pipeline.prepare_reprocess` derives it from the run id, so the DAG's
-    own upsert finds this row (``DO NOTHING``) instead of adding a second one; a retried request
-    (same key) returns the same job. Raises :class:`NotFound` for an unknown image/location and
-    :class:`Conflict` while another job of the image is pending/processing.
+    The run id is derived from (image, user, request key); the row is the one
+    :func:`include.photos.pipeline.prepare_reprocess` writes in that run
+    (:func:`include.photos.jobs.reprocess_job_row`), so the DAG's own upsert finds this row
+    (``DO NOTHING``) instead of adding a second one; a retried request (same key) returns the
+    same job. Raises :class:`NotFound` for an unknown image/location and :class:`Conflict`
+    while another job of the image is pending/processing.
     """
-    image = session.get(S3Image, image_id)
-    if image is None or image.image_kind != "original":
-        raise NotFound(f"no original image {image_id}")
-    if (
-        storage_location_id is not None
-        and session.get(StorageLocation, storage_location_id) is None
-    ):
-        raise NotFound(f"no storage location {storage_location_id}")
+    image = reprocess_target(session, image_id, storage_location_id)
     run_id = reprocess_run_id(det_uuid("web-reprocess", image_id, user, request_key))
-    job_id = reprocess_job_id(image_id, run_id)
-    job = session.get(PhotoJob, job_id)
+    row = reprocess_job_row(
+        image,
+        run_id,
+        reason,
+        result={"requested_storage_location_id": storage_location_id, "requested_by": user},
+    )
+    job = session.get(PhotoJob, row["job_id"])
     if job is not None:
         return job, False
     busy = session.scalars(
@@ -290,37 +311,7 @@ def create_reprocess_job(
         raise Conflict(
             f"image {image_id} already has a {busy.kind} job {busy.job_id} in state {busy.status}"
         )
-    job = PhotoJob(
-        job_id=job_id,
-        upload_session_id=None,  # not part of an upload: photo_ingest never picks it up
-        kind="reprocess",
-        image_id=image_id,
-        filename=(image.original_filename or str(image_id))[:255],
-        source_ref=f"s3://{image.s3_bucket}/{image.s3_key_original}",
-        staged_key=None,
-        status=JobStatus.PENDING,
-        progress_percent=0,
-        reason=reason,
-        dag_run_id=run_id,
-        result={"requested_storage_location_id": storage_location_id, "requested_by": user},
-    )
+    job = PhotoJob(**row)
     session.add(job)
     session.flush()
     return job, True
-
-
-def fail_job(engine: Any, job_id: uuid.UUID, reason: str) -> None:
-    """Mark a job ``failed`` with ``reason`` (e.g. its DAG run could not be created)."""
-    from include.common.db import session_scope
-
-    with session_scope(engine) as s:
-        job = s.get(PhotoJob, job_id)
-        if job is not None and job.status in ACTIVE:
-            job.status = JobStatus.FAILED
-            job.error_message = reason[:2000]
-            job.progress_percent = 100
-
-
-def reprocess_job_id(image_id: uuid.UUID, run_id: str) -> uuid.UUID:
-    """The job id ``photo_reprocess`` gives the job of ``image_id`` in run ``run_id``."""
-    return det_uuid("job", "reprocess", image_id, run_id)

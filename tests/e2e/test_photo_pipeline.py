@@ -229,30 +229,34 @@ def test_web_upload_session_through_the_dag_emits_asset(
     from airflow.utils.session import create_session
 
     from include.photos.samples import jpeg_bytes, make_exif, tray_image
-    from include.photos.uploads import jobs_status, stage_upload
+    from include.webapp import queries, staging
+    from include.webapp.validation import validate_batch
 
     engine, s3 = site["engine"], site["s3"]
     _load_site(
         engine,
         generate_demo(tmp_path / "site", n_good=0, with_bad=False),
     )
-    sid = uuid.uuid4()
     img, truth = tray_image(9191, 1000, 750)
     data = jpeg_bytes(img, make_exif((-34.603722, -58.381592)))
-    stage_upload(
-        engine, s3, "imaging", sid, [("tray.jpg", data), ("empty.jpg", b"")], uploaded_by="web-user"
-    )
+    # staged exactly as POST /upload does (the web app's staging is the one implementation)
+    ok, bad = validate_batch([("tray.jpg", data), ("empty.jpg", b"")])
+    sid = staging.upload_session_id_for("web-user", f"e2e-{uuid.uuid4()}")
+    staging.stage_upload(engine, s3, "imaging", sid, ok, bad, "web-user")
 
     result = run_dag(
         "photo_ingest", conf={"upload_session_id": str(sid), "uploaded_by": "web-user"}
     )
     assert result.state == "success", result.task_states
-    status = jobs_status(engine, sid)
+    with session_scope(engine) as s:
+        status = queries.job_status(s, sid)
     by_name = {j["filename"]: j for j in status["jobs"]}
     assert by_name["tray.jpg"]["status"] in ("completed", "needs_calibration")
     assert abs(by_name["tray.jpg"]["result"]["total_detected"] - truth.plants) <= 0.1 * truth.plants
-    assert by_name["empty.jpg"]["status"] == "failed" and "empty" in by_name["empty.jpg"]["error"]
+    assert by_name["empty.jpg"]["status"] == "failed"
+    assert "empty" in by_name["empty.jpg"]["error_message"]
     assert status["summary"]["overall_progress_percent"] == 100.0
+    assert status["summary"]["done"] is True and status["summary"]["total_jobs"] == 2
     with create_session() as session:
         events = (
             session.query(AssetEvent)

@@ -322,20 +322,16 @@ def _upload_sync(
     engine = svc.engine()
     from include.common.db import session_scope
 
-    jobs = staging.plan_jobs(sid, ok)
-    with session_scope(engine) as s:
-        existing = staging.existing_session(s, sid)
-        if existing is not None:
-            known = {j.job_id for j in staging.jobs_of(s, sid)}
-            if existing.uploaded_by != user.name or not {j.job_id for j in jobs} <= known:
-                raise ApiError(
-                    409,
-                    "conflict",
-                    "this Idempotency-Key was used for another upload (other files): use a new key",
-                )
     try:
-        staging.stage_files(
-            svc.s3(), svc.bucket, sid, ok, jobs, user.name, read=lambda p: readers[p.index]()
+        staging.stage_upload(
+            engine,
+            svc.s3(),
+            svc.bucket,
+            sid,
+            ok,
+            bad,
+            user.name,
+            read=lambda p: readers[p.index](),
         )
     except Exception as exc:
         if not is_storage_error(exc):
@@ -347,8 +343,6 @@ def _upload_sync(
             f"the photo storage (S3) is not available ({type(exc).__name__}: {exc}); nothing was "
             "recorded: retry the upload later",
         ) from None
-    with session_scope(engine) as s:
-        staging.record_upload(s, sid, jobs, user.name, bad)
     body: dict[str, Any] = {
         "status": "accepted",
         "upload_session_id": str(sid),
@@ -513,6 +507,7 @@ def reprocess(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     from include.common.db import session_scope
+    from include.photos.jobs import fail_job
     from include.webapp import staging
 
     authorize_dag_runs(user, svc.reprocess_dag_id, "POST")
@@ -534,7 +529,12 @@ def reprocess(
         run_id = svc.trigger(svc.reprocess_dag_id, run_id, conf, user.name)
     except TriggerError as exc:
         if created:
-            staging.fail_job(engine, job_id, f"could not start {svc.reprocess_dag_id}: {exc}")
+            fail_job(
+                engine,
+                job_id,
+                f"could not start {svc.reprocess_dag_id}: {exc}",
+                only_active=True,
+            )
         raise ApiError(503, "trigger_failed", f"reprocessing could not start: {exc}") from None
     root = request.scope.get("root_path", "").rstrip("/")
     out = {

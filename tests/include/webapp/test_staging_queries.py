@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from include.common.db import make_engine, session_scope
 from include.common.retry import reset_breakers
 from include.photos import pipeline as P
+from include.photos.jobs import fail_job
 from include.photos.models import JobStatus, PhotoJob, PhotoUploadSession, S3Image
 from include.photos.samples import jpeg_bytes, make_exif, tray_image
 from include.webapp import queries, staging
@@ -39,11 +40,19 @@ def _photos() -> tuple[list[ValidPhoto], list[Rejection]]:
 def _stage(env: dict[str, Any], user: str = "carol", key: str | None = None) -> uuid.UUID:
     ok, bad = _photos()
     sid = staging.upload_session_id_for(user, key)
-    jobs = staging.plan_jobs(sid, ok)
-    staging.stage_files(env["s3"], "imaging", sid, ok, jobs, user)
-    with session_scope(env["engine"]) as s:
-        staging.record_upload(s, sid, jobs, user, bad)
+    staging.stage_upload(env["engine"], env["s3"], "imaging", sid, ok, bad, user)
     return sid
+
+
+def _prepare(env: dict[str, Any], sid: uuid.UUID, run_id: str) -> dict[str, Any]:
+    """``photo_ingest``'s first step on the staged session."""
+    return P.prepare_upload(
+        env["engine"],
+        upload_session_id=str(sid),
+        run_id=run_id,
+        s3_client=env["s3"],
+        bucket="imaging",
+    )
 
 
 def test_ids_and_keys_are_deterministic_and_never_use_the_names() -> None:
@@ -91,13 +100,7 @@ def test_staging_is_idempotent_and_fits_the_pipeline(env: dict[str, Any]) -> Non
     assert jobs["x.txt"].staged_key is None and jobs["x.txt"].image_id is None
 
     # the photo pipeline takes the session as staged: no extra jobs from the staged objects
-    prep = P.prepare_upload(
-        env["engine"],
-        upload_session_id=str(sid),
-        run_id="manual__t",
-        s3_client=env["s3"],
-        bucket="imaging",
-    )
+    prep = _prepare(env, sid, "manual__t")
     assert prep["total"] == 3
     chunk = prep["chunks"][0]
     st = P.stage_chunk(env["engine"], env["s3"], "imaging", chunk, run_date="2026-11-21")
@@ -130,6 +133,15 @@ def test_rerecording_the_same_upload_adds_nothing(env: dict[str, Any]) -> None:
     key = f"k-{uuid.uuid4()}"
     sid = _stage(env, key=key)
     assert _stage(env, key=key) == sid
+    # the same key for other photos, or by another user on the same session: refused, unwritten
+    ok, bad = _photos()
+    with pytest.raises(staging.Conflict, match="Idempotency-Key"):
+        staging.stage_upload(env["engine"], env["s3"], "imaging", sid, ok[:1], bad, "dave")
+    other = validate_batch([("new.jpg", jpeg_bytes(tray_image(12, 200, 150)[0], None))])[0]
+    with pytest.raises(staging.Conflict):
+        staging.stage_upload(env["engine"], env["s3"], "imaging", sid, other, [], "carol")
+    listed = env["s3"].list_objects_v2(Bucket="imaging", Prefix=f"temp_uploads/{sid}/")
+    assert len(listed["Contents"]) == 2
     with session_scope(env["engine"]) as s:
         n = s.scalar(
             select(func.count()).select_from(PhotoJob).where(PhotoJob.upload_session_id == sid)
@@ -150,13 +162,7 @@ def test_rerecording_the_same_upload_adds_nothing(env: dict[str, Any]) -> None:
 
 def test_reprocess_job_matches_the_dag_and_guards_concurrency(env: dict[str, Any]) -> None:
     sid = _stage(env)
-    prep = P.prepare_upload(
-        env["engine"],
-        upload_session_id=str(sid),
-        run_id="manual__t2",
-        s3_client=env["s3"],
-        bucket="imaging",
-    )
+    prep = _prepare(env, sid, "manual__t2")
     P.stage_chunk(env["engine"], env["s3"], "imaging", prep["chunks"][0], run_date="2026-11-21")
     with session_scope(env["engine"]) as s:
         image_id = s.scalars(
@@ -194,9 +200,11 @@ def test_reprocess_job_matches_the_dag_and_guards_concurrency(env: dict[str, Any
             .where(PhotoJob.image_id == image_id, PhotoJob.kind == "reprocess")
         )
     assert n == 1
-    staging.fail_job(env["engine"], job_id, "could not start")
+    fail_job(env["engine"], job_id, "could not start", only_active=True)
+    fail_job(env["engine"], job_id, "again", only_active=True)  # finished: left alone
     with session_scope(env["engine"]) as s:
-        assert queries.one_job(s, job_id)["status"] == "failed"
+        failed = queries.one_job(s, job_id)
+    assert failed["status"] == "failed" and failed["error_message"] == "could not start"
 
 
 def test_badges_and_filters() -> None:
@@ -227,3 +235,61 @@ def test_staging_reads_dropped_bytes_again_and_checks_them(env: dict[str, Any]) 
     )
     for p, j in zip(ok, jobs, strict=True):
         assert env["s3"].get_object(Bucket="imaging", Key=j.staged_key)["Body"].read() == p.data
+
+
+def test_staged_upload_through_the_pipeline_then_status(env: dict[str, Any]) -> None:
+    """The web app's staging feeds ``photo_ingest``'s steps: the good photo is counted under the
+    image id the API gave, a file refused at upload and a staged file lost before the run (e.g.
+    expired by the 24 h lifecycle rule) are failed jobs with their reasons, and the job status
+    summary follows the session from pending to done."""
+    from include.photos.catalog import upsert_site
+    from include.photos.samples import demo_locations
+
+    engine, s3 = env["engine"], env["s3"]
+    site = demo_locations()
+    site["locations"][0]["calibration"] = {"avg_plant_area_px": 7000.0}
+    with session_scope(engine) as s:
+        upsert_site(s, site["warehouses"], site["locations"])
+    img, truth = tray_image(4242, 1200, 900)
+    good = jpeg_bytes(img, make_exif((-34.603722, -58.381592)))
+    lost = jpeg_bytes(tray_image(4243, 400, 300)[0], make_exif(None))
+    ok, bad = validate_batch([("a b.jpg", good), ("a_b.jpg", good[:4000]), ("lost.jpg", lost)])
+    assert [r.filename for r in bad] == ["a_b.jpg"] and bad[0].code == "corrupt"
+    sid = uuid.uuid4()
+    jobs = staging.stage_upload(engine, s3, "imaging", sid, ok, bad, "carol")
+    assert staging.stage_upload(engine, s3, "imaging", sid, ok, bad, "carol") == jobs  # retry
+    with session_scope(engine) as s:
+        before = queries.job_status(s, sid)
+    assert before["summary"]["total_jobs"] == 3 and before["summary"]["pending"] == 2
+    assert before["summary"]["failed"] == 1 and before["summary"]["done"] is False
+    s3.delete_object(Bucket="imaging", Key=jobs[1].staged_key)  # lost.jpg
+
+    prep = _prepare(env, sid, "r")
+    assert prep["total"] == 3
+    for chunk in prep["chunks"]:
+        st = P.stage_chunk(engine, s3, "imaging", chunk, run_date="2026-11-21")
+        P.process_chunk(engine, s3, "imaging", st["staged"], run_id="r")
+    P.finish_upload(engine, str(sid))
+
+    with session_scope(engine) as s:
+        status = queries.job_status(s, sid)
+    by_name = {j["filename"]: j for j in status["jobs"]}
+    assert by_name["a b.jpg"]["status"] == "completed"
+    assert by_name["a b.jpg"]["image_id"] == str(jobs[0].image_id)  # the id the API gave
+    assert abs(by_name["a b.jpg"]["result"]["total_detected"] - truth.plants) <= 2
+    assert "rejected at upload (corrupt)" in by_name["a_b.jpg"]["error_message"]
+    assert by_name["lost.jpg"]["status"] == "failed"
+    assert "is missing" in by_name["lost.jpg"]["error_message"]
+    assert status["summary"] == {
+        "total_jobs": 3,
+        "completed": 1,
+        "warnings": 0,
+        "processing": 0,
+        "pending": 0,
+        "failed": 2,
+        "done": True,
+        "overall_progress_percent": 100.0,
+    }
+    assert status["status"] == "partial"
+    with session_scope(engine) as s:
+        assert s.get(PhotoUploadSession, sid).summary["completed"] == 1
