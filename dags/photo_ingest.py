@@ -85,23 +85,20 @@ def photo_ingest() -> None:
     @task
     def register(**context: Any) -> list[list[str]]:
         """Create the upload session and one job per photo; return the job ids in chunks (the
-        session id goes to the XCom key ``upload_session_id``)."""
+        session id goes to the XCom key ``upload_session_id``). Bad params (not exactly one of
+        ``upload_session_id`` / ``source_dir``, unknown session or location) fail without retry."""
         import time
+
+        from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
         from imaging.operators.photo_tasks import s3_client_and_bucket
         from include.photos.pipeline import prepare_upload
 
         t0 = time.perf_counter()
-        from airflow.sdk.exceptions import AirflowFailException
-
         p = context["params"]
-        if bool(p.get("upload_session_id")) == bool(p.get("source_dir")):
-            raise AirflowFailException(
-                "photo_ingest needs exactly one of upload_session_id or source_dir"
-            )
         client, bucket = (None, None)
-        if p.get("upload_session_id"):
+        if p.get("upload_session_id") and not p.get("source_dir"):
             client, bucket = s3_client_and_bucket()
         try:
             out = prepare_upload(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 50_000_000
 SUPPORTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
-SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P"}
+SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
 
 TAG_MAKE, TAG_MODEL, TAG_DATETIME, TAG_ORIENTATION, TAG_SOFTWARE = (
     0x010F,
@@ -34,7 +35,17 @@ TAG_DATETIME_ORIGINAL = 0x9003
 
 
 class BadImageError(ValueError):
-    """The bytes are not a photo this pipeline can process; ``str(exc)`` is the reason."""
+    """The bytes are not a photo this pipeline can process; ``str(exc)`` is the reason and
+    ``kind`` what is wrong (one of :data:`BAD_KINDS`, for callers that map it, e.g. to an HTTP
+    status)."""
+
+    def __init__(self, reason: str, kind: str = "corrupt"):
+        super().__init__(reason)
+        self.kind = kind
+
+
+# BadImageError.kind values
+BAD_KINDS = ("empty", "corrupt", "unsupported_format", "too_many_pixels", "unsupported_mode")
 
 
 @dataclass
@@ -142,43 +153,60 @@ def read_exif(img: Image.Image) -> tuple[dict[str, Any], dict[str, float] | None
     return meta, gps, taken
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def open_image(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    formats: Collection[str] = tuple(SUPPORTED_FORMATS),
+) -> Image.Image:
+    """Open ``data`` with Pillow (header only, no pixel decoding) and check what the pipeline can
+    process: one of ``formats``, at most ``max_pixels`` (decompression bomb guard), no CMYK, no
+    16-bit/float, a supported colour mode. Raises :class:`BadImageError` with the reason. The one
+    header check of the pipeline and of the upload validation (``include.webapp.validation``)."""
     if not data:
-        raise BadImageError("not an image: the file is empty")
+        raise BadImageError("not an image: the file is empty", "empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"too large: {exc} (decompression bomb guard)") from None
+        raise BadImageError(
+            f"too large: {exc} (decompression bomb guard)", "too_many_pixels"
+        ) from None
     except UnidentifiedImageError:
         raise BadImageError("not an image: unrecognised file format") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"not an image: {exc}") from None
-    if img.format not in SUPPORTED_FORMATS:
-        raise BadImageError(f"unsupported image format {img.format} (JPEG, PNG or WebP only)")
+    if img.format not in formats:
+        raise BadImageError(
+            f"unsupported image format {img.format} ({', '.join(formats)} only)",
+            "unsupported_format",
+        )
     w, h = img.size
     if w <= 0 or h <= 0:
         raise BadImageError("not an image: zero width or height")
     if w * h > max_pixels:
         raise BadImageError(
-            f"too large: {w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP limit "
-            "(decompression bomb guard)"
+            f"too large: {w}x{h} = {w * h / 1e6:.1f} MP exceeds the {max_pixels / 1e6:.0f} MP limit "
+            "(decompression bomb guard)",
+            "too_many_pixels",
         )
     if img.mode == "CMYK":
-        raise BadImageError("unsupported colour mode CMYK: convert the photo to RGB")
+        raise BadImageError(
+            "unsupported colour mode CMYK: convert the photo to RGB", "unsupported_mode"
+        )
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F") or img.mode.startswith("I;"):
         raise BadImageError(
-            f"unsupported 16-bit/float image (mode {img.mode}): export as 8-bit RGB"
+            f"unsupported 16-bit/float image (mode {img.mode}): export as 8-bit RGB",
+            "unsupported_mode",
         )
     if img.mode not in SUPPORTED_MODES:
-        raise BadImageError(f"unsupported colour mode {img.mode}")
+        raise BadImageError(f"unsupported colour mode {img.mode}", "unsupported_mode")
     return img
 
 
 def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Validate the header and read EXIF without decoding the pixels."""
-    img = _open(data, max_pixels)
+    img = open_image(data, max_pixels)
     meta, gps, taken = read_exif(img)
     return ImageInfo(
         format=img.format or "",
@@ -202,7 +230,7 @@ def decode_rgb(
     Returns ``(image, scale)`` where ``scale`` = original pixels per returned pixel. Truncated
     or corrupt pixel data raises :class:`BadImageError`.
     """
-    img = _open(data, max_pixels)
+    img = open_image(data, max_pixels)
     w, h = img.size
     if max_long_side and img.format == "JPEG" and max(w, h) > max_long_side:
         k = 1

@@ -5,14 +5,14 @@ Order of the checks (cheapest first, each with its own clear reason):
 1. size: empty, or more than :data:`Limits.max_file_bytes` (20 MB) → ``too_large`` (HTTP 413);
 2. magic bytes: only JPEG (``FF D8 FF``) and PNG (``89 50 4E 47 0D 0A 1A 0A``) → ``unsupported_type``
    (HTTP 415), whatever the file name or the browser's ``Content-Type`` say;
-3. header: Pillow opens it, the format matches the magic bytes, the pixel count is at most
-   :data:`Limits.max_pixels` (decompression-bomb guard) → ``too_many_pixels`` (413);
+3. header — the pipeline's own check, :func:`include.photos.exif.open_image`, so an accepted
+   photo is one the pipeline can process: Pillow opens it, the format matches the magic bytes,
+   the pixel count is at most :data:`Limits.max_pixels` (decompression-bomb guard) →
+   ``too_many_pixels`` (413), CMYK and 16-bit/float images → ``unsupported_mode`` (422);
 4. structure: ``Image.verify()`` (PNG: every chunk CRC up to IEND) and a walk over the JPEG marker
    segments that requires the end-of-image marker after the scan — truncated or mangled files →
    ``corrupt`` (422) without decoding pixels; with ``decode_check`` also a (reduced) decode that
-   catches broken compressed data behind a sound structure;
-5. colour mode: CMYK and 16-bit images are refused at upload (the pipeline cannot process them) →
-   ``unsupported_mode`` (422).
+   catches broken compressed data behind a sound structure.
 
 Batch rules (1–100 files, 500 MB in total) are checked by :func:`check_batch`. Nothing here touches
 the file system: the bytes are in memory and the original name is only kept as a label.
@@ -33,7 +33,6 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
-SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,16 @@ class Code:
         NO_FILES: 422,
         TOO_MANY_FILES: 422,
     }
+
+
+# include.photos.exif.BadImageError.kind -> Code
+BAD_KIND_CODES = {
+    "empty": Code.EMPTY,
+    "corrupt": Code.CORRUPT,
+    "unsupported_format": Code.UNSUPPORTED_TYPE,
+    "too_many_pixels": Code.TOO_MANY_PIXELS,
+    "unsupported_mode": Code.UNSUPPORTED_MODE,
+}
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,9 @@ def validate_photo(
 ) -> ValidPhoto | Rejection:
     """Validate one uploaded file by content. Returns a :class:`ValidPhoto` or a :class:`Rejection`
     (never raises for bad input)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from include.photos.exif import BadImageError, open_image
 
     limits = limits or Limits()
     name = display_name(filename, index)
@@ -243,34 +254,14 @@ def validate_photo(
             "not a JPEG or PNG image (checked by content: the first bytes are "
             f"{data[:8].hex(' ')})",
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            fmt, (w, h), mode = img.format, img.size, img.mode
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return reject(Code.TOO_MANY_PIXELS, f"decompression bomb guard: {exc}")
-    except UnidentifiedImageError:
-        return reject(Code.CORRUPT, f"starts like a {kind} file but Pillow cannot read its header")
-    except (OSError, SyntaxError, ValueError) as exc:
-        return reject(Code.CORRUPT, f"unreadable {kind} header: {exc}")
-    if fmt != kind:
-        return reject(Code.UNSUPPORTED_TYPE, f"content is {fmt}, not JPEG or PNG")
-    if w <= 0 or h <= 0:
-        return reject(Code.CORRUPT, "zero width or height")
-    if w * h > limits.max_pixels:
-        return reject(
-            Code.TOO_MANY_PIXELS,
-            f"{w}x{h} = {w * h / 1e6:.1f} MP exceeds the {limits.max_pixels / 1e6:.0f} MP limit "
-            "(decompression bomb guard)",
-        )
-    if mode == "CMYK":
-        return reject(Code.UNSUPPORTED_MODE, "CMYK colour mode is not supported: export as RGB")
-    if mode not in SUPPORTED_MODES:
-        return reject(
-            Code.UNSUPPORTED_MODE,
-            f"colour mode {mode} (16-bit or float) is not supported: export as 8-bit RGB",
-        )
+    try:  # the pipeline's own header checks: what passes here, the pipeline can process
+        img = open_image(data, limits.max_pixels, formats=(kind,))
+    except BadImageError as exc:
+        if exc.kind == "corrupt":
+            return reject(Code.CORRUPT, f"starts like a {kind} file, but {exc}")
+        return reject(BAD_KIND_CODES[exc.kind], str(exc))
+    w, h = img.size
+    mode = img.mode
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

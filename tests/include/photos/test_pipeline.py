@@ -184,27 +184,20 @@ def test_reprocess_after_fixing_configuration_keeps_history(
         reason="assigned",
         run_id="manual__fix",
     )
-    out2 = P.process_chunk(
-        engine,
-        s3,
-        "imaging",
-        [jid2],
-        override_location_id=env["ids"]["WH-A-R1"],
-        run_id="manual__fix",
-        trigger="reprocess",
-    )
-    assert out2["results"][0]["status"] == "completed"
-    # idempotent rerun of the same reprocess run
-    again = P.process_chunk(
-        engine,
-        s3,
-        "imaging",
-        [jid2],
-        override_location_id=env["ids"]["WH-A-R1"],
-        run_id="manual__fix",
-        trigger="reprocess",
-    )
-    assert again["results"][0].get("skipped") is True
+
+    def reprocess_nogps() -> dict[str, Any]:
+        return P.process_chunk(
+            engine,
+            s3,
+            "imaging",
+            [jid2],
+            override_location_id=env["ids"]["WH-A-R1"],
+            run_id="manual__fix",
+            trigger="reprocess",
+        )["results"][0]
+
+    assert reprocess_nogps()["status"] == "completed"
+    assert reprocess_nogps().get("skipped") is True  # idempotent rerun of the same run
     with session_scope(engine) as s:
         hist = s.scalars(
             select(PhotoProcessingSession)

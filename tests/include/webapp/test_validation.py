@@ -206,3 +206,27 @@ def test_validate_all_with_readers_keeps_order_and_drops_bytes(good_jpeg: bytes)
     assert sorted(reads) == [0, 1]
     kept = validate_all(items, workers=1)
     assert kept[0].data == good_jpeg and kept[0].sha256 == res[0].sha256
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P", "1"])
+def test_what_the_upload_accepts_the_pipeline_can_process(mode: str) -> None:
+    from include.photos.exif import decode_rgb, inspect_image
+
+    data = _png(mode)
+    res = validate_photo(data, f"{mode}.png")
+    assert isinstance(res, ValidPhoto), res
+    assert inspect_image(data).mode == res.mode == mode
+    assert decode_rgb(data)[0].mode == "RGB"
+
+
+@pytest.mark.parametrize("name", ["bomb.png", "cmyk.jpg", "gray16.png"])
+def test_upload_refuses_with_the_pipelines_reason(name: str) -> None:
+    """One header check (include.photos.exif.open_image) for both: same verdict, same reason."""
+    from include.photos.exif import BadImageError, inspect_image
+
+    data, reason = bad_files()[name]
+    res = validate_photo(data, name)
+    assert isinstance(res, Rejection) and reason.lower() in res.reason.lower(), res
+    with pytest.raises(BadImageError) as err:
+        inspect_image(data)
+    assert str(err.value) == res.reason
