@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from include.photos.analyze import PhotoAnalysis
+from include.photos.models import Warning_
 
 
 def quality(
@@ -128,9 +129,7 @@ def session_summary(jobs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "by_status": dict(sorted(by_status.items())),
         "completed": by_status.get("completed", 0),
         "failed": by_status.get("failed", 0),
-        "warnings": sum(
-            by_status.get(w, 0) for w in ("needs_location", "needs_config", "needs_calibration")
-        ),
+        "warnings": sum(by_status.get(w, 0) for w in Warning_.ALL),
         "pending": by_status.get("pending", 0) + by_status.get("processing", 0),
         **dict(totals),
         "avg_confidence": round(sum(confs) / len(confs), 4) if confs else None,

@@ -31,7 +31,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from include.common.db import session_scope, upsert
-from include.common.files import safe_name
 from include.common.retry import CircuitBreakerError
 from include.photos import storage
 from include.photos.aggregate import annotate, photo_summary, session_summary, upload_status
@@ -255,10 +254,10 @@ def stage_chunk(
         who = uploaded_by or (sess.uploaded_by if sess else None)
         meta = {
             "image_id": str(image_id),
-            "uploaded_by": safe_name(who or "unknown"),
+            "uploaded_by": who or "unknown",
             "upload_session_id": str(job.upload_session_id or ""),
             "content_type": info.content_type,
-            "original_filename": safe_name(job.filename),
+            "original_filename": job.filename,
             "upload_timestamp": info.taken_at or str(run_date),
         }
         storage.put_once(client, bucket, key, data, info.content_type, meta)

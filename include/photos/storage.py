@@ -203,6 +203,18 @@ def _meta(h: dict[str, Any]) -> dict[str, str]:
     return {k.lower(): v for k, v in (h.get("Metadata") or {}).items()}
 
 
+# printable ASCII other than "%" stays as it is in S3 user metadata; the rest is %-encoded
+_META_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%")
+
+
+def metadata_text(value: object) -> str:
+    """An S3 user-metadata value (ASCII only) for any text, e.g. a user's file name: non-ASCII
+    and control characters (and ``%``) are %-encoded, so ``urllib.parse.unquote`` gives it back."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe=_META_SAFE)
+
+
 def put_once(
     client: Any,
     bucket: str,
@@ -214,6 +226,7 @@ def put_once(
 ) -> str:
     """Upload ``body`` unless the same content (sha256 in the object metadata) is already there.
 
+    Metadata values may be any text (made ASCII by :func:`metadata_text`).
     Returns ``"uploaded"`` or ``"exists"``. A different object under the same key is replaced
     only for regenerable prefixes (thumbnails/annotated); an original is never overwritten.
     """
@@ -224,7 +237,7 @@ def put_once(
             return "exists"
         if key.startswith(f"{ORIGINALS}/"):
             raise FileExistsError(f"s3://{bucket}/{key} exists with different content")
-    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    meta = {k: metadata_text(v) for k, v in (metadata or {}).items()}
     meta["sha256"] = digest
     extra: dict[str, Any] = {"ContentType": content_type, "Metadata": meta}
     if sse:

@@ -31,7 +31,7 @@ from include.photos.models import (
     StorageLocation,
     Warehouse,
 )
-from include.webapp.staging import NotFound
+from include.webapp.staging import NotFound, jobs_of
 
 Presign = Callable[[str, str], str]
 
@@ -146,13 +146,7 @@ def job_status(session: Session, upload_session_id: uuid.UUID) -> dict[str, Any]
     up = session.get(PhotoUploadSession, upload_session_id)
     if up is None:
         raise NotFound(f"no upload session {upload_session_id}")
-    rows = list(
-        session.scalars(
-            select(PhotoJob)
-            .where(PhotoJob.upload_session_id == upload_session_id)
-            .order_by(PhotoJob.filename, PhotoJob.job_id)
-        )
-    )
+    rows = jobs_of(session, upload_session_id)
     spp = _seconds_per_photo(rows)
     jobs = [job_view(j, spp) for j in rows]
     return {

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -140,8 +139,8 @@ def stage_files(
                 "image_id": str(job.image_id),
                 "job_id": str(job.job_id),
                 "upload_session_id": str(upload_session_id),
-                "uploaded_by": quote(user, safe=""),
-                "original_filename": quote(photo.filename, safe=""),
+                "uploaded_by": user,
+                "original_filename": photo.filename,
             },
         )
 
@@ -265,11 +264,12 @@ def record_dag_run(
 
 
 def jobs_of(session: Session, upload_session_id: uuid.UUID) -> list[PhotoJob]:
+    """The jobs of an upload session, by file name (the order the status views list them)."""
     return list(
         session.scalars(
             select(PhotoJob)
             .where(PhotoJob.upload_session_id == upload_session_id)
-            .order_by(PhotoJob.created_at, PhotoJob.filename, PhotoJob.job_id)
+            .order_by(PhotoJob.filename, PhotoJob.job_id)
         )
     )
 

@@ -64,6 +64,11 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
+def _root(request: Request) -> str:
+    """Where the app is mounted (``/photos`` under the api-server), without a trailing slash."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
 def error_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"status": status, "error": code, "detail": detail, **extra}
 
@@ -269,7 +274,7 @@ async def upload(
                 files.append((i, p.filename, readers[i]))
         from starlette.concurrency import run_in_threadpool
 
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = _root(request)
         return await run_in_threadpool(
             _upload_sync, svc, user, files, oversize, limits, idempotency_key, root, readers
         )
@@ -536,7 +541,7 @@ def reprocess(
                 only_active=True,
             )
         raise ApiError(503, "trigger_failed", f"reprocessing could not start: {exc}") from None
-    root = request.scope.get("root_path", "").rstrip("/")
+    root = _root(request)
     out = {
         "status": "accepted",
         "image_id": str(image_id),
@@ -554,7 +559,7 @@ def reprocess(
 def _page(request: Request, name: str, user: WebUser) -> HTMLResponse:
     import html
 
-    root = request.scope.get("root_path", "").rstrip("/")
+    root = _root(request)
     airflow_root = root.rsplit("/", 1)[0] + "/" if root else "/"
     values = {
         "{{ROOT}}": html.escape(root),
@@ -628,7 +633,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index(request: Request, user: UserDep) -> RedirectResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = _root(request)
         return RedirectResponse(f"{root}/upload", status_code=303)
 
     @app.get("/upload", include_in_schema=False, response_class=HTMLResponse)
@@ -662,7 +667,7 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request, user: UserDep) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = _root(request)
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=app.title)
 
     return app

@@ -54,6 +54,20 @@ def test_put_once_is_idempotent_and_never_overwrites_an_original(s3_server: Any)
     assert storage.head(c, "imaging", "originals/missing.jpg") is None
 
 
+def test_metadata_of_any_text_round_trips(s3_server: Any) -> None:
+    from urllib.parse import unquote
+
+    c = s3_server.client()
+    key = f"temp_uploads/{uuid.uuid4()}/a.jpg"
+    name = "Ünïcode ✓ 100% a/b\tc.jpg"
+    storage.put_once(c, "imaging", key, b"x", "image/jpeg", {"original_filename": name})
+    h = storage.head(c, "imaging", key)
+    assert h is not None
+    meta = {k.lower(): v for k, v in h["Metadata"].items()}
+    assert meta["original_filename"].isascii() and unquote(meta["original_filename"]) == name
+    assert storage.metadata_text("plain name.jpg") == "plain name.jpg"
+
+
 def test_lifecycle_unsupported_by_rclone_is_reported_not_fatal(s3_server: Any) -> None:
     res = storage.ensure_lifecycle(s3_server.client(), "imaging")
     assert res["applied"] is False and res["reason"]
