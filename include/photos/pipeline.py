@@ -350,6 +350,19 @@ def resolve_location(
     return loc, source, warnings
 
 
+# the per-photo aggregate (aggregate.photo_summary) kept both in the job's result and in the
+# photo_processing_sessions row
+RESULT_FIELDS = (
+    "total_detected",
+    "total_estimated",
+    "total_empty_containers",
+    "avg_confidence",
+    "category_counts",
+    "quality_score",
+    "quality_band",
+)
+
+
 def session_id_for(image_id: uuid.UUID, trigger: str, run_id: str | None) -> uuid.UUID:
     if trigger == "ingest":
         return det_uuid("session", "ingest", image_id)
@@ -424,19 +437,20 @@ def process_one(
         return {"job_id": str(job_id), "status": job.status, "skipped": True, **(job.result or {})}
     if override_location_id is None and up is not None:
         override_location_id = up.storage_location_id
+    # what identifies this processing session: written when it starts and again when it ends
+    session_row = {
+        "session_id": sid,
+        "original_image_id": image.image_id,
+        "upload_session_id": job.upload_session_id,
+        "trigger": trigger,
+        "reason": reason,
+        "dag_run_id": run_id,
+    }
     with session_scope(engine) as s:
         upsert(
             s,
             PhotoProcessingSession,
-            {
-                "session_id": sid,
-                "original_image_id": image.image_id,
-                "status": SessionStatus.PROCESSING,
-                "upload_session_id": job.upload_session_id,
-                "trigger": trigger,
-                "reason": reason,
-                "dag_run_id": run_id,
-            },
+            {**session_row, "status": SessionStatus.PROCESSING},
             conflict_cols=("session_id",),
         )
         s.execute(
@@ -481,13 +495,7 @@ def process_one(
         "image_id": str(image.image_id),
         "storage_location_id": loc.id if loc else None,
         "storage_location_name": loc.name if loc else None,
-        "total_detected": summary["total_detected"],
-        "total_estimated": summary["total_estimated"],
-        "total_empty_containers": summary["total_empty_containers"],
-        "avg_confidence": summary["avg_confidence"],
-        "category_counts": summary["category_counts"],
-        "quality_score": summary["quality_score"],
-        "quality_band": summary["quality_band"],
+        **{k: summary[k] for k in RESULT_FIELDS},
         "warnings": warnings,
         "annotated_key": ann_key,
         "processing_seconds": seconds,
@@ -516,18 +524,11 @@ def process_one(
             s,
             PhotoProcessingSession,
             {
-                "session_id": sid,
-                "original_image_id": image.image_id,
+                **session_row,
                 "processed_image_id": processed_id,
                 "storage_location_id": loc.id if loc else None,
                 "location_source": loc_source,
-                "total_detected": summary["total_detected"],
-                "total_estimated": summary["total_estimated"],
-                "total_empty_containers": summary["total_empty_containers"],
-                "avg_confidence": summary["avg_confidence"],
-                "category_counts": summary["category_counts"],
-                "quality_score": summary["quality_score"],
-                "quality_band": summary["quality_band"],
+                **{k: summary[k] for k in RESULT_FIELDS},
                 "detector_backend": summary["detector_backend"],
                 "regions": summary["regions"],
                 "status": status,
@@ -536,10 +537,6 @@ def process_one(
                 "needs_config": Warning_.NEEDS_CONFIG in warnings,
                 "needs_calibration": Warning_.NEEDS_CALIBRATION in warnings,
                 "warning_details": warnings or None,
-                "upload_session_id": job.upload_session_id,
-                "trigger": trigger,
-                "reason": reason,
-                "dag_run_id": run_id,
                 "processing_seconds": seconds,
             },
             conflict_cols=("session_id",),
