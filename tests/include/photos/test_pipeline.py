@@ -31,6 +31,7 @@ from include.photos.samples import (
     tray_image,
 )
 from include.photos.storage import temp_upload_key
+from tests.include.photos.ingest_steps import run_ingest
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +55,7 @@ def env(request: pytest.FixtureRequest, s3_server: Any, demo: dict[str, Any]) ->
 
 
 def _run_all(env: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    prep = P.prepare_upload(env["engine"], run_id="manual__1", **kw)
-    for chunk in prep["chunks"]:
-        st = P.stage_chunk(env["engine"], env["s3"], "imaging", chunk, run_date="2026-11-21")
-        P.process_chunk(env["engine"], env["s3"], "imaging", st["staged"], run_id="manual__1")
-    P.finish_upload(env["engine"], prep["upload_session_id"])
-    return prep
+    return run_ingest(env["engine"], env["s3"], **kw)
 
 
 def _keys(client: Any) -> list[str]:
@@ -222,14 +218,9 @@ def test_web_upload_session_from_staged_objects(env: dict[str, Any]) -> None:
     s3.put_object(Bucket="imaging", Key=temp_upload_key(sid, "broken.jpg"), Body=data[:5000])
     with session_scope(engine) as s:  # what the upload API does
         s.add(PhotoUploadSession(upload_session_id=sid, uploaded_by="bob", upload_source="web"))
-    prep = P.prepare_upload(
-        engine, upload_session_id=str(sid), s3_client=s3, bucket="imaging", run_id="r"
-    )
+    prep = run_ingest(engine, s3, upload_session_id=str(sid), run_id="r")
     assert prep["total"] == 2
-    for chunk in prep["chunks"]:
-        st = P.stage_chunk(engine, s3, "imaging", chunk, run_date="2026-11-21")
-        P.process_chunk(engine, s3, "imaging", st["staged"], run_id="r")
-    summary = P.finish_upload(engine, str(sid))
+    summary = prep["summary"]
     assert summary["by_status"] == {"completed": 1, "failed": 1}
     with session_scope(engine) as s:
         jobs = {

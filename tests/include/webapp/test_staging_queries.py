@@ -20,6 +20,7 @@ from include.photos.models import JobStatus, PhotoJob, PhotoUploadSession, S3Ima
 from include.photos.samples import jpeg_bytes, make_exif, tray_image
 from include.webapp import queries, staging
 from include.webapp.validation import Rejection, ValidPhoto, validate_batch
+from tests.include.photos.ingest_steps import run_ingest
 
 
 @pytest.fixture
@@ -264,12 +265,8 @@ def test_staged_upload_through_the_pipeline_then_status(env: dict[str, Any]) -> 
     assert before["summary"]["failed"] == 1 and before["summary"]["done"] is False
     s3.delete_object(Bucket="imaging", Key=jobs[1].staged_key)  # lost.jpg
 
-    prep = _prepare(env, sid, "r")
-    assert prep["total"] == 3
-    for chunk in prep["chunks"]:
-        st = P.stage_chunk(engine, s3, "imaging", chunk, run_date="2026-11-21")
-        P.process_chunk(engine, s3, "imaging", st["staged"], run_id="r")
-    P.finish_upload(engine, str(sid))
+    prep = run_ingest(engine, s3, upload_session_id=str(sid), run_id="r")
+    assert prep["total"] == 3 and prep["summary"]["completed"] == 1
 
     with session_scope(engine) as s:
         status = queries.job_status(s, sid)
