@@ -32,12 +32,12 @@ from sqlalchemy.orm import Session
 from include.common.db import session_scope, upsert
 from include.photos.jobs import (
     ACTIVE,
-    NotFound,
     ingest_job_row,
     reprocess_job_row,
     reprocess_target,
     upload_session_row,
 )
+from include.photos.jobs import NotFound as NotFound  # re-exported: the API maps it to 404
 from include.photos.models import JobStatus, PhotoJob, PhotoUploadSession, det_uuid
 from include.photos.storage import put_once, temp_upload_key
 from include.webapp.validation import Rejection, ValidPhoto
@@ -49,9 +49,6 @@ REPROCESS_DAG_ID = "photo_reprocess"
 
 # dag_id, run_id, conf -> the run id Airflow created (or already had)
 Trigger = Callable[[str, str, dict[str, Any]], str]
-
-
-__all__ = ["ACTIVE", "Conflict", "NotFound"]  # NotFound: re-exported from include.photos.jobs
 
 
 class Conflict(RuntimeError):

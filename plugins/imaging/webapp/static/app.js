@@ -53,6 +53,24 @@ function newKey() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
   return Date.now().toString(36) + Math.random().toString(36).slice(2);
 }
+// a job that a DAG run may still pick up or is running
+function isActive(status) { return status === "pending" || status === "processing"; }
+// GET `path` every `every` ms until `step(body)` returns true; after an error `onError(e)` and a
+// longer pause. Returns { stop() }.
+function poll(path, step, onError = null, every = 2000) {
+  let timer = null, stopped = false;
+  const tick = async () => {
+    if (stopped) return;
+    try {
+      if (!(await step(await api(path))) && !stopped) timer = setTimeout(tick, every);
+    } catch (e) {
+      if (onError) onError(e);
+      if (!stopped) timer = setTimeout(tick, every * 2.5);
+    }
+  };
+  tick();
+  return { stop() { stopped = true; clearTimeout(timer); } };
+}
 function nav(active) {
   for (const a of document.querySelectorAll("header a[data-page]")) a.classList.toggle("active", a.dataset.page === active);
 }

@@ -66,7 +66,7 @@ function render(d) {
   document.querySelector("#loc-history tbody").replaceChildren(...d.storage_location_history.map(h => el("tr", {},
     el("td", {}, fmtDate(h.timestamp)), el("td", {}, h.event), el("td", {}, h.status), el("td", {}, h.total_plants ?? "—"),
     el("td", {}, h.image_id === d.image_id ? "this photo" : el("a", { href: ROOT + "/photo/" + h.image_id }, h.image_id.slice(0, 8))))));
-  const active = d.jobs.find(j => j.status === "pending" || j.status === "processing");
+  const active = d.jobs.find(j => isActive(j.status));
   document.getElementById("reprocess-btn").disabled = !!active;
   if (active) watchJob(active.job_id);
 }
@@ -77,16 +77,15 @@ async function load() {
   return d;
 }
 
-async function watchJob(jobId) {
+function watchJob(jobId) {
   const msg = document.getElementById("reprocess-msg");
-  const tick = async () => {
-    const j = await api("jobs/" + jobId + "/status");
+  poll("jobs/" + jobId + "/status", async j => {
     msg.replaceChildren("Reprocess job ", el("code", {}, jobId.slice(0, 8)), " ", badge(j.badge, j.status), " ", bar(j.progress_percent));
     msg.dataset.status = j.status;
-    if (j.status === "pending" || j.status === "processing") setTimeout(tick, 2000);
-    else { msg.dataset.done = "1"; await load(); msg.replaceChildren("Reprocess job finished: ", badge(j.badge, j.status), " ", j.error_message || ""); msg.dataset.status = j.status; }
-  };
-  tick();
+    if (isActive(j.status)) return false;
+    msg.dataset.done = "1"; await load(); msg.replaceChildren("Reprocess job finished: ", badge(j.badge, j.status), " ", j.error_message || ""); msg.dataset.status = j.status;
+    return true;
+  }, e => { msg.textContent = "Could not load the reprocess job: " + e.message; });
 }
 
 document.getElementById("reprocess-btn").addEventListener("click", async () => {

@@ -9,7 +9,7 @@ const uploadBtn = document.getElementById("upload-btn");
 const clearBtn = document.getElementById("clear-btn");
 const batchMsg = document.getElementById("batch-msg");
 let items = []; // {file, ok, reason, row, progressCell}
-let pollTimer = null;
+let poller = null;
 
 async function sniff(file) {
   const b = new Uint8Array(await file.slice(0, 8).arrayBuffer());
@@ -119,25 +119,19 @@ function renderJobs(data) {
     if (r.session_id) result = (r.total_detected ?? "?") + " detected" + (r.storage_location_name ? " · " + r.storage_location_name : "");
     if (r.warnings && Object.keys(r.warnings).length) result += " · " + Object.values(r.warnings).join("; ");
     const link = j.image_id && j.status !== "failed" && j.status !== "pending" ? el("a", { href: ROOT + "/photo/" + j.image_id }, j.filename) : j.filename;
-    const prog = j.status === "processing" || j.status === "pending" ? [bar(j.progress_percent), el("span", { class: "muted" }, "~" + Math.round(j.estimated_remaining_seconds || 0) + " s left")] : [bar(100)];
+    const prog = isActive(j.status) ? [bar(j.progress_percent), el("span", { class: "muted" }, "~" + Math.round(j.estimated_remaining_seconds || 0) + " s left")] : [bar(100)];
     return el("tr", { "data-job": j.job_id, "data-status": j.status }, el("td", {}, link), el("td", {}, badge(j.badge, j.status)), el("td", {}, ...prog), el("td", {}, result));
   }));
   return s.done;
 }
 
-async function showSession(sid) {
-  if (pollTimer) clearTimeout(pollTimer);
-  const tick = async () => {
-    try {
-      const data = await api("jobs/status?upload_session_id=" + encodeURIComponent(sid));
-      if (!renderJobs(data)) pollTimer = setTimeout(tick, 2000);
-      else loadRecent();
-    } catch (e) {
-      document.getElementById("summary").textContent = "Could not load the job status: " + e.message;
-      pollTimer = setTimeout(tick, 5000);
-    }
-  };
-  await tick();
+function showSession(sid) {
+  if (poller) poller.stop();
+  poller = poll("jobs/status?upload_session_id=" + encodeURIComponent(sid), data => {
+    if (!renderJobs(data)) return false;
+    loadRecent();
+    return true;
+  }, e => { document.getElementById("summary").textContent = "Could not load the job status: " + e.message; });
 }
 
 async function loadRecent() {
