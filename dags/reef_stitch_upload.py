@@ -205,18 +205,21 @@ def reef_stitch_upload() -> None:
             )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def report(
-        stitched: list[dict[str, Any]], committed: list[dict[str, Any]], selection: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Summary of the run; fails when a folder failed (the reasons are in the log and DB)."""
+    def report(**context: Any) -> dict[str, Any]:
+        """Summary of the run; fails when a folder failed (the reasons are in the log and DB).
+        Results are pulled here (not passed in) so that a failed upstream still gets a report."""
         import logging
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.reef.pipeline import summarize
+        from include.reef.pipeline import as_list, summarize
 
-        results = {r["folder"]: r for r in (stitched or []) if r}
-        results.update({r["folder"]: r for r in (committed or []) if r})
+        ti = context["ti"]
+        selection = ti.xcom_pull(task_ids="select_folders")
+        if not selection:
+            raise AirflowFailException("folder selection failed: see select_folders")
+        results = {r["folder"]: r for r in as_list(ti.xcom_pull(task_ids="stitch"))}
+        results.update({r["folder"]: r for r in as_list(ti.xcom_pull(task_ids="commit_folder"))})
         summary = summarize(list(results.values()), selection)
         logging.getLogger("airflow.task").info("reef stitch upload: %s", summary)
         if summary["failed"]:
@@ -229,7 +232,7 @@ def reef_stitch_upload() -> None:
     uploads = upload_channel.expand(item=channel_items(plan))
     committed = commit_folder.expand(folder=folder_items(plan))
     uploads >> committed
-    report(stitched, committed, selection)
+    [selection, stitched, committed] >> report()
 
 
 reef_stitch_upload()

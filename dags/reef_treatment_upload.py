@@ -133,15 +133,20 @@ def reef_treatment_upload() -> None:
             )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def report(results: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
-        """Summary of the run; fails when a folder failed (the reasons are in the log and DB)."""
+    def report(**context: Any) -> dict[str, Any]:
+        """Summary of the run; fails when a folder failed (the reasons are in the log and DB).
+        Results are pulled here (not passed in) so that a failed upstream still gets a report."""
         import logging
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.reef.pipeline import summarize
+        from include.reef.pipeline import as_list, summarize
 
-        summary = summarize(list(results or []), selection)
+        ti = context["ti"]
+        selection = ti.xcom_pull(task_ids="select_folders")
+        if not selection:
+            raise AirflowFailException("folder selection failed: see select_folders")
+        summary = summarize(as_list(ti.xcom_pull(task_ids="upload_folder")), selection)
         logging.getLogger("airflow.task").info("reef treatment upload: %s", summary)
         if summary["failed"]:
             raise AirflowFailException(f"folders failed: {summary['failed']}")
@@ -149,7 +154,7 @@ def reef_treatment_upload() -> None:
 
     selection = select_folders()
     uploaded = upload_folder.expand(folder=folders_of(selection))
-    report(uploaded, selection)
+    [selection, uploaded] >> report()
 
 
 reef_treatment_upload()

@@ -391,6 +391,15 @@ def commit_stitched(
     return {"folder": folder["folder"], "status": "done", "files": len(expected)}
 
 
+def as_list(pulled: Any) -> list[dict[str, Any]]:
+    """XCom pulled from a mapped task: one dict (a single map index), a sequence, or None."""
+    if pulled is None:
+        return []
+    if isinstance(pulled, dict):
+        return [pulled]
+    return [r for r in pulled if isinstance(r, dict)]
+
+
 def summarize(results: list[dict[str, Any]], selection: dict[str, Any]) -> dict[str, Any]:
     results = [r for r in results if r]
     failed = {r["folder"]: r.get("reason", "") for r in results if r.get("status") == "failed"}

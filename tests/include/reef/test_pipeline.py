@@ -92,3 +92,11 @@ def test_stitch_one_records_failure_with_reason_and_reuses_a_finished_stitch(
     assert again["reused"] is True and again["zarr_path"] == first["zarr_path"]
     s = summarize([r, again], {"skipped": {"x": "newest"}, "rejected": {}})
     assert s["failed"] == {bad.name: r["reason"]} and s["skipped"] == {"x": "newest"}
+
+
+def test_as_list_accepts_every_shape_of_a_mapped_xcom_pull():
+    from include.reef.pipeline import as_list
+
+    assert as_list(None) == []
+    assert as_list({"folder": "a"}) == [{"folder": "a"}]
+    assert as_list([{"folder": "a"}, None, {"folder": "b"}]) == [{"folder": "a"}, {"folder": "b"}]
