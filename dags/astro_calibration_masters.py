@@ -43,6 +43,8 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Asset, Param, TriggerRule, dag, task
 
+from imaging.dag_defaults import CPU, DEFAULT_ARGS, IO
+
 PIPELINE = "astro_calibration_masters"
 ASSET_CALIBRATION_LIBRARY = Asset("astro_calibration_library")
 INTEGRATION_DIR = "_Integration"
@@ -97,12 +99,7 @@ def _flat_bias(group: dict[str, Any], p: dict[str, Any], method: str) -> str | N
     doc_md=__doc__,
     tags=["astro", "calibration", "masters", "hitl"],
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "calibration_dir": Param(
             "",
@@ -221,6 +218,7 @@ def astro_calibration_masters() -> None:
         return selected
 
     @task(
+        queue=CPU,  # median / sigma-clip stacking
         map_index_template="{{ task.op_kwargs['group']['group_id'] }}",
         max_active_tis_per_dagrun=2,  # ~0.6 GB each for 50 x 61 MP frames
     )
@@ -265,7 +263,7 @@ def astro_calibration_masters() -> None:
             logging.getLogger("airflow.task").error("group %s: %s", group["group_id"], exc)
             return {"group_id": group["group_id"], "imagetyp": group["imagetyp"], "error": str(exc)}
 
-    @task
+    @task(queue=IO)  # verified copy to the library
     def copy_to_library(
         groups: list[dict[str, Any]], masters: list[dict[str, Any]], **context: Any
     ) -> list[dict[str, Any]]:

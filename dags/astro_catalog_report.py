@@ -30,10 +30,11 @@ Params: `library_dir` (root of the rig folders `<optic>@f<ratio>+<camera>/20_Dat
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, TriggerRule, dag, task
+
+from imaging.dag_defaults import DEFAULT_ARGS
 
 PIPELINE = "astro_catalog_report"
 ASSET_20_DATA = Asset("astro_20_data")
@@ -70,12 +71,7 @@ def _equipment(session: Any) -> Any:
     doc_md=__doc__,
     tags=["astro", "catalog", "reports"],
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "library_dir": Param(
             "",

@@ -54,6 +54,8 @@ from airflow.sdk import (
     task,
 )
 
+from imaging.dag_defaults import CPU, DEFAULT_ARGS, IO
+
 PIPELINE = "astro_prepare_lights"
 ASSET_20_DATA = Asset("astro_20_data")
 ASSET_CALIBRATION_LIBRARY = Asset("astro_calibration_library")
@@ -169,12 +171,7 @@ def _run_command(cmd: tuple[str, ...] | None, what: str) -> str:
     doc_md=__doc__,
     tags=["astro", "lights", "calibration", "hitl"],
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "raw_dir": Param(
             "",
@@ -202,7 +199,7 @@ def astro_prepare_lights() -> None:
         cfg = _inputs(context["params"], context["run_id"])["cfg"]
         return _run_command(cfg.sync_stop_command, "stop")
 
-    @task
+    @task(queue=IO)  # moves and renames raw frames
     def prepare_raw(**context: Any) -> dict[str, Any]:
         """Parse, move+rename raw frames; accept dirs; delete emptied raw folders."""
         import logging
@@ -298,12 +295,12 @@ def astro_prepare_lights() -> None:
         )
         return res
 
-    @task(map_index_template="{{ rig }}")
+    @task(queue=CPU, map_index_template="{{ rig }}")  # star/FWHM metrics per frame
     def cull_1(rig: str, **context: Any) -> dict[str, Any]:
         """Cull pass 1 (moderate) of one rig."""
         return _cull(rig, 0, context)
 
-    @task(map_index_template="{{ rig }}")
+    @task(queue=CPU, map_index_template="{{ rig }}")
     def cull_2(rig: str, **context: Any) -> dict[str, Any]:
         """Cull pass 2 (strict) of one rig."""
         return _cull(rig, 1, context)
@@ -374,7 +371,7 @@ def astro_prepare_lights() -> None:
         """Apply the answers of pass 2."""
         return _apply(items, answers, context)
 
-    @task(map_index_template="{{ rig }}")
+    @task(queue=CPU, map_index_template="{{ rig }}")
     def blink_sheet(rig: str, **context: Any) -> dict[str, Any]:
         """Contact sheet PNG of the rig's lights in 10_Blink (published for the Airflow UI) + the
         review request linking it."""
@@ -462,7 +459,7 @@ def astro_prepare_lights() -> None:
         ledger.flush()
         return out
 
-    @task(map_index_template="{{ rig }}")
+    @task(queue=IO, map_index_template="{{ rig }}")  # copies masters
     def distribute(rig: str, **context: Any) -> dict[str, Any]:
         """Copy the matching masters into each light directory of the rig."""
         import logging
@@ -483,7 +480,7 @@ def astro_prepare_lights() -> None:
         ledger.flush()
         return res
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED, outlets=[ASSET_20_DATA])
+    @task(queue=IO, trigger_rule=TriggerRule.NONE_FAILED, outlets=[ASSET_20_DATA])
     def promote(
         dist: list[dict[str, Any]], reviews: list[dict[str, Any]], **context: Any
     ) -> dict[str, Any]:

@@ -16,10 +16,11 @@ longitude, Bortle, SQM) and the AstroBin filter ids. Empty: the bundled `include
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+
+from imaging.dag_defaults import DEFAULT_ARGS
 
 
 @dag(
@@ -29,11 +30,7 @@ from airflow.sdk import Param, dag, task
     doc_md=__doc__,
     tags=["astro", "catalog", "setup"],
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "config": Param(
             "",

@@ -17,7 +17,7 @@ optional `neither/` and `data.yaml`) to a Roboflow project with the real `robofl
    backoff and full jitter, never sooner than the server's `Retry-After` (`extra.retry_attempts`,
    `retry_base`, `retry_cap`); a `duplicate` answer confirms the image. At most `upload_workers`
    uploads per task and two batch tasks at a time (`max_active_tis_per_dag`), which caps the load on
-   the workspace (the deployment's cluster policy also puts the task in the `roboflow_api` pool).
+   the workspace (the task runs on the `io` queue and takes 8 slots of the `roboflow_api` pool).
 3. **report** — `{submitted, completed, failed, pending}` of the run's batches (plus image counts),
    in the log, in the task's return value and in `item_records` (`run_stats`).
 4. **verify** — compares each project's image count reported by the API with the images confirmed
@@ -36,6 +36,8 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+
+from imaging.dag_defaults import DEFAULT_ARGS, IO, ROBOFLOW_POOL, api_pool
 
 PIPELINE = "roboflow_upload"
 MAX_PARALLEL_BATCHES = 2
@@ -68,12 +70,7 @@ def _permanent_errors_fail() -> Iterator[None]:
     doc_md=__doc__,
     tags=["roboflow", "upload", "datasets"],
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "dataset_dir": Param(
             "",
@@ -130,7 +127,12 @@ def roboflow_upload() -> None:
                 run_id=context["run_id"],
             )
 
-    @task(max_active_tis_per_dag=MAX_PARALLEL_BATCHES, execution_timeout=timedelta(hours=2))
+    @task(
+        queue=IO,
+        **api_pool(ROBOFLOW_POOL, concurrency=8),  # the hook's default upload_workers
+        max_active_tis_per_dag=MAX_PARALLEL_BATCHES,
+        execution_timeout=timedelta(hours=2),
+    )
     def upload_batch(batch: dict[str, str], **context: Any) -> dict[str, Any]:
         """Upload the batch's images not confirmed yet; per-image failures are recorded, not raised
         (a rejected key or a missing project fails the task)."""

@@ -196,22 +196,11 @@ class Route:
     concurrency: int = 1  # requests the task runs in parallel inside itself -> pool_slots
 
 
-#: ``{dag_id: {task_id: Route}}`` for the pipelines' tasks that do not run on ``default``.
+#: ``{dag_id: {task_id: Route}}`` for the tasks of DAGs that do not declare their queue yet (the
+#: others declare it on the task, see :mod:`imaging.dag_defaults`).
 #: Applied by :func:`task_policy` to tasks that still have the default queue/pool, so a DAG that
 #: declares ``queue=``/``pool=`` itself always wins.
 TASK_ROUTES: dict[str, dict[str, Route]] = {
-    "astro_calibration_masters": {
-        "integrate_master": Route(CPU),  # median / sigma-clip stacking
-        "copy_to_library": Route(IO),  # verified copy to the library
-    },
-    "astro_prepare_lights": {
-        "prepare_raw": Route(IO),
-        "cull_1": Route(CPU),  # star/FWHM metrics per frame
-        "cull_2": Route(CPU),
-        "blink_sheet": Route(CPU),
-        "distribute": Route(IO),
-        "promote": Route(IO),
-    },
     "design_upload": {
         "processing_and_formatting_images": Route(CPU),  # decode, pHash/dHash
         "backfill_nas_hashes": Route(IO),
@@ -235,10 +224,6 @@ TASK_ROUTES: dict[str, dict[str, Route]] = {
     },
     "reef_treatment_upload": {
         "upload_folder": Route(IO, HYPHA_POOL, concurrency=25),
-    },
-    "roboflow_upload": {
-        # hook default: 8 concurrent uploads per batch task, 2 batch tasks at a time
-        "upload_batch": Route(IO, ROBOFLOW_POOL, concurrency=8),
     },
 }
 

@@ -108,16 +108,16 @@ def test_policy_in_a_real_dagbag_turns_a_bad_queue_into_an_import_error(
     )
     (tmp_path / "routed_dag.py").write_text(
         "from airflow.sdk import dag, task\n"
-        "@dag(dag_id='roboflow_upload', schedule=None)\n"
+        "@dag(dag_id='reef_treatment_upload', schedule=None)\n"
         "def routed():\n"
         "    @task\n"
-        "    def upload_batch(): return 1\n"
-        "    upload_batch()\n"
+        "    def upload_folder(): return 1\n"
+        "    upload_folder()\n"
         "routed()\n"
     )
     monkeypatch.setattr(settings, "task_policy", queues.task_policy)
     bag = DagBag(dag_folder=str(tmp_path))
     (err,) = [v for k, v in bag.import_errors.items() if k.endswith("typo_dag.py")]
     assert "'gpus'" in err and "served by no worker" in err
-    task = bag.dags["roboflow_upload"].get_task("upload_batch")
-    assert (task.queue, task.pool, task.pool_slots) == (queues.IO, queues.ROBOFLOW_POOL, 8)
+    task = bag.dags["reef_treatment_upload"].get_task("upload_folder")
+    assert (task.queue, task.pool, task.pool_slots) == (queues.IO, queues.HYPHA_POOL, 25)

@@ -188,6 +188,58 @@ def test_project_dags_use_known_queues_and_pools_and_routes_are_not_stale() -> N
             assert task_id in dag.task_dict, f"stale route {dag_id}.{task_id}"
 
 
+#: Where the pipelines' heavy and API-bound steps must run: ``(queue, pool, pool_slots)``, as each
+#: DAG declares it on the task (every other task runs on ``default``).
+EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
+    "astro_calibration_masters": {
+        "integrate_master": (CPU, "default_pool", 1),
+        "copy_to_library": (IO, "default_pool", 1),
+    },
+    "astro_prepare_lights": {
+        "prepare_raw": (IO, "default_pool", 1),
+        "cull_1": (CPU, "default_pool", 1),
+        "cull_2": (CPU, "default_pool", 1),
+        "blink_sheet": (CPU, "default_pool", 1),
+        "distribute": (IO, "default_pool", 1),
+        "promote": (IO, "default_pool", 1),
+    },
+    "design_upload": {
+        "processing_and_formatting_images": (CPU, "default_pool", 1),
+        "backfill_nas_hashes": (IO, "default_pool", 1),
+        "checking_for_duplicates": (CPU, "default_pool", 1),
+        "upload_to_nas": (IO, "default_pool", 1),
+        "creating_product_mockups": (CPU, "default_pool", 1),
+        "uploading_to_etsy_store": (IO, ETSY_POOL, 1),
+    },
+    "photo_ingest": {
+        "chunk.stage_chunk": (IO, "default_pool", 1),
+        "chunk.run_ml": (GPU, "default_pool", 1),
+    },
+    "photo_reprocess": {"run_ml": (GPU, "default_pool", 1)},
+    "reef_stitch_upload": {
+        "stitch": (CPU, "default_pool", 1),
+        "upload_channel": (IO, HYPHA_POOL, 25),
+        "commit_folder": (IO, "default_pool", 1),
+    },
+    "reef_treatment_upload": {"upload_folder": (IO, HYPHA_POOL, 25)},
+    "roboflow_upload": {"upload_batch": (IO, ROBOFLOW_POOL, 8)},
+}
+
+
+def test_pipeline_tasks_run_where_their_work_belongs() -> None:
+    """The heavy and API-bound steps of every pipeline are on their queue / in their API pool."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    assert set(EXPECTED_PLACEMENT) <= set(bag.dags)
+    for dag_id, tasks in EXPECTED_PLACEMENT.items():
+        dag = bag.dags[dag_id]
+        for task_id, want in tasks.items():
+            t = route_task(dag.get_task(task_id))
+            assert (t.queue, t.pool, t.pool_slots) == want, (dag_id, task_id)
+
+
 @pytest.fixture
 def fresh_pools(airflow_db: Path):
     from airflow.models.pool import Pool
