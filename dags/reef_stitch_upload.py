@@ -113,26 +113,9 @@ def reef_stitch_upload() -> None:
     @task
     def select_folders(**context: Any) -> dict[str, Any]:
         """Timelapse folders to stitch in this run (references only)."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from imaging.operators.reef_tasks import select_folders as select
 
-        from imaging.appdb import app_engine
-        from include.reef.folders import FolderSelectionError
-        from include.reef.pipeline import STITCH, select_for_run
-
-        p = context["params"]
-        try:
-            return select_for_run(
-                app_engine(),
-                STITCH,
-                base_dir=p["base_dir"],
-                experiment_id=p["experiment_id"],
-                start_folder=p["start_folder"],
-                end_folder=p["end_folder"],
-                reference_time=context["dag_run"].run_after.timestamp(),
-                settle_seconds=float(p["settle_seconds"]),
-            )
-        except (FolderSelectionError, FileNotFoundError, ValueError) as exc:
-            raise AirflowFailException(f"cannot select folders: {exc}") from exc
+        return select(PIPELINE, context)
 
     @task
     def folders_of(selection: dict[str, Any]) -> list[dict[str, Any]]:
