@@ -7,12 +7,15 @@ const countEl = document.getElementById("count");
 const endEl = document.getElementById("end");
 let page = 0, totalPages = 1, loading = false, query = "";
 const PER_PAGE = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("per_page")) || 24));
+// "Show in gallery" of one upload: /gallery?upload_session_id=... keeps to that upload until Reset
+let sessionFilter = new URLSearchParams(location.search).get("upload_session_id") || "";
 
 function currentQuery() {
   const p = new URLSearchParams();
   const fd = new FormData(form);
   for (const k of ["date_from", "date_to", "status"]) if (fd.get(k)) p.set(k, fd.get(k));
   for (const o of form.warehouse_id.selectedOptions) p.append("warehouse_id", o.value);
+  if (sessionFilter) p.set("upload_session_id", sessionFilter);
   return p;
 }
 
@@ -65,7 +68,7 @@ for (const b of form.querySelectorAll("button[data-days]")) b.addEventListener("
   form.date_from.value = d.toISOString().slice(0, 10); form.date_to.value = ""; reload();
 });
 document.getElementById("reset").addEventListener("click", () => {
-  form.reset(); for (const o of form.warehouse_id.options) o.selected = false; reload();
+  form.reset(); sessionFilter = ""; for (const o of form.warehouse_id.options) o.selected = false; reload();
 });
 new IntersectionObserver(es => { if (es.some(e => e.isIntersecting)) loadMore(); }, { rootMargin: "300px" })
   .observe(document.getElementById("sentinel"));
