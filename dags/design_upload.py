@@ -70,10 +70,11 @@ Every step is safe to retry and to rerun: deterministic names, upserts, the NAS 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task
+
+from imaging.dag_defaults import CPU, DEFAULT_ARGS, ETSY_POOL, IO, api_pool
 
 PIPELINE = "design_upload"
 
@@ -138,12 +139,7 @@ def _load(ref: str) -> list[dict[str, Any]]:
     doc_md=__doc__,
     tags=["design", "etsy", "nas", "dedupe"],
     max_active_runs=4,
-    default_args={
-        "retries": 2,
-        "retry_exponential_backoff": True,
-        "retry_delay": timedelta(seconds=10),
-        "max_retry_delay": timedelta(minutes=5),
-    },
+    default_args=DEFAULT_ARGS,
     params={
         "source_dir": Param(
             "",
@@ -235,7 +231,7 @@ def design_upload() -> None:
         )
         return [{"batch": n, "files": [f.to_dict() for f in b]} for n, b in enumerate(batches)]
 
-    @task(map_index_template="batch {{ task.op_kwargs['batch']['batch'] }}")
+    @task(queue=CPU, map_index_template="batch {{ task.op_kwargs['batch']['batch'] }}")
     def processing_and_formatting_images(batch: dict[str, Any], **context: Any) -> str:
         """Validate, hash and resize one batch in a process pool (per-file errors)."""
         import os
@@ -274,7 +270,7 @@ def design_upload() -> None:
         )
         return _save(context, f"processed_{batch['batch']:05d}", items)
 
-    @task
+    @task(queue=IO)
     def backfill_nas_hashes(**context: Any) -> dict[str, int]:
         """Hash the shop's NAS files not hashed before."""
         from imaging.appdb import app_engine
@@ -288,7 +284,7 @@ def design_upload() -> None:
         finally:
             hook.close()
 
-    @task
+    @task(queue=CPU)
     def checking_for_duplicates(processed: Any, nas_counts: dict[str, int], **context: Any) -> str:
         """Near-duplicates within the run, against the database and the NAS."""
         from imaging.appdb import app_engine
@@ -303,7 +299,7 @@ def design_upload() -> None:
         )
         return _save(context, "decisions", items)
 
-    @task
+    @task(queue=IO)
     def upload_to_nas(ref: str, **context: Any) -> str:
         """New designs to the NAS (temp name, then rename)."""
         from include.design import pipeline
@@ -340,7 +336,7 @@ def design_upload() -> None:
         )
         return _save(context, "database", items)
 
-    @task
+    @task(queue=CPU)
     def creating_product_mockups(ref: str, **context: Any) -> str:
         """Composite each new design onto the template's mockup photos."""
         from imaging.appdb import app_engine
@@ -362,7 +358,7 @@ def design_upload() -> None:
             hook.close()
         return _save(context, "mockups", items)
 
-    @task
+    @task(queue=IO, **api_pool(ETSY_POOL, concurrency=1))
     def uploading_to_etsy_store(ref: str, **context: Any) -> str:
         """One Etsy draft listing per new design (or the outbox without an Etsy connection).
         Failed listings fail the task after the others are done: transient errors are retried

@@ -37,13 +37,14 @@ Detector backend per storage location (`config.detector`): `classical` (default,
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task, task_group
 
+from imaging.dag_defaults import DEFAULT_ARGS, GPU, IO
 from imaging.operators.photo_tasks import (
     ASSET_PHOTO_RESULTS,
-    DEFAULT_ARGS,
     ensure_bucket_lifecycle,
     run_ml,
     stage_chunk,
@@ -57,7 +58,7 @@ from imaging.operators.photo_tasks import (
     doc_md=__doc__,
     tags=["photos", "s3", "ml", "ingest"],
     max_active_tasks=4,
-    default_args=DEFAULT_ARGS,
+    default_args={**DEFAULT_ARGS, "retries": 3, "retry_delay": timedelta(seconds=5)},
     params={
         "upload_session_id": Param(
             None,
@@ -146,7 +147,10 @@ def photo_ingest() -> None:
     def chunk(job_ids: list[str]) -> Any:
         """One chunk of 20 photos: S3 stage, then ML. Mapped as a group, so a chunk's ML
         starts as soon as its own staging is done (no barrier across chunks)."""
-        return run_ml(stage_chunk(job_ids), trigger="ingest")
+        # staging uploads to S3 (io); the ML step runs on the gpu queue (YOLO/SAHI; the
+        # classical fallback runs on any worker of that queue)
+        staged = stage_chunk.override(queue=IO)(job_ids)
+        return run_ml.override(queue=GPU)(staged, trigger="ingest")
 
     # the bucket set-up runs next to register; both must be done before the first upload
     lifecycle = ensure_bucket_lifecycle()

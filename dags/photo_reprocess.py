@@ -19,11 +19,13 @@ location; otherwise the photo's GPS is matched again against the current locatio
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from imaging.operators.photo_tasks import ASSET_PHOTO_RESULTS, DEFAULT_ARGS, run_ml
+from imaging.dag_defaults import DEFAULT_ARGS, GPU
+from imaging.operators.photo_tasks import ASSET_PHOTO_RESULTS, run_ml
 
 
 @dag(
@@ -32,7 +34,7 @@ from imaging.operators.photo_tasks import ASSET_PHOTO_RESULTS, DEFAULT_ARGS, run
     catchup=False,
     doc_md=__doc__,
     tags=["photos", "ml", "reprocess"],
-    default_args=DEFAULT_ARGS,
+    default_args={**DEFAULT_ARGS, "retries": 3, "retry_delay": timedelta(seconds=5)},
     render_template_as_native_obj=True,
     params={
         "image_id": Param(
@@ -88,7 +90,7 @@ def photo_reprocess() -> None:
         return result
 
     job = prepare()
-    result = run_ml(
+    result = run_ml.override(queue=GPU)(
         job,
         storage_location_id="{{ params.storage_location_id }}",
         trigger="reprocess",

@@ -39,6 +39,8 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
+from imaging.dag_defaults import CPU, DEFAULT_ARGS, HYPHA_POOL, IO, api_pool
+
 PIPELINE = "reef_stitch_upload"
 
 
@@ -51,8 +53,8 @@ PIPELINE = "reef_stitch_upload"
     doc_md=__doc__,
     tags=["reef", "microscope", "hypha", "ome-zarr", "stitch"],
     default_args={
+        **DEFAULT_ARGS,
         "retries": 3,
-        "retry_exponential_backoff": True,
         "retry_delay": timedelta(seconds=30),
         "max_retry_delay": timedelta(minutes=10),
     },
@@ -121,7 +123,11 @@ def reef_stitch_upload() -> None:
     def folders_of(selection: dict[str, Any]) -> list[dict[str, Any]]:
         return selection["selected"]
 
-    @task(max_active_tis_per_dagrun=1, map_index_template="{{ task.op_kwargs['folder']['name'] }}")
+    @task(
+        queue=CPU,  # OME-Zarr stitching and pyramids
+        max_active_tis_per_dagrun=1,
+        map_index_template="{{ task.op_kwargs['folder']['name'] }}",
+    )
     def stitch(folder: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Stitch one folder into a validated OME-Zarr (or reuse a finished one)."""
         from imaging.appdb import app_engine
@@ -161,7 +167,10 @@ def reef_stitch_upload() -> None:
         return plan["folders"]
 
     @task(
-        map_index_template="{{ task.op_kwargs['item']['folder'] }}/{{ task.op_kwargs['item']['channel'] }}"
+        queue=IO,
+        # HyphaArtifactHook put_concurrency (default 25) presigned PUTs per task
+        **api_pool(HYPHA_POOL, concurrency=25),
+        map_index_template="{{ task.op_kwargs['item']['folder'] }}/{{ task.op_kwargs['item']['channel'] }}",
     )
     def upload_channel(item: dict[str, Any]) -> dict[str, Any]:
         """Upload one channel of one folder (missing files only)."""
@@ -171,7 +180,7 @@ def reef_stitch_upload() -> None:
         with HyphaArtifactHook() as hook:
             return upload(hook, item)
 
-    @task(map_index_template="{{ task.op_kwargs['folder']['folder'] }}")
+    @task(queue=IO, map_index_template="{{ task.op_kwargs['folder']['folder'] }}")
     def commit_folder(folder: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Commit once all channels are in, verify the listing, remove the local zarr, record."""
         from imaging.appdb import app_engine

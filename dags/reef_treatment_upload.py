@@ -31,6 +31,8 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
+from imaging.dag_defaults import DEFAULT_ARGS, HYPHA_POOL, IO, api_pool
+
 PIPELINE = "reef_treatment_upload"
 
 
@@ -43,8 +45,8 @@ PIPELINE = "reef_treatment_upload"
     doc_md=__doc__,
     tags=["reef", "microscope", "hypha", "upload"],
     default_args={
+        **DEFAULT_ARGS,
         "retries": 3,
-        "retry_exponential_backoff": True,
         "retry_delay": timedelta(seconds=30),
         "max_retry_delay": timedelta(minutes=10),
     },
@@ -95,7 +97,13 @@ def reef_treatment_upload() -> None:
     def folders_of(selection: dict[str, Any]) -> list[dict[str, Any]]:
         return selection["selected"]
 
-    @task(max_active_tis_per_dagrun=1, map_index_template="{{ task.op_kwargs['folder']['name'] }}")
+    @task(
+        queue=IO,
+        # HyphaArtifactHook put_concurrency (default 25) presigned PUTs per task
+        **api_pool(HYPHA_POOL, concurrency=25),
+        max_active_tis_per_dagrun=1,
+        map_index_template="{{ task.op_kwargs['folder']['name'] }}",
+    )
     def upload_folder(folder: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Zip, stage, upload, commit, verify and record one folder."""
         from imaging.appdb import app_engine

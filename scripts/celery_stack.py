@@ -222,7 +222,7 @@ class CeleryStack:
             self._own_home = True
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
-        # the deployment's cluster policy (queue/pool routing), as docker-compose mounts it
+        # the deployment's cluster policy (checks the declared queues/pools), as compose mounts it
         (self.home / "config").mkdir(exist_ok=True)
         shutil.copy2(ROOT / "config" / "airflow_local_settings.py", self.home / "config")
         self.api_port = self.api_port or free_port()

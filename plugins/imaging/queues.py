@@ -23,6 +23,12 @@ honour ``429``/``Retry-After``.
 ``python -m imaging.queues write-json config/pools.json`` writes the file for
 ``airflow pools import``.
 
+**Placement** is declared by each task in its DAG file (``@task(queue=CPU)``,
+``@task(queue=IO, **api_pool(HYPHA_POOL, concurrency=25))``; names and ``DEFAULT_ARGS`` from
+:mod:`imaging.dag_defaults`). The cluster policy :func:`task_policy`
+(``config/airflow_local_settings.py``) routes nothing: it only rejects a queue no worker serves, an
+unknown pool or more ``pool_slots`` than the pool has, as an import error of the DAG file.
+
 :func:`worker_hostname` is a ``[core] hostname_callable`` that lets several workers on one machine
 report distinct host names (``IMAGING_WORKER_NAME``) on their task instances.
 """
@@ -184,81 +190,53 @@ def api_pool(
     return {"pool": pool, "pool_slots": min(concurrency, sizes[pool])}
 
 
-# ------------------------------------------------------------------ routing (cluster policy)
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one task of a pipeline runs: its queue and, for API calls, its pool and slots."""
-
-    queue: str
-    pool: str | None = None
-    concurrency: int = 1  # requests the task runs in parallel inside itself -> pool_slots
-
-
-#: ``{dag_id: {task_id: Route}}`` for the tasks of DAGs that do not declare their queue yet (the
-#: others declare it on the task, see :mod:`imaging.dag_defaults`).
-#: Applied by :func:`task_policy` to tasks that still have the default queue/pool, so a DAG that
-#: declares ``queue=``/``pool=`` itself always wins.
-TASK_ROUTES: dict[str, dict[str, Route]] = {
-    "design_upload": {
-        "processing_and_formatting_images": Route(CPU),  # decode, pHash/dHash
-        "backfill_nas_hashes": Route(IO),
-        "checking_for_duplicates": Route(CPU),
-        "upload_to_nas": Route(IO),
-        "creating_product_mockups": Route(CPU),
-        "uploading_to_etsy_store": Route(IO, ETSY_POOL, concurrency=1),
-    },
-    "photo_ingest": {
-        "chunk.stage_chunk": Route(IO),  # upload to S3
-        "chunk.run_ml": Route(GPU),  # YOLO/SAHI (classical fallback runs anywhere)
-    },
-    "photo_reprocess": {
-        "run_ml": Route(GPU),
-    },
-    "reef_stitch_upload": {
-        "stitch": Route(CPU),  # OME-Zarr stitching and pyramids
-        # HyphaArtifactHook put_concurrency (default 25) presigned PUTs per task
-        "upload_channel": Route(IO, HYPHA_POOL, concurrency=25),
-        "commit_folder": Route(IO),
-    },
-    "reef_treatment_upload": {
-        "upload_folder": Route(IO, HYPHA_POOL, concurrency=25),
-    },
-}
+# ------------------------------------------------------------------ the guard (cluster policy)
+#
+# Each task declares its queue (and API pool) in its DAG file (see imaging.dag_defaults); the
+# policy does not route anything, it only rejects declarations no deployment can run.
 
 
 class QueuePolicyError(ValueError):
-    """A task names a queue no worker serves (it would stay queued forever)."""
+    """A task names a queue no worker serves or a pool that does not exist (it would stay queued
+    for ever), or takes more slots than its pool has."""
 
 
-def route_task(task: Any, routes: Mapping[str, Mapping[str, Route]] | None = None) -> Any:
-    """Apply :data:`TASK_ROUTES` to ``task`` (an operator or mapped operator) and check its queue
-    and pool. Tasks that already chose a queue/pool keep it. Returns the task."""
+def check_task(task: Any, env: Mapping[str, str] | None = None) -> Any:
+    """Check the queue, pool and pool slots ``task`` (an operator or mapped operator) declares;
+    raises :class:`QueuePolicyError`, else returns the task unchanged."""
     from airflow.sdk.definitions._internal.abstractoperator import DEFAULT_QUEUE
 
-    routes = TASK_ROUTES if routes is None else routes
-    route = routes.get(getattr(task, "dag_id", None) or "", {}).get(task.task_id)
-    if route is not None:
-        if task.queue == DEFAULT_QUEUE:
-            task.queue = route.queue
-        if route.pool and task.pool in (None, "default_pool"):
-            task.pool = route.pool
-            task.pool_slots = api_pool(route.pool, route.concurrency)["pool_slots"]
+    where = f"task {getattr(task, 'dag_id', None)}.{task.task_id}"
     if task.queue not in QUEUES and task.queue != DEFAULT_QUEUE:
         raise QueuePolicyError(
-            f"task {task.task_id!r}: queue {task.queue!r} is served by no worker; use one of {QUEUES}"
+            f"{where}: queue {task.queue!r} is served by no worker; use one of {QUEUES}"
+        )
+    pool = task.pool or "default_pool"
+    if pool == "default_pool":
+        return task
+    sizes = pool_sizes(env=env)
+    if pool not in sizes:
+        raise QueuePolicyError(
+            f"{where}: pool {pool!r} does not exist; use one of {sorted(sizes)} or none "
+            "(imaging.queues.API_LIMITS defines the pools)"
+        )
+    slots = int(task.pool_slots or 1)
+    if slots > sizes[pool]:
+        raise QueuePolicyError(
+            f"{where}: pool_slots={slots} but pool {pool!r} has {sizes[pool]} slots, so the task "
+            f"could never start; use api_pool({pool!r}, concurrency) to cap it"
         )
     return task
 
 
 def task_policy(task: Any) -> None:
-    """Airflow cluster policy (``airflow_local_settings.task_policy``): routes the pipelines'
-    tasks to their queue/pool and rejects unknown queues with ``AirflowClusterPolicyViolation``."""
+    """Airflow cluster policy (``airflow_local_settings.task_policy``): rejects a task on a queue
+    no worker serves, in an unknown pool or with more slots than its pool, with
+    ``AirflowClusterPolicyViolation`` (an import error of the DAG file). Changes nothing."""
     from airflow.exceptions import AirflowClusterPolicyViolation
 
     try:
-        route_task(task)
+        check_task(task)
     except QueuePolicyError as exc:
         raise AirflowClusterPolicyViolation(str(exc)) from exc
 

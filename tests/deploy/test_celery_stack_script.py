@@ -1,6 +1,7 @@
 """scripts/celery_stack.py without starting the whole stack: the Redis database claim, cleanup
-after a failed start, the environment every process shares, and the routing policy applied by a
-real DagBag (a typo'd queue becomes an import error instead of a task queued for ever)."""
+after a failed start, the environment every process shares, and the cluster policy the stack
+installs applied by a real DagBag (a typo'd queue or pool becomes an import error instead of a task
+queued for ever; declared placements are kept, nothing is routed)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ def test_stack_environment(tmp_path: Path) -> None:
 def test_policy_in_a_real_dagbag_turns_a_bad_queue_into_an_import_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import importlib.util
+
     from airflow import settings
     from airflow.dag_processing.dagbag import DagBag
 
@@ -106,18 +109,45 @@ def test_policy_in_a_real_dagbag_turns_a_bad_queue_into_an_import_error(
         "    infer()\n"
         "typo_dag()\n"
     )
-    (tmp_path / "routed_dag.py").write_text(
+    (tmp_path / "pool_typo_dag.py").write_text(
         "from airflow.sdk import dag, task\n"
-        "@dag(dag_id='reef_treatment_upload', schedule=None)\n"
-        "def routed():\n"
-        "    @task\n"
-        "    def upload_folder(): return 1\n"
-        "    upload_folder()\n"
-        "routed()\n"
+        "@dag(schedule=None)\n"
+        "def pool_typo_dag():\n"
+        "    @task(queue='io', pool='roboflow')\n"
+        "    def upload(): return 1\n"
+        "    upload()\n"
+        "pool_typo_dag()\n"
     )
-    monkeypatch.setattr(settings, "task_policy", queues.task_policy)
+    (tmp_path / "declared_dag.py").write_text(
+        "from airflow.sdk import dag, task\n"
+        "from imaging.dag_defaults import CPU, DEFAULT_ARGS, IO, ROBOFLOW_POOL, api_pool\n"
+        "@dag(dag_id='roboflow_upload', schedule=None, default_args=DEFAULT_ARGS)\n"
+        "def declared():\n"
+        "    @task(queue=IO, **api_pool(ROBOFLOW_POOL, concurrency=8))\n"
+        "    def upload_batch(): return 1\n"
+        "    @task(queue=CPU)\n"
+        "    def crunch(x): return x\n"
+        "    @task\n"
+        "    def report(x): return x\n"  # a pipeline's task name, but nothing routes it
+        "    report(crunch.expand(x=[upload_batch()]))\n"
+        "declared()\n"
+    )
+    # the policy exactly as the stack installs it: its copy of config/airflow_local_settings.py
+    spec = importlib.util.spec_from_file_location(
+        "stack_local_settings", ROOT / "config" / "airflow_local_settings.py"
+    )
+    local_settings = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(local_settings)  # type: ignore[union-attr]
+    monkeypatch.setattr(settings, "task_policy", local_settings.task_policy)
     bag = DagBag(dag_folder=str(tmp_path))
-    (err,) = [v for k, v in bag.import_errors.items() if k.endswith("typo_dag.py")]
-    assert "'gpus'" in err and "served by no worker" in err
-    task = bag.dags["reef_treatment_upload"].get_task("upload_folder")
-    assert (task.queue, task.pool, task.pool_slots) == (queues.IO, queues.HYPHA_POOL, 25)
+    errors = {Path(k).name: v for k, v in bag.import_errors.items()}
+    assert set(errors) == {"typo_dag.py", "pool_typo_dag.py"}
+    assert "'gpus'" in errors["typo_dag.py"] and "served by no worker" in errors["typo_dag.py"]
+    assert "pool 'roboflow' does not exist" in errors["pool_typo_dag.py"]
+    dag = bag.dags["roboflow_upload"]
+    placed = {t.task_id: (t.queue, t.pool, t.pool_slots) for t in dag.tasks}
+    assert placed == {
+        "upload_batch": (queues.IO, queues.ROBOFLOW_POOL, 8),
+        "crunch": (queues.CPU, "default_pool", 1),
+        "report": ("default", "default_pool", 1),
+    }

@@ -1,9 +1,13 @@
-"""Queues, pools derived from the external APIs' limits, the routing cluster policy, and pool
+"""Queues, pools derived from the external APIs' limits, the placement each pipeline task declares
+in its DAG file (checked, not routed, by the cluster policy), the shared ``default_args``, and pool
 creation in the session's real Airflow metadata DB."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,11 +23,10 @@ from imaging.queues import (
     ROBOFLOW_POOL,
     ApiLimit,
     QueuePolicyError,
-    Route,
     api_pool,
+    check_task,
     pool_sizes,
     pools_config,
-    route_task,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +108,7 @@ def test_api_pool_caps_slots_at_pool_size() -> None:
 def _dag_with_tasks():
     from airflow.sdk import DAG, task
 
-    with DAG("routing_demo", schedule=None) as dag:
+    with DAG("placement_demo", schedule=None) as dag:
 
         @task
         def plain() -> int:
@@ -115,7 +118,7 @@ def _dag_with_tasks():
         def chosen() -> int:
             return 2
 
-        @task
+        @task(queue=IO, **api_pool(HYPHA_POOL, 3))
         def mapped(x: int) -> int:
             return x
 
@@ -125,29 +128,27 @@ def _dag_with_tasks():
     return dag
 
 
-def test_route_task_applies_routes_but_never_overrides_a_declared_queue() -> None:
+def _placement(t) -> tuple[str, str, int]:
+    return (t.queue, t.pool, t.pool_slots)
+
+
+def test_policy_keeps_the_declared_placement_and_routes_nothing() -> None:
+    """Declared queues/pools stay as they are; a task without one stays on ``default``, whatever
+    its dag_id/task_id (there is no central routing table any more)."""
     dag = _dag_with_tasks()
-    routes = {
-        "routing_demo": {
-            "plain": Route(IO, HYPHA_POOL, concurrency=3),
-            "chosen": Route(GPU),
-            "mapped": Route(CPU, ETSY_POOL, concurrency=99),
-        }
-    }
+    before = {t.task_id: _placement(t) for t in dag.tasks}
     for t in dag.tasks:
-        route_task(t, routes)
-    by_id = {t.task_id: t for t in dag.tasks}
-    assert (by_id["plain"].queue, by_id["plain"].pool, by_id["plain"].pool_slots) == (
-        IO,
-        HYPHA_POOL,
-        3,
+        queues.task_policy(t)
+    assert (
+        {t.task_id: _placement(t) for t in dag.tasks}
+        == before
+        == {
+            "plain": ("default", "default_pool", 1),
+            "chosen": (CPU, "default_pool", 1),
+            "mapped": (IO, HYPHA_POOL, 3),
+        }
     )
-    assert by_id["chosen"].queue == CPU  # declared in the DAG: kept
-    assert (by_id["mapped"].queue, by_id["mapped"].pool, by_id["mapped"].pool_slots) == (
-        CPU,
-        ETSY_POOL,
-        4,
-    )
+    assert not hasattr(queues, "TASK_ROUTES") and not hasattr(queues, "route_task")
 
 
 def test_unknown_queue_is_a_policy_violation() -> None:
@@ -158,9 +159,31 @@ def test_unknown_queue_is_a_policy_violation() -> None:
     with DAG("typo_queue", schedule=None):
         t = EmptyOperator(task_id="t", queue="gpus")
     with pytest.raises(QueuePolicyError, match="served by no worker"):
-        route_task(t, {})
+        check_task(t)
     with pytest.raises(AirflowClusterPolicyViolation, match="'gpus'"):
         queues.task_policy(t)
+
+
+def test_unknown_pool_and_too_many_slots_are_policy_violations() -> None:
+    """A task in a pool that does not exist, or asking for more slots than its pool has, would
+    stay queued for ever: both are rejected with the fix in the message."""
+    from airflow.exceptions import AirflowClusterPolicyViolation
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    with DAG("bad_pools", schedule=None):
+        typo = EmptyOperator(task_id="typo", queue=IO, pool="hypha_upload")
+        greedy = EmptyOperator(task_id="greedy", queue=IO, pool=ETSY_POOL, pool_slots=5)
+        fits = EmptyOperator(task_id="fits", queue=IO, pool=ETSY_POOL, pool_slots=4)
+    with pytest.raises(QueuePolicyError, match="pool 'hypha_upload' does not exist"):
+        check_task(typo)
+    with pytest.raises(AirflowClusterPolicyViolation, match=r"bad_pools.greedy: pool_slots=5"):
+        queues.task_policy(greedy)
+    assert check_task(fits) is fits
+    # the slots follow the deployment's pool size (IMAGING_POOL_SLOTS_<POOL>)
+    assert check_task(greedy, env={"IMAGING_POOL_SLOTS_ETSY_API": "5"}) is greedy
+    with pytest.raises(QueuePolicyError, match="has 2 slots"):
+        check_task(fits, env={"IMAGING_POOL_SLOTS_ETSY_API": "2"})
 
 
 def test_worker_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,22 +193,25 @@ def test_worker_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
     assert queues.worker_hostname()
 
 
-def test_project_dags_use_known_queues_and_pools_and_routes_are_not_stale() -> None:
-    """Every task of dags/ (after the policy) runs on a served queue and an existing pool, and
-    every route in TASK_ROUTES names a task that exists (when its DAG exists)."""
+@pytest.fixture(scope="module")
+def project_dags() -> dict:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags"))  # import errors: tests/dags/test_dag_integrity.py
-    assert bag.dags or bag.import_errors, "no DAG files found"
-    pools = set(pools_config(env={})) | {"default_pool"}
-    for dag_id, dag in bag.dags.items():
+    bag = DagBag(dag_folder=str(ROOT / "dags"))  # per-file rules: tests/dags/test_dag_integrity.py
+    assert not bag.import_errors, bag.import_errors
+    assert bag.dags, "no DAG files found"
+    return bag.dags
+
+
+def test_project_dags_declare_known_queues_and_pools(project_dags: dict) -> None:
+    """Every task of dags/ passes the policy as declared (queue served by a worker, existing pool,
+    slots that fit) and the policy leaves it as it is."""
+    for dag_id, dag in project_dags.items():
         for t in dag.tasks:
-            route_task(t)
+            declared = _placement(t)
+            queues.task_policy(t)
+            assert _placement(t) == declared, (dag_id, t.task_id)
             assert t.queue in queues.QUEUES, (dag_id, t.task_id, t.queue)
-            assert t.pool in pools, (dag_id, t.task_id, t.pool)
-            assert t.pool_slots <= max(pool_sizes(env={}).get(t.pool, 128), 1)
-        for task_id in queues.TASK_ROUTES.get(dag_id, {}):
-            assert task_id in dag.task_dict, f"stale route {dag_id}.{task_id}"
 
 
 #: Where the pipelines' heavy and API-bound steps must run: ``(queue, pool, pool_slots)``, as each
@@ -226,18 +252,71 @@ EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
 }
 
 
-def test_pipeline_tasks_run_where_their_work_belongs() -> None:
-    """The heavy and API-bound steps of every pipeline are on their queue / in their API pool."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert not bag.import_errors, bag.import_errors
-    assert set(EXPECTED_PLACEMENT) <= set(bag.dags)
+def test_pipeline_tasks_run_where_their_work_belongs(project_dags: dict) -> None:
+    """The heavy and API-bound steps of every pipeline declare their queue / API pool."""
+    assert set(EXPECTED_PLACEMENT) <= set(project_dags)
     for dag_id, tasks in EXPECTED_PLACEMENT.items():
-        dag = bag.dags[dag_id]
+        dag = project_dags[dag_id]
         for task_id, want in tasks.items():
-            t = route_task(dag.get_task(task_id))
-            assert (t.queue, t.pool, t.pool_slots) == want, (dag_id, task_id)
+            assert _placement(dag.get_task(task_id)) == want, (dag_id, task_id)
+
+
+#: The DAGs whose retries differ from DEFAULT_ARGS, and how (written next to their @dag).
+DEFAULT_ARGS_DIFFERENCES: dict[str, dict[str, object]] = {
+    "photo_ingest": {"retries": 3, "retry_delay": timedelta(seconds=5)},
+    "photo_reprocess": {"retries": 3, "retry_delay": timedelta(seconds=5)},
+    "reef_stitch_upload": {
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    "reef_treatment_upload": {
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "max_retry_delay": timedelta(minutes=10),
+    },
+}
+
+
+def test_dags_share_one_default_args(project_dags: dict) -> None:
+    """Every DAG takes imaging.dag_defaults.DEFAULT_ARGS (plus its listed differences) and no DAG
+    file keeps its own copy of the retry settings."""
+    from imaging.dag_defaults import DEFAULT_ARGS
+
+    expected = {
+        "retries": 2,
+        "retry_exponential_backoff": True,
+        "retry_delay": timedelta(seconds=10),
+        "max_retry_delay": timedelta(minutes=5),
+    }
+    assert expected == DEFAULT_ARGS
+    for dag_id, dag in project_dags.items():
+        want = {**DEFAULT_ARGS, **DEFAULT_ARGS_DIFFERENCES.get(dag_id, {})}
+        assert {k: dag.default_args.get(k) for k in want} == want, dag_id
+        for t in dag.tasks:  # a task may still override them (none does today)
+            assert (t.retries, t.retry_delay) == (want["retries"], want["retry_delay"]), t.task_id
+        src = (ROOT / "dags" / f"{dag_id}.py").read_text()
+        assert "retry_exponential_backoff" not in src, f"{dag_id}: copy of the default_args"
+
+
+def test_dag_defaults_is_light_to_import() -> None:
+    """DAG files import imaging.dag_defaults at module level: it must not pull Airflow, numpy,
+    boto3, SQLAlchemy... into the DAG processor's parse."""
+    code = (
+        "import sys; import imaging.dag_defaults as d; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT / 'plugins'}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = {"airflow", "numpy", "PIL", "boto3", "botocore", "sqlalchemy", "requests", "pydantic"}
+    assert not heavy & set(out), heavy & set(out)
+    assert "imaging" in out
 
 
 @pytest.fixture
@@ -280,7 +359,7 @@ def test_cli_show(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_airflow_local_settings_exposes_the_policy() -> None:
-    """config/airflow_local_settings.py (mounted at $AIRFLOW_HOME/config) registers task_policy."""
+    """config/airflow_local_settings.py (mounted at $AIRFLOW_HOME/config) registers the guard."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(

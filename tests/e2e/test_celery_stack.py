@@ -3,7 +3,8 @@ a fresh PostgreSQL metadata DB, the local Redis as broker, api-server (execution
 dag-processor, triggerer and two Celery workers on different queues (``worker-io``: default,io,
 prefork; ``worker-cpu``: cpu,gpu, solo). Real DAG runs are triggered through the REST API: the probe
 DAG of ``tests/deploy/dags`` and one run per pipeline family (its approvals answered over REST); they
-must succeed with every task on the worker that serves its queue and in its API pool. A worker
+must succeed with every task on the queue, API pool and pool slots its DAG file declares, run by the
+worker that serves that queue. A worker
 killed mid-task loses nothing. Every process is stopped at the end, the database dropped and the
 Redis database flushed; the teardown checks it."""
 
@@ -25,8 +26,6 @@ from imaging.queues import (
     HYPHA_POOL,
     IO,
     ROBOFLOW_POOL,
-    TASK_ROUTES,
-    api_pool,
     ensure_pools_via_api,
     pool_sizes,
 )
@@ -210,9 +209,9 @@ def test_pools_created_at_init_and_ensure_via_api_is_idempotent(stack: CelerySta
 def test_one_run_per_pipeline_family_on_both_workers(
     stack: CeleryStack, pipeline_confs: dict[str, dict[str, Any]]
 ) -> None:
-    """The project's real DAGs, triggered together through the REST API, all succeed; the cluster
-    policy put their tasks on their queues and API pools, and the tasks ran on the worker that
-    serves each queue (both workers used)."""
+    """The project's real DAGs, triggered together through the REST API, all succeed; each task
+    ran on the queue, pool and pool slots its DAG file declares (the cluster policy only checks)
+    and on the worker that serves that queue (both workers used)."""
     # the astro run waits for approvals (blink review): answered over REST, as a person would
     responder = stack.answer_approvals("astro_calibration_masters")
     try:
@@ -236,20 +235,22 @@ def test_one_run_per_pipeline_family_on_both_workers(
         workers |= _check_placement(tis[dag_id])
     assert workers == {"worker-io", "worker-cpu"}
 
-    # the cluster policy's routes were applied in the deployment, and honoured by the workers
-    routed = 0
+    # the placement declared on each task in dags/ reached the deployment and the workers
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    placed = 0
     for dag_id in PIPELINES:
         for ti in tis[dag_id]:
-            route = TASK_ROUTES.get(dag_id, {}).get(ti["task_id"])
-            if route is None or ti["state"] != "success":
+            if ti["state"] != "success":
                 continue
-            routed += 1
-            want_pool = route.pool or "default_pool"
-            want_slots = api_pool(route.pool, route.concurrency)["pool_slots"] if route.pool else 1
+            task = bag.dags[dag_id].get_task(ti["task_id"])
             got = (ti["queue"], ti["pool"], ti["pool_slots"], ti["hostname"])
-            want = (route.queue, want_pool, want_slots, WORKER_OF_QUEUE[route.queue])
+            want = (task.queue, task.pool, task.pool_slots, WORKER_OF_QUEUE[task.queue])
             assert got == want, (dag_id, ti["task_id"], ti["map_index"])
-    assert routed >= 8
+            placed += task.queue != "default"
+    assert placed >= 8
     ran = {
         (t["queue"], t["hostname"]) for d in PIPELINES for t in tis[d] if t["state"] == "success"
     }
