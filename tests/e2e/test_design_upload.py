@@ -189,7 +189,8 @@ def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) ->
     src = Path(__file__).resolve().parents[2].joinpath("dags", "design_upload.py").read_text()
     top = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
     assert all(
-        ln.split()[1].split(".")[0] in {"__future__", "datetime", "typing", "airflow"} for ln in top
+        ln.split()[1].split(".")[0] in {"__future__", "datetime", "typing", "airflow", "imaging"}
+        for ln in top
     ), top
 
 

@@ -5,7 +5,6 @@ database through ``imaging.appdb.app_engine`` — both made inside the task, nev
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, task
@@ -14,13 +13,6 @@ log = logging.getLogger("airflow.task")
 
 # Emitted whenever photo results were written (the gallery / stock pipelines can listen).
 ASSET_PHOTO_RESULTS = Asset("photo_processing_sessions")
-
-DEFAULT_ARGS: dict[str, Any] = {
-    "retries": 3,
-    "retry_exponential_backoff": True,
-    "retry_delay": timedelta(seconds=5),
-    "max_retry_delay": timedelta(minutes=5),
-}
 
 
 def s3_client_and_bucket() -> tuple[Any, str]:
