@@ -343,8 +343,11 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     page.wait_for_selector(f'.tile[data-image="{no_gps_id}"][data-status="ready"]')
     page.wait_for_selector("#end:not([hidden])")
     assert "upload_session_id" in page.url  # the filter survives the page's own URL rewrite
-    assert page.locator(".tile").count() >= 2
-    assert "page" in page.inner_text("#count")
+    # every photo of the upload is on the grid, one page each (tray_000.jpg may belong to an earlier
+    # upload of the same bytes by another test of the session: photos are identified by content)
+    total = int(page.inner_text("#count").split()[0])
+    assert total >= 1 and page.locator(".tile").count() == total
+    assert total == 1 or "page" in page.inner_text("#count")
     assert errors == [], errors
 
     # the menu entry of the plugin opens the app inside the Airflow UI (external view)
