@@ -40,6 +40,7 @@ from typing import Any
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from imaging.dag_defaults import CPU, DEFAULT_ARGS, HYPHA_POOL, IO, api_pool
+from imaging.operators.reef_tasks import folder_params
 
 PIPELINE = "reef_stitch_upload"
 
@@ -59,27 +60,7 @@ PIPELINE = "reef_stitch_upload"
         "max_retry_delay": timedelta(minutes=10),
     },
     params={
-        "base_dir": Param(
-            os.environ.get("REEF_BASE_DIR", "/data/reef/microscope"),
-            type="string",
-            description="Folder holding the microscope's timelapse folders (read only).",
-        ),
-        "experiment_id": Param(
-            os.environ.get("REEF_EXPERIMENT_ID", "20250429-scan-time-lapse"),
-            type="string",
-            minLength=1,
-            description="Experiment id: timelapse folders are named <experiment_id>_<date>_<time>.",
-        ),
-        "start_folder": Param(
-            None,
-            type=["null", "string"],
-            description="First folder to process (default: the first unprocessed one).",
-        ),
-        "end_folder": Param(
-            None,
-            type=["null", "string"],
-            description="Last folder to process (default: the second-newest; the newest is never processed).",
-        ),
+        **folder_params(),
         "channels": Param(
             [],
             type=["null", "array"],
@@ -90,12 +71,6 @@ PIPELINE = "reef_stitch_upload"
             os.environ.get("REEF_STITCHED_DIR", "/data/reef/stitched"),
             type="string",
             description="Where the OME-Zarr output is written (removed after a verified commit).",
-        ),
-        "settle_seconds": Param(
-            300,
-            type="integer",
-            minimum=0,
-            description="A folder modified less than this many seconds before the run is left for later.",
         ),
         "zip_chunk_rows": Param(
             False,

@@ -25,13 +25,13 @@ folders), `experiment_id`, optional `start_folder` / `end_folder` (swapped if re
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, task
 
 from imaging.dag_defaults import DEFAULT_ARGS, HYPHA_POOL, IO, api_pool
+from imaging.operators.reef_tasks import folder_params
 
 PIPELINE = "reef_treatment_upload"
 
@@ -51,33 +51,7 @@ PIPELINE = "reef_treatment_upload"
         "max_retry_delay": timedelta(minutes=10),
     },
     params={
-        "base_dir": Param(
-            os.environ.get("REEF_BASE_DIR", "/data/reef/microscope"),
-            type="string",
-            description="Folder holding the microscope's timelapse folders (read only).",
-        ),
-        "experiment_id": Param(
-            os.environ.get("REEF_EXPERIMENT_ID", "20250429-scan-time-lapse"),
-            type="string",
-            minLength=1,
-            description="Experiment id: timelapse folders are named <experiment_id>_<date>_<time>.",
-        ),
-        "start_folder": Param(
-            None,
-            type=["null", "string"],
-            description="First folder to process (default: the first unprocessed one).",
-        ),
-        "end_folder": Param(
-            None,
-            type=["null", "string"],
-            description="Last folder to process (default: the second-newest; the newest is never processed).",
-        ),
-        "settle_seconds": Param(
-            300,
-            type="integer",
-            minimum=0,
-            description="A folder modified less than this many seconds before the run is left for later.",
-        ),
+        **folder_params(),
         "work_dir": Param(
             "",
             type="string",

@@ -2,8 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
+
+from airflow.sdk import Param
+
+
+def folder_params() -> dict[str, Param]:
+    """The folder-selection params of both reef DAGs (read by :func:`select_folders`)."""
+    return {
+        "base_dir": Param(
+            os.environ.get("REEF_BASE_DIR", "/data/reef/microscope"),
+            type="string",
+            description="Folder holding the microscope's timelapse folders (read only).",
+        ),
+        "experiment_id": Param(
+            os.environ.get("REEF_EXPERIMENT_ID", "20250429-scan-time-lapse"),
+            type="string",
+            minLength=1,
+            description="Experiment id: timelapse folders are named <experiment_id>_<date>_<time>.",
+        ),
+        "start_folder": Param(
+            None,
+            type=["null", "string"],
+            description="First folder to process (default: the first unprocessed one).",
+        ),
+        "end_folder": Param(
+            None,
+            type=["null", "string"],
+            description="Last folder to process (default: the second-newest; the newest is never processed).",
+        ),
+        "settle_seconds": Param(
+            300,
+            type="integer",
+            minimum=0,
+            description="A folder modified less than this many seconds before the run is left for later.",
+        ),
+    }
 
 
 def select_folders(pipeline: str, context: Mapping[str, Any]) -> dict[str, Any]:
