@@ -23,7 +23,8 @@ OUTCOME_KEY = "run_outcome"
 
 
 class OutcomeRef(TypedDict):
-    line: str
+    line: str  # plain text: "⚠ 2 item errors of 10 · ... · summary: <url>"
+    note: str  # markdown for the run's note: "[Summary](<url>) · ⚠ 2 item errors of 10 · ..."
     url: str
     clean: bool
     errors: int
@@ -72,7 +73,11 @@ def publish_run_summary(
     publish_text(summary.to_json(), summary.dag_id, summary.run_id, "summary.json")
     url = pub.url(base)
     out = OutcomeRef(
-        line=summary.outcome(url), url=url, clean=summary.clean, errors=len(summary.errors)
+        line=summary.outcome(url),
+        note=f"[Summary]({url}) · {summary.outcome()}",
+        url=url,
+        clean=summary.clean,
+        errors=len(summary.errors),
     )
     ti = context["ti"]
     ti.xcom_push(key=OUTCOME_KEY, value=dict(out))

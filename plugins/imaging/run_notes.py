@@ -36,8 +36,8 @@ def _outcome(dag_run: Any, session: Any) -> str | None:
                 val = json.loads(val)
             except ValueError:
                 continue
-        if isinstance(val, dict) and val.get("line"):
-            return str(val["line"])
+        if isinstance(val, dict) and (val.get("note") or val.get("line")):
+            return str(val.get("note") or val["line"])
     return None
 
 

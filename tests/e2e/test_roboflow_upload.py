@@ -120,7 +120,8 @@ def test_upload_dataset_with_bad_files_and_neither_project(
     assert result.outcome and result.outcome["errors"] == len(info["bad"]), result.outcome
     assert result.outcome["line"].startswith(f"⚠ {len(info['bad'])} item errors")
     assert "14 of 14 images uploaded in 5 of 5 batches" in result.outcome["line"]
-    assert result.note and result.note.startswith(result.outcome["line"]), result.note
+    assert result.note and result.note.startswith(result.outcome["note"]), result.note
+    assert result.note.startswith(f"[Summary]({result.outcome['url']}) · ⚠ 4 item errors")
     page = published_root() / "roboflow_upload" / safe_name(result.run_id) / "summary.html"
     html_text = page.read_text()
     for batch in ("survey-train-0000", "survey-valid-0000"):
