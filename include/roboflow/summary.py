@@ -18,28 +18,13 @@ from include.roboflow.store import BatchRef
 _CHUNK = 500
 
 
-def _batches(session: Any, refs: Sequence[BatchRef]) -> list[RoboflowBatch]:
+def _of_batches(session: Any, model: Any, refs: Sequence[BatchRef], *where: Any) -> list[Any]:
+    """Rows of ``model`` (batches or images) that belong to ``refs``, queried in chunks."""
     keys = [(r.project, r.batch_key) for r in refs]
-    rows: list[RoboflowBatch] = []
+    rows: list[Any] = []
     for i in range(0, len(keys), _CHUNK):
-        rows += session.scalars(
-            select(RoboflowBatch).where(
-                tuple_(RoboflowBatch.project, RoboflowBatch.batch_key).in_(keys[i : i + _CHUNK])
-            )
-        ).all()
-    return sorted(rows, key=lambda b: (b.project, b.batch_key))
-
-
-def _failed_images(session: Any, refs: Sequence[BatchRef]) -> list[RoboflowImage]:
-    keys = [(r.project, r.batch_key) for r in refs]
-    rows: list[RoboflowImage] = []
-    for i in range(0, len(keys), _CHUNK):
-        rows += session.scalars(
-            select(RoboflowImage).where(
-                tuple_(RoboflowImage.project, RoboflowImage.batch_key).in_(keys[i : i + _CHUNK]),
-                RoboflowImage.status == Status.FAILED,
-            )
-        ).all()
+        cond = tuple_(model.project, model.batch_key).in_(keys[i : i + _CHUNK])
+        rows += session.scalars(select(model).where(cond, *where)).all()
     return rows
 
 
@@ -55,8 +40,8 @@ def build_summary(
 ) -> RunSummary:
     refs = [BatchRef.from_dict(dict(b)) for b in batches or []]
     with session_scope(engine) as s:
-        rows = _batches(s, refs)
-        failed = _failed_images(s, refs)
+        rows = sorted(_of_batches(s, RoboflowBatch, refs), key=lambda b: (b.project, b.batch_key))
+        failed = _of_batches(s, RoboflowImage, refs, RoboflowImage.status == Status.FAILED)
         scan = s.scalars(
             select(ItemRecord).where(
                 ItemRecord.pipeline == PIPELINE,
