@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from include.common.db import session_scope
 from include.common.items import get_item, keys_with_status, record_item
 from include.common.models import ItemStatus
-from include.reef.acquisition import AcquisitionError
+from include.reef.acquisition import AcquisitionError, check_folder
 from include.reef.folders import list_timelapse_folders, select_folders
 from include.reef.upload import (
     UploadFile,
@@ -124,16 +124,21 @@ def treatment_upload_folder(
     experiment_id: str,
     work_dir: str | Path,
     run_id: str | None = None,
+    redo: bool = False,
 ) -> dict[str, Any]:
-    """Zip one folder, stage the experiment's treatment dataset, upload, commit, verify, record."""
+    """Check the folder's tiles (missing or corrupt ones are warnings: the folder is archived as
+    it is), zip it, stage the experiment's treatment dataset, upload, commit, verify, record."""
     from include.reef.zipstream import UnsafeEntryError, zip_folder
 
     name, key = folder["name"], folder_key(experiment_id, folder["name"])
     with session_scope(engine) as s:
         rec = get_item(s, TREATMENT, KIND_FOLDER, key)
-        if rec is not None and rec.status == ItemStatus.DONE:
+        if rec is not None and rec.status == ItemStatus.DONE and not redo:
             return {"folder": name, "status": "already_done"}
     _record(engine, TREATMENT, KIND_FOLDER, key, ItemStatus.PROCESSING, run_id=run_id)
+    warnings = check_folder(folder["path"])
+    for w in warnings:
+        log.warning("folder %s: %s (archived as it is)", name, w)
     zip_path = Path(work_dir) / experiment_id / f"{name}.zip"
     try:
         z = zip_folder(folder["path"], zip_path)
@@ -154,11 +159,12 @@ def treatment_upload_folder(
     ds_alias = treatment_dataset_alias(experiment_id)
     committed = hook.read(ds_alias, stage=True)
     if committed and committed.get("versions") and committed.get("staging") is None:
+        sums = ((committed.get("manifest") or {}).get("sha256")) or {}
         listing = hook.list_files(ds_alias)
-        if listing.get(remote) == z.size:
-            log.info("%s already committed with the same size: recording only", remote)
-            return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path)
-    hook.ensure_staged_dataset(
+        if listing.get(remote) == z.size and sums.get(remote) == z.sha256:
+            log.info("%s already committed with the same content: recording only", remote)
+            return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path, warnings)
+    art = hook.ensure_staged_dataset(
         ds_alias,
         coll,
         {
@@ -167,8 +173,13 @@ def treatment_upload_folder(
         },
     )
     hook.upload_files(ds_alias, [UploadFile(str(zip_path), remote, z.size)])
+    # the archive's checksum goes into the manifest with the commit: a later size-equal archive
+    # with other content is not mistaken for this one
+    manifest = dict((art or {}).get("manifest") or {})
+    manifest["sha256"] = {**(manifest.get("sha256") or {}), remote: z.sha256}
+    hook.call("edit", hook.artifact_id(ds_alias), manifest=manifest, stage=True)
     hook.commit(ds_alias, expected={remote: z.size})
-    return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path)
+    return _treatment_done(engine, key, name, z, hook, ds_alias, run_id, zip_path, warnings)
 
 
 def _treatment_done(
@@ -180,6 +191,7 @@ def _treatment_done(
     ds: str,
     run_id: str | None,
     zip_path: Path,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     remote = f"{name}.zip"
     listing = hook.list_files(ds)
@@ -201,10 +213,17 @@ def _treatment_done(
             "size": z.size,
             "entries": z.entries,
             "skipped": z.skipped,
+            "warnings": warnings or [],
         },
     )
     zip_path.unlink(missing_ok=True)  # our own temp archive; the source folder is untouched
-    return {"folder": name, "status": "done", "file": remote, "size": z.size}
+    return {
+        "folder": name,
+        "status": "done",
+        "file": remote,
+        "size": z.size,
+        "warnings": warnings or [],
+    }
 
 
 # --------------------------------------------------------------------------- stitch
@@ -524,3 +543,56 @@ def summarize(results: list[dict[str, Any]], selection: dict[str, Any]) -> dict[
         "skipped": selection.get("skipped", {}),
         "rejected": selection.get("rejected", {}),
     }
+
+
+# --------------------------------------------------------------------------- timelapse
+def timelapse_dataset_alias(experiment_id: str) -> str:
+    return f"{artifact_alias(experiment_id)}-timelapse"
+
+
+def build_timelapse(
+    hook: Any | None,
+    *,
+    experiment_id: str,
+    stitched_dir: str | Path,
+    committed: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The experiment's timelapse (composite of every timepoint with previews, oldest first),
+    rebuilt when this run committed a timepoint and uploaded (``hook``) to the dataset
+    ``<experiment>-timelapse`` in the gallery. None when there is nothing new."""
+    from include.reef.folders import parse_folder_time
+    from include.reef.pictures import COMPOSITE, write_timelapse
+
+    if not any(r and r.get("status") == "done" for r in committed):
+        return None
+    root = Path(stitched_dir) / experiment_id / "previews"
+    frames = []
+    for d in root.iterdir() if root.is_dir() else []:
+        taken = parse_folder_time(d.name, experiment_id)
+        if taken is not None and (d / f"{COMPOSITE}.png").is_file():
+            frames.append((taken, d / f"{COMPOSITE}.png"))
+    frames.sort()
+    path = write_timelapse([p for _, p in frames], Path(stitched_dir) / experiment_id / "timelapse")
+    if path is None:
+        return None
+    out: dict[str, Any] = {"path": str(path), "frames": len(frames)}
+    if hook is not None:
+        alias = timelapse_dataset_alias(experiment_id)
+        coll = hook.ensure_collection(
+            collection_alias(experiment_id),
+            {
+                "name": f"Reef imaging {experiment_id}",
+                "description": f"Timelapse data of {experiment_id}",
+            },
+        )
+        hook.ensure_staged_dataset(
+            alias,
+            coll,
+            {"name": f"{experiment_id} timelapse", "description": "Composite of every timepoint"},
+        )
+        f = UploadFile(str(path), path.name, path.stat().st_size)
+        hook.upload_files(alias, [f])
+        hook.commit(alias, expected={f.remote: f.size})
+        out["dataset"] = alias
+        out["artifact"] = hook.artifact_id(alias)
+    return out

@@ -120,3 +120,25 @@ def test_as_list_accepts_every_shape_of_a_mapped_xcom_pull():
     assert as_list(None) == []
     assert as_list({"folder": "a"}) == [{"folder": "a"}]
     assert as_list([{"folder": "a"}, None, {"folder": "b"}]) == [{"folder": "a"}, {"folder": "b"}]
+
+
+def test_timelapse_of_the_experiments_composites(tmp_path: Path):
+    from PIL import Image
+
+    from include.reef.pipeline import build_timelapse, preview_dir
+
+    exp = "tl"
+    folders = generate_timelapse(tmp_path / "mic", exp, n_folders=3, grid=GRID)
+    for i, f in enumerate(folders):
+        d = preview_dir(tmp_path / "st", exp, f.name)
+        d.mkdir(parents=True)
+        Image.new("RGB", (40 + i, 30), (80 * i, 0, 0)).save(d / "composite.png")
+    assert (
+        build_timelapse(None, experiment_id=exp, stitched_dir=tmp_path / "st", committed=[]) is None
+    )
+    out = build_timelapse(
+        None, experiment_id=exp, stitched_dir=tmp_path / "st", committed=[{"status": "done"}]
+    )
+    assert out is not None and out["frames"] == 3
+    with Image.open(out["path"]) as im:
+        assert im.n_frames == 3 and im.size == (42, 30)
