@@ -5,22 +5,24 @@ Reef microscope timelapse: each finished timelapse folder is zipped and uploaded
 experiment's **treatment dataset** in the Hypha artifact manager (connection `imaging_hypha`).
 Runs every 30 minutes (one run at a time) and by hand.
 
-Params: `base_dir` (where the microscope writes `<experiment_id>_YYYY-MM-DD_HH-MM-SS.ffffff`
-folders), `experiment_id`, optional `start_folder` / `end_folder` (swapped if reversed),
-`settle_seconds`, `work_dir` (temp zips).
+Params (all optional): `base_dir` (where the microscope writes
+`<experiment_id>_YYYY-MM-DD_HH-MM-SS.ffffff` folders) and `experiment_id` — empty: the installation
+settings `imaging_reef_base_dir` / `imaging_reef_experiment_id` (*Admin → Variables*);
+`start_folder` / `end_folder` (swapped if reversed), `settle_seconds` (default 300), `redo`
+(upload done folders again), `work_dir` (temp zips).
 
 1. **select_folders** — timelapse folders of the experiment ordered by the date-time in their
-   name; folders recorded as processed in the app database are skipped. Default range: first
-   unprocessed folder to the second-newest; the newest folder, and any folder modified in the last
-   `settle_seconds`, is never processed (the microscope may still be writing it).
-2. **upload_folder** (mapped, one folder at a time) — streamed zip64 archive (sorted entries, fixed
-   times: the same folder always gives the same bytes, no absolute or `..` paths), dataset staged
-   (created on first use, then edited in place: one committed version), presigned PUT (multipart
-   when large), commit with retries on a fresh connection, listing verified (name and size), then
-   the folder is recorded `done` in `item_records`. A crash at any point is safe to rerun: the same
-   path is overwritten (no duplicates) and nothing is recorded before its commit.
+   name; folders recorded as processed in the app database are skipped (unless `redo`). Default
+   range: first unprocessed folder to the newest; a folder modified in the last `settle_seconds`
+   is left for later (the microscope may still be writing it). No experiment id or an
+   installation base dir that does not exist yet: nothing to do, a green run.
+2. **upload_folder** (mapped, one folder at a time) — tiles checked first (missing tiles and
+   corrupt/truncated BMPs are warnings on the summary page; the folder is archived as it is);
+   streamed zip64 archive (deterministic bytes), dataset staged (one committed version), presigned
+   PUT (multipart when large), the archive's sha256 in the manifest, commit, listing verified; a
+   committed archive is reused only when its sha256 matches. Then the folder is recorded `done`.
    An unreadable folder is recorded `failed` with the reason; the others go on.
-3. **report** — what was done, skipped and failed; fails the run if a folder failed.
+3. **summary** — the run's page (folders, warnings, Hypha dataset link) and its one-line outcome.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ PIPELINE = "reef_treatment_upload"
     params={
         **folder_params(),
         "work_dir": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Where the temp zip archives are built. Empty: $IMAGING_DATA_DIR/reef/work.",
         ),
     },
@@ -79,13 +81,14 @@ def reef_treatment_upload() -> None:
         map_index_template="{{ task.op_kwargs['folder']['name'] }}",
     )
     def upload_folder(folder: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """Zip, stage, upload, commit, verify and record one folder."""
+        """Check, zip, stage, upload, commit, verify and record one folder."""
         from imaging.appdb import app_engine
         from imaging.hooks.hypha import HyphaArtifactHook
+        from imaging.operators.reef_tasks import run_params
         from include.common.settings import get_settings
         from include.reef.pipeline import treatment_upload_folder
 
-        p = context["params"]
+        p = run_params(context)
         work = p["work_dir"] or str(get_settings().data_dir / "reef" / "work")
         with HyphaArtifactHook() as hook:
             return treatment_upload_folder(
@@ -95,31 +98,39 @@ def reef_treatment_upload() -> None:
                 experiment_id=p["experiment_id"],
                 work_dir=work,
                 run_id=context["run_id"],
+                redo=p["redo"],
             )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def report(**context: Any) -> dict[str, Any]:
-        """Summary of the run; fails when a folder failed (the reasons are in the log and DB).
-        Results are pulled here (not passed in) so that a failed upstream still gets a report."""
-        import logging
-
+    def summary(**context: Any) -> dict[str, Any]:
+        """The run's summary page and one-line outcome (the DAG's only leaf: fails the run when
+        another task failed). Results are pulled here so that a failed upstream still gets one."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.reef.pipeline import as_list, summarize
+        from imaging.operators.reef_tasks import hypha_links, run_params
+        from imaging.results import publish_run_summary
+        from include.reef.pipeline import as_list, treatment_dataset_alias
+        from include.reef.summary import treatment_summary
 
         ti = context["ti"]
         selection = ti.xcom_pull(task_ids="select_folders")
         if not selection:
             raise AirflowFailException("folder selection failed: see select_folders")
-        summary = summarize(as_list(ti.xcom_pull(task_ids="upload_folder")), selection)
-        logging.getLogger("airflow.task").info("reef treatment upload: %s", summary)
-        if summary["failed"]:
-            raise AirflowFailException(f"folders failed: {summary['failed']}")
-        return summary
+        exp = run_params(context)["experiment_id"]
+        page = treatment_summary(
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            experiment_id=exp,
+            selection=selection,
+            results=as_list(ti.xcom_pull(task_ids="upload_folder")),
+            hypha=hypha_links(),
+            dataset_alias=treatment_dataset_alias(exp) if exp else None,
+        )
+        return dict(publish_run_summary(context, page))
 
     selection = select_folders()
     uploaded = upload_folder.expand(folder=folders_of(selection))
-    [selection, uploaded] >> report()
+    uploaded >> summary()
 
 
 reef_treatment_upload()

@@ -41,6 +41,15 @@ def _none(_: Settings) -> None:
     return None
 
 
+def _env_or(
+    var: str, default: Callable[[Settings], str | None]
+) -> Callable[[Settings], str | None]:
+    """The environment variable ``var`` of older deployments, else ``default``."""
+    import os
+
+    return lambda s: os.environ.get(var) or default(s)
+
+
 SETTINGS: dict[str, InstallSetting] = {
     s.name: s
     for s in (
@@ -73,13 +82,20 @@ SETTINGS: dict[str, InstallSetting] = {
         ),
         # reef microscope
         InstallSetting(
-            "reef_base_dir", "microscope output folder (one folder per timepoint)", _data("reef")
+            "reef_base_dir",
+            "microscope output folder (one folder per timepoint); default $REEF_BASE_DIR",
+            _env_or("REEF_BASE_DIR", _data("reef")),
         ),
-        InstallSetting("reef_experiment_id", "experiment id (Hypha dataset name)", _none),
+        InstallSetting(
+            "reef_experiment_id",
+            "experiment id (Hypha dataset name); default $REEF_EXPERIMENT_ID",
+            _env_or("REEF_EXPERIMENT_ID", _none),
+        ),
         InstallSetting(
             "reef_stitched_dir",
-            "where stitched OME-Zarr timepoints are kept",
-            _data("reef_stitched"),
+            "where stitched OME-Zarr timepoints and their previews are kept; default "
+            "$REEF_STITCHED_DIR",
+            _env_or("REEF_STITCHED_DIR", _data("reef_stitched")),
         ),
         # plant photos
         InstallSetting(

@@ -242,3 +242,81 @@ def plan_mosaic(
             raise AcquisitionError(f"channel {ch} has no tiles")
     shape = (max_y + tile_shape[0], max_x + tile_shape[1])
     return MosaicPlan(px, (ox, oy), tile_shape, shape, out)
+
+
+def _bmp_problem(path: Path) -> str | None:
+    """Why a BMP is unreadable or truncated (from its header and the file size), or None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(54)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if len(head) < 26 or head[:2] != b"BM":
+        return "not a BMP (bad header)"
+    declared = int.from_bytes(head[2:6], "little")
+    offset = int.from_bytes(head[10:14], "little")
+    if int.from_bytes(head[14:18], "little") >= 40 and len(head) >= 30:
+        w = int.from_bytes(head[18:22], "little", signed=True)
+        h = abs(int.from_bytes(head[22:26], "little", signed=True))
+        bpp = int.from_bytes(head[28:30], "little")
+        need = offset + ((w * bpp + 31) // 32) * 4 * h
+        if w <= 0 or h == 0 or bpp == 0:
+            return "bad BMP dimensions"
+        if size < need:
+            return f"truncated ({size} of {need} bytes)"
+    if declared and size < declared:
+        return f"truncated ({size} of {declared} bytes)"
+    return None
+
+
+def check_folder(folder: str | os.PathLike[str]) -> list[str]:
+    """Problems with a timelapse folder's tiles, as human-readable warnings (empty: all there):
+    parameters or coordinates missing, tiles listed in the coordinates but absent (for any channel
+    the folder has), BMP tiles that are not BMPs or are truncated, other tiles whose header does
+    not decode. Reads headers only."""
+    folder = Path(folder)
+    out: list[str] = []
+    try:
+        read_parameters(folder)
+    except AcquisitionError as exc:
+        out.append(str(exc))
+    try:
+        tiles = scan_tiles(folder)
+    except OSError as exc:
+        return [*out, f"cannot list {IMAGE_DIR}/: {exc}"]
+    try:
+        coords = read_coordinates(folder)
+    except AcquisitionError as exc:
+        out.append(str(exc))
+        coords = []
+    channels = sorted({t.channel for t in tiles})
+    missing = [
+        f"{c.region}_{c.fov}_{c.z_level}_{ch}"
+        for c in coords
+        for ch in channels
+        if TileName(c.region, c.fov, c.z_level, ch) not in tiles
+    ]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        out.append(f"{len(missing)} tile(s) listed in {COORDINATES_FILE} are missing: {shown}")
+    bad: list[str] = []
+    for _t, p in sorted(tiles.items(), key=lambda kv: kv[1].name):
+        why = _bmp_problem(p) if p.suffix.lower() == ".bmp" else _tiff_problem(p)
+        if why:
+            bad.append(f"{p.name}: {why}")
+    if bad:
+        shown = "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        out.append(f"{len(bad)} corrupt tile(s): {shown}")
+    return out
+
+
+def _tiff_problem(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - header decode only
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        return f"cannot decode ({exc})"
+    return None

@@ -4,9 +4,11 @@ A timelapse folder is ``<experiment_id>_YYYY-MM-DD_HH-MM-SS.ffffff`` directly un
 (the microscope sometimes writes unpadded fields such as ``17-53-2.861421``; those parse too).
 Folders are ordered by the date-time in their name, never by listing order.
 
-Default range: the first unprocessed folder to the second-newest one. The newest folder is never
-selected because the microscope may still be writing it, and neither is any folder modified less
-than ``settle_seconds`` before the reference time (the run's time, passed in by the caller).
+Default range: the first unprocessed folder to the newest one. A folder modified less than
+``settle_seconds`` before the reference time (the run's time, passed in by the caller) is held back
+because the microscope may still be writing it; once settled, the newest folder (an experiment's
+last timepoint, or the only folder of a one-folder experiment) is processed like any other.
+``redo`` processes the range's folders again even when they are recorded as processed.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ def select_folders(
     end_folder: str | None = None,
     reference_time: float | None = None,
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    redo: bool = False,
     mtime=latest_mtime,  # noqa: ANN001 - injectable for tests of the settle rule
 ) -> Selection:
     """Apply the range and skip rules to ``folders`` (oldest first, as listed).
@@ -150,25 +153,23 @@ def select_folders(
     ``settle_seconds`` before it are held back. None disables the check.
     """
     skipped: dict[str, str] = {}
-    if len(folders) < 2:
-        for f in folders:
-            skipped[f.name] = "newest folder: the microscope may still be writing it"
+    if not folders:
         return Selection([], skipped, None, None)
     newest = len(folders) - 1
     if start_folder:
         start = _index_of(folders, start_folder, "start")
+    elif redo:
+        start = 0
     else:
-        unprocessed = [i for i, f in enumerate(folders[:newest]) if f.name not in processed]
-        start = unprocessed[0] if unprocessed else newest - 1
-    end = _index_of(folders, end_folder, "end") if end_folder else newest - 1
+        unprocessed = [i for i, f in enumerate(folders) if f.name not in processed]
+        start = unprocessed[0] if unprocessed else newest
+    end = _index_of(folders, end_folder, "end") if end_folder else newest
     if start > end:
         start, end = end, start
     selected: list[TimelapseFolder] = []
     for i in range(start, end + 1):
         f = folders[i]
-        if i == newest:
-            skipped[f.name] = "newest folder: the microscope may still be writing it"
-        elif f.name in processed:
+        if f.name in processed and not redo:
             skipped[f.name] = "already processed"
         elif reference_time is not None and reference_time - mtime(f.path) < settle_seconds:
             skipped[f.name] = f"modified less than {settle_seconds:g} s ago: may still be written"

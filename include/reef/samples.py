@@ -51,7 +51,12 @@ def mosaic_region(
         + 60.0 * np.sin((y + 7 * t) / (23.0 + 9 * c))
         + 50.0 * np.cos((x - 5 * t) / (31.0 + 7 * c))
     )
-    noise = ((y * 73856093) ^ (x * 19349663) ^ (c * 83492791 + t * 2654435761)) & 0x1F
+    # a hash of (y, x, channel, time): texture without any period (registration test data)
+    h = ((y * 73856093) ^ (x * 19349663) ^ (c * 83492791 + t * 2654435761)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        h = (h * np.uint64(0x9E3779B97F4A7C15)) ^ (h >> np.uint64(29))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+    noise = (h >> np.uint64(59)).astype(np.int64)  # 0..31
     v = base + noise  # 6..233
     if bits == 16:
         return (v * 256).astype(np.uint16)
@@ -66,6 +71,9 @@ class GridSpec:
     overlap: float = 0.1
     region: str = "A1"
     origin_mm: tuple[float, float] = (10.0, 20.0)  # stage x, y of the first tile
+    jitter_px: int = 0  # written stage positions are off by up to this many pixels (seeded)
+    seed: int = 0
+    serpentine: bool = False  # scan order: rows alternate direction (FOV numbering)
 
     @property
     def step(self) -> int:
@@ -100,16 +108,21 @@ def write_timelapse_folder(
     ps = pixel_size_um()
     rows = []
     fov = 0
+    rng = np.random.default_rng(grid.seed + 7919 * t)
     for r in range(grid.rows):
-        for c in range(grid.cols):
+        cols = range(grid.cols)
+        for c in reversed(cols) if grid.serpentine and r % 2 else cols:
             y, x = r * grid.step, c * grid.step
+            jy, jx = (
+                rng.integers(-grid.jitter_px, grid.jitter_px + 1, 2) if grid.jitter_px else (0, 0)
+            )
             rows.append(
                 {
                     "region": grid.region,
                     "fov": fov,
                     "z_level": 0,
-                    "x (mm)": repr(grid.origin_mm[0] + x * ps / 1000.0),
-                    "y (mm)": repr(grid.origin_mm[1] + y * ps / 1000.0),
+                    "x (mm)": repr(grid.origin_mm[0] + (x + int(jx)) * ps / 1000.0),
+                    "y (mm)": repr(grid.origin_mm[1] + (y + int(jy)) * ps / 1000.0),
                     "z (um)": "3000.0",
                     "time": f"{taken_at.timestamp() + fov:.3f}",
                 }

@@ -1,18 +1,22 @@
-"""Stitch microscope tiles by stage coordinates into an OME-NGFF 0.5 (zarr v3) multiscale image,
-one image group per channel, without ever holding the canvas in memory.
+"""Stitch microscope tiles into one OME-NGFF 0.5 (zarr v3) multiscale image per timepoint, with a
+channel axis (``c``, ``y``, ``x``), without ever holding the canvas in memory.
 
-How: the canvas is produced in horizontal bands one shard high. Every tile that overlaps a band is
-decoded once (kept until its last band is done), pasted into the band buffer, and the band is
-written as whole shards (no read-modify-write). Each pyramid level is derived band by band from
-the level above and buffered until it has a full shard row. Memory is about
-``2 x shard_height x canvas_width`` pixels plus one row of tiles, whatever the canvas size; the
-shard encoding (blosc/zstd per inner chunk) runs in parallel in zarr's codec pipeline and our
-thread pool.
+How: the canvas is produced in horizontal bands one shard high, and each band only as the shard
+columns that tiles touch (a dict of blocks): memory follows the data, not the canvas extent (two
+regions 80 mm apart cost what two regions side by side cost). Every tile overlapping a band is
+decoded once (kept until its last band is done) and pasted into the blocks it covers; each block
+is written as a whole shard (no read-modify-write). Each pyramid level is derived block by block
+from the level above (2x2 mean) and buffered until its shard row is complete. Empty shards are
+never written. Shard encoding (blosc/zstd per inner chunk) runs in a thread pool.
 
-Output (``<name>.zarr``): root group attrs ``reef`` (channels, pixel size, source folder) and per
-channel ``<channel>/`` a multiscale image with axes y/x in micrometer, ``scale`` and
-``translation`` transforms (stage position of pixel 0,0) and ``omero`` channel name, colour and
-window. The result is built under a temp name and renamed; ``.done`` marks a finished stitch.
+Output (``<name>.zarr``): the root group is the image: ``ome.multiscales`` with axes
+``c`` (channel), ``y``, ``x`` (micrometer), per level a ``scale`` and a ``translation`` (the
+physical position of that level's pixel (0, 0) centre: level ``l`` is shifted by
+``(2**l - 1) / 2`` level-0 pixels from level 0), ``ome.omero`` channel labels, colours and
+windows; arrays ``0``, ``1``, ... of shape ``(C, H, W)``, chunks ``(1, chunk, chunk)``, shards
+``(1, shard, shard)``. Root attrs ``reef`` hold the source folder, options and tile positions.
+The result is built under a temp name and renamed; ``.done`` marks a finished stitch, and a finished
+stitch made with other options (or from other source files) is rebuilt.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ class StitchOptions:
     codec: str = "zstd"
     compression_level: int = 1
     workers: int = 2
+    register: bool = True  # refine stage positions from the tiles' overlaps
+    max_shift_px: int = 40  # registration: largest correction searched
+    min_correlation: float = 0.3  # registration: weaker overlaps keep the stage position
 
     @classmethod
     def original(cls, **overrides: Any) -> StitchOptions:
@@ -95,6 +102,12 @@ class StitchOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def output_key(self) -> dict[str, Any]:
+        """The options that change the output's pixels or layout (not ``workers``)."""
+        d = json.loads(json.dumps(self.as_dict()))
+        d.pop("workers", None)
+        return d
 
 
 _COLOURS = (
@@ -196,10 +209,10 @@ def downsample2(a: np.ndarray, method: str) -> np.ndarray:
 @dataclass
 class ChannelResult:
     name: str
-    path: str
-    levels: list[tuple[int, int]]
+    index: int
     tiles: int
     window: tuple[float, float]
+    colour: str = "FFFFFF"
 
 
 @dataclass
@@ -209,7 +222,10 @@ class StitchResult:
     pixel_size_um: float
     origin_mm: tuple[float, float]
     dtype: str
+    levels: list[tuple[int, int]] = field(default_factory=list)
     channels: list[ChannelResult] = field(default_factory=list)
+    source: str = ""  # fingerprint of the source files (names, sizes, times)
+    registration: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -219,7 +235,7 @@ MAX_UINT_64 = 2**64 - 1
 
 
 class ShardWriter:
-    """Writes whole shards of a zarr v3 sharded 2-D array straight to its directory store.
+    """Writes whole shards of a zarr v3 sharded ``(C, H, W)`` array straight to its directory store.
 
     zarr creates the array (metadata); this class encodes each shard's inner chunks with the
     array's blosc codec in a thread pool (blosc releases the GIL) and writes the shard file
@@ -249,20 +265,20 @@ class ShardWriter:
         }
         self.codec = Blosc(cname=b.cname.value, clevel=b.clevel, shuffle=shuffle[b.shuffle.value])
         self.shape = tuple(arr.shape)
-        self.shard = tuple(arr.shards)
-        self.chunk = tuple(sc.chunk_shape)
+        self.shard = tuple(arr.shards)[1:]
+        self.chunk = tuple(sc.chunk_shape)[1:]
         self.dtype = arr.dtype
         self.dir = array_dir
         self.pool = pool
         self.arr = arr
 
-    def _encode_shard(self, block: np.ndarray, i: int, j: int) -> None:
+    def _encode_shard(self, block: np.ndarray, c: int, i: int, j: int) -> None:
         import google_crc32c
 
         sy, sx = self.shard
         cy, cx = self.chunk
         ny, nx = sy // cy, sx // cx
-        index = np.full((ny, nx, 2), MAX_UINT_64, dtype="<u8")
+        index = np.full((1, ny, nx, 2), MAX_UINT_64, dtype="<u8")
         parts: list[bytes] = []
         offset = 0
         h, w = block.shape
@@ -271,18 +287,18 @@ class ShardWriter:
                 y0, x0 = a * cy, b * cx
                 if y0 >= h or x0 >= w:
                     continue
-                c = block[y0 : y0 + cy, x0 : x0 + cx]
-                if not c.any():
+                ch = block[y0 : y0 + cy, x0 : x0 + cx]
+                if not ch.any():
                     continue
-                if c.shape != (cy, cx):
+                if ch.shape != (cy, cx):
                     full = np.zeros((cy, cx), dtype=block.dtype)
-                    full[: c.shape[0], : c.shape[1]] = c
-                    c = full
-                data = self.codec.encode(np.ascontiguousarray(c))
-                index[a, b] = (offset, len(data))
+                    full[: ch.shape[0], : ch.shape[1]] = ch
+                    ch = full
+                data = self.codec.encode(np.ascontiguousarray(ch))
+                index[0, a, b] = (offset, len(data))
                 parts.append(bytes(data))
                 offset += len(data)
-        path = self.dir / self.arr.metadata.encode_chunk_key((i, j))
+        path = self.dir / self.arr.metadata.encode_chunk_key((c, i, j))
         if not parts:
             path.unlink(missing_ok=True)
             return
@@ -296,101 +312,136 @@ class ShardWriter:
                 fh.write(p)
         os.replace(tmp, path)
 
-    def submit_rows(self, row0: int, rows: np.ndarray) -> list[Future[None]]:
-        """Encode and write the shard row starting at ``row0`` (a multiple of the shard height)."""
+    def submit(self, block: np.ndarray, c: int, i: int, j: int) -> Future[None]:
+        """Encode and write shard ``(c, i, j)`` (``block`` is at most one shard, top-left aligned)."""
         sy, sx = self.shard
-        if row0 % sy or rows.shape[0] > sy or rows.shape[1] != self.shape[1]:
-            raise ValueError("rows must be one shard row wide and aligned")
-        i = row0 // sy
-        futs = []
-        for j, x0 in enumerate(range(0, self.shape[1], sx)):
-            futs.append(self.pool.submit(self._encode_shard, rows[:, x0 : x0 + sx], i, j))
+        h = min(sy, self.shape[1] - i * sy)
+        w = min(sx, self.shape[2] - j * sx)
+        return self.pool.submit(self._encode_shard, block[:h, :w], c, i, j)
+
+
+class _SparseLevel:
+    """One pyramid level's current shard row as blocks (shard columns that hold data only)."""
+
+    def __init__(self, writer: ShardWriter, level: int):
+        self.writer = writer
+        self.level = level
+        self.blocks: dict[int, np.ndarray] = {}
+
+    def put(self, piece: np.ndarray, band: int, col: int) -> None:
+        """``piece`` is level-0 block ``(band, col)`` downsampled ``level`` times."""
+        sy, sx = self.writer.shard
+        f = 2**self.level
+        y0 = (band % f) * (sy // f)
+        x0 = (col % f) * (sx // f)
+        blk = self.blocks.get(col // f)
+        if blk is None:
+            blk = self.blocks[col // f] = np.zeros((sy, sx), dtype=self.writer.dtype)
+        blk[y0 : y0 + piece.shape[0], x0 : x0 + piece.shape[1]] = piece
+
+    def flush(self, c: int, band: int) -> list[Future[None]]:
+        row = band // 2**self.level
+        futs = [self.writer.submit(b, c, row, j) for j, b in sorted(self.blocks.items())]
+        self.blocks = {}
         return futs
 
 
-class _LevelWriter:
-    """Buffers rows of one pyramid level until a full shard row is ready, then writes it."""
+def _ome_metadata(
+    plan: MosaicPlan, levels: int, channels: list[ChannelResult], dtype: np.dtype
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """(axes, datasets, omero) of the image. Translation: the centre of each level's pixel (0, 0)
+    in micrometer (stage position of the canvas origin plus half a level-l pixel minus half a
+    level-0 pixel)."""
+    px = plan.pixel_size_um
+    ox_um, oy_um = plan.origin_mm[0] * 1000.0, plan.origin_mm[1] * 1000.0
+    axes = [
+        {"name": "c", "type": "channel"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    datasets = []
+    for lvl in range(levels):
+        f = 2**lvl
+        shift = px * (f - 1) / 2.0
+        datasets.append(
+            {
+                "path": str(lvl),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [1.0, px * f, px * f]},
+                    {"type": "translation", "translation": [0.0, oy_um + shift, ox_um + shift]},
+                ],
+            }
+        )
+    info = np.iinfo(dtype)
+    omero = {
+        "version": "0.5",
+        "channels": [
+            {
+                "label": ch.name,
+                "color": ch.colour,
+                "active": True,
+                "coefficient": 1.0,
+                "family": "linear",
+                "inverted": False,
+                "window": {
+                    "min": float(info.min),
+                    "max": float(info.max),
+                    "start": ch.window[0],
+                    "end": ch.window[1],
+                },
+            }
+            for ch in channels
+        ],
+        "rdefs": {"model": "color", "defaultT": 0, "defaultZ": 0},
+    }
+    return axes, datasets, omero
 
-    def __init__(self, writer: ShardWriter):
-        self.writer = writer
-        self.shard_rows = writer.shard[0]
-        self.buf = np.zeros((self.shard_rows, writer.shape[1]), dtype=writer.dtype)
-        self.filled = 0
-        self.row0 = 0
-        self.pending: list[Future[None]] = []
 
-    def push(self, rows: np.ndarray) -> None:
-        i = 0
-        while i < rows.shape[0]:
-            n = min(self.shard_rows - self.filled, rows.shape[0] - i)
-            self.wait()
-            self.buf[self.filled : self.filled + n] = rows[i : i + n]
-            self.filled += n
-            i += n
-            if self.filled == self.shard_rows:
-                self.flush()
-
-    def wait(self) -> None:
-        for f in self.pending:
-            f.result()
-        self.pending = []
-
-    def flush(self) -> None:
-        if self.filled:
-            n = min(self.filled, self.writer.shape[0] - self.row0)
-            self.pending = self.writer.submit_rows(self.row0, self.buf[:n])
-            self.row0 += n
-            self.filled = 0
-
-
-def _stitch_channel(
-    group: Any,
-    name: str,
-    placements: list[Placement],
-    plan: MosaicPlan,
-    dtype: np.dtype,
-    opts: StitchOptions,
-    pool: ThreadPoolExecutor,
-) -> ChannelResult:
+def _create_arrays(
+    root: Any, n_channels: int, shapes: list[tuple[int, int]], dtype: np.dtype, opts: StitchOptions
+) -> list[Any]:
     import zarr
-    from ome_zarr.format import FormatV05
-    from ome_zarr.writer import write_multiscales_metadata
     from zarr.codecs import BloscCodec, BloscShuffle
 
-    shapes = level_shapes(plan.shape, opts)
-    shard = opts.shard
-    if shard % (opts.chunk) or shard % (2 ** (len(shapes) - 1)):
-        raise ValueError("shard must be a multiple of chunk and of 2**(levels-1)")
-    g = group.create_group(name)
     shuffle = BloscShuffle.bitshuffle if dtype.itemsize == 1 else BloscShuffle.shuffle
     arrays = []
     for lvl, (h, w) in enumerate(shapes):
-        c = (min(opts.chunk, h), min(opts.chunk, w))
-        s = (min(shard, math.ceil(h / c[0]) * c[0]), min(shard, math.ceil(w / c[1]) * c[1]))
         arrays.append(
             zarr.create_array(
-                g.store,
-                name=f"{g.path}/{lvl}",
-                shape=(h, w),
+                root.store,
+                name=str(lvl),
+                shape=(n_channels, h, w),
                 dtype=dtype,
-                chunks=c,
-                shards=s,
+                chunks=(1, opts.chunk, opts.chunk),
+                shards=(1, opts.shard, opts.shard),
                 compressors=[
                     BloscCodec(cname=opts.codec, clevel=opts.compression_level, shuffle=shuffle)
                 ],
                 fill_value=0,
-                dimension_names=("y", "x"),
-                # shard files c.<row>.<col> side by side: one folder per level to list and sync
+                dimension_names=("c", "y", "x"),
+                # shard files c.<channel>.<row>.<col> side by side: one folder per level
                 chunk_key_encoding={"name": "default", "separator": "."},
                 config={"write_empty_chunks": False},
             )
         )
-    store_root = Path(str(g.store.root))
-    shard_writers = [ShardWriter(a, store_root / a.path, pool) for a in arrays]
-    writers = [_LevelWriter(w) for w in shard_writers[1:]]
+    return arrays
+
+
+def _stitch_channel(
+    ci: int,
+    placements: list[Placement],
+    plan: MosaicPlan,
+    dtype: np.dtype,
+    opts: StitchOptions,
+    writers: list[ShardWriter],
+    pool: ThreadPoolExecutor,
+) -> None:
     th, tw = plan.tile_shape
+    H, W = plan.shape
+    sy = sx = opts.shard
     order = sorted(placements, key=lambda p: (p.y, p.x, p.region, p.fov))
     cache: dict[int, Future[np.ndarray]] = {}
+    levels = [_SparseLevel(w, lvl) for lvl, w in enumerate(writers)]
 
     def load(p: Placement) -> np.ndarray:
         img = transform_tile(read_tile(p.path), opts)
@@ -400,95 +451,82 @@ def _stitch_channel(
             )
         return img.astype(dtype, copy=False)
 
-    H, W = plan.shape
-    bands = [np.zeros((shard, W), dtype=dtype) for _ in range(2)]
-    band_pending: list[list[Future[None]]] = [[], []]
+    n_bands = math.ceil(H / sy)
+    pending: list[Future[None]] = []
     nxt = 0  # index in `order` of the first tile not yet scheduled
     try:
-        for bi, y0 in enumerate(range(0, H, shard)):
-            y1 = min(H, y0 + shard)
+        for bi in range(n_bands):
+            y0, y1 = bi * sy, min(H, (bi + 1) * sy)
             # decode tiles of this band and prefetch those of the next one
-            while nxt < len(order) and order[nxt].y < y1 + shard:
+            while nxt < len(order) and order[nxt].y < y1 + sy:
                 cache[nxt] = pool.submit(load, order[nxt])
                 nxt += 1
-            band = bands[bi % 2]
-            for f in band_pending[bi % 2]:
-                f.result()
-            band[: y1 - y0].fill(0)
+            blocks: dict[int, np.ndarray] = {}
             for k in list(cache):
                 p = order[k]
                 if p.y >= y1:
                     continue
                 img = cache[k].result()
                 ty0, ty1 = max(p.y, y0), min(p.y + th, y1)
-                band[ty0 - y0 : ty1 - y0, p.x : p.x + tw] = img[ty0 - p.y : ty1 - p.y]
+                for j in range(p.x // sx, (p.x + tw - 1) // sx + 1):
+                    bx0 = j * sx
+                    blk = blocks.get(j)
+                    if blk is None:
+                        blk = blocks[j] = np.zeros((y1 - y0, min(sx, W - bx0)), dtype=dtype)
+                    tx0, tx1 = max(p.x, bx0), min(p.x + tw, bx0 + blk.shape[1])
+                    blk[ty0 - y0 : ty1 - y0, tx0 - bx0 : tx1 - bx0] = img[
+                        ty0 - p.y : ty1 - p.y, tx0 - p.x : tx1 - p.x
+                    ]
                 if p.y + th <= y1:
                     del cache[k]
-            rows = band[: y1 - y0]
-            band_pending[bi % 2] = shard_writers[0].submit_rows(y0, rows)
-            cur = rows
-            for wr in writers:
-                cur = downsample2(cur, opts.downsample)
-                wr.push(cur)
-        for wr in writers:
-            wr.flush()
-            wr.wait()
-        for futs in band_pending:
-            for f in futs:
+            for f in pending:  # one band in flight: memory stays bounded
                 f.result()
+            pending = [writers[0].submit(b, ci, bi, j) for j, b in sorted(blocks.items())]
+            last = bi == n_bands - 1
+            for j, b in blocks.items():
+                cur = b
+                for lv in levels[1:]:
+                    cur = downsample2(cur, opts.downsample)
+                    lv.put(cur, bi, j)
+            for lv in levels[1:]:
+                if last or (bi + 1) % 2**lv.level == 0:
+                    pending += lv.flush(ci, bi)
+        for f in pending:
+            f.result()
     finally:
         for f in cache.values():
             f.cancel()
-    smallest = np.asarray(arrays[-1][...])
-    nz = smallest[smallest > 0]
-    lo, hi = (float(nz.min()), float(nz.max())) if nz.size else (0.0, 0.0)
-    info = np.iinfo(dtype)
-    px = plan.pixel_size_um
-    ox_um, oy_um = plan.origin_mm[0] * 1000.0, plan.origin_mm[1] * 1000.0
-    datasets = [
-        {
-            "path": str(lvl),
-            "coordinateTransformations": [
-                {"type": "scale", "scale": [px * 2**lvl, px * 2**lvl]},
-                {"type": "translation", "translation": [oy_um, ox_um]},
-            ],
-        }
-        for lvl in range(len(shapes))
-    ]
-    write_multiscales_metadata(
-        g,
-        datasets,
-        fmt=FormatV05(),
-        axes=[
-            {"name": "y", "type": "space", "unit": "micrometer"},
-            {"name": "x", "type": "space", "unit": "micrometer"},
-        ],
-        name=name,
-        metadata={
-            "omero": {
-                "name": name,
-                "channels": [
-                    {
-                        "label": name,
-                        "color": channel_colour(name),
-                        "active": True,
-                        "window": {
-                            "min": float(info.min),
-                            "max": float(info.max),
-                            "start": lo,
-                            "end": hi,
-                        },
-                    }
-                ],
-                "rdefs": {"model": "color"},
-            }
-        },
-    )
-    return ChannelResult(name, f"{name}", shapes, len(placements), (lo, hi))
 
 
 def is_stitched(zarr_path: str | os.PathLike[str]) -> bool:
     return (Path(zarr_path) / DONE_MARKER).is_file()
+
+
+def source_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """A hash of the folder's tile list, coordinates and parameters (names, sizes, mtimes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    folder = Path(folder)
+    for p in sorted(
+        [*folder.glob("*.json"), *(folder / "0").iterdir()]
+        if (folder / "0").is_dir()
+        else folder.glob("*.json")
+    ):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        h.update(f"{p.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _finished_matches(zarr_path: Path, opts: StitchOptions, source: str) -> bool:
+    try:
+        meta = json.loads((zarr_path / "stitch_result.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("options") == opts.output_key() and meta.get("source") == source
 
 
 def stitch_folder(
@@ -497,23 +535,28 @@ def stitch_folder(
     *,
     channels: Iterable[str] | None = None,
     options: StitchOptions | None = None,
+    force: bool = False,
 ) -> StitchResult:
     """Stitch ``folder`` into ``zarr_path`` (a directory ending in ``.zarr``).
 
-    Idempotent: a finished output (``.done`` marker) is returned as is; a half-written temp
-    output from a crash is discarded and rebuilt. Source tiles are only read.
+    Idempotent: a finished output (``.done`` marker) made with the same output options from the
+    same source files (and channels) is returned as is; otherwise (or with ``force``) it is
+    rebuilt. A half-written temp output from a crash is discarded. Source tiles are only read.
     Raises :class:`AcquisitionError` (incl. :class:`StitchInputError`) for bad input.
     """
     import zarr
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_multiscales_metadata
 
     opts = options or StitchOptions()
     zarr_path = Path(zarr_path)
-    if is_stitched(zarr_path):
-        return StitchResult(**_read_result(zarr_path))
+    chans = list(channels) if channels else None
+    source = source_fingerprint(folder) + (f":{','.join(chans)}" if chans else "")
+    if not force and is_stitched(zarr_path) and _finished_matches(zarr_path, opts, source):
+        return _read_result(zarr_path)
     tiles = scan_tiles(folder)
     if not tiles:
         raise AcquisitionError("no tiles in 0/")
-    chans = list(channels) if channels else None
     first = next(iter(sorted(tiles.values())))
     (h, w), src_dtype = tile_header(first)
     if opts.rot90 % 2:
@@ -525,95 +568,132 @@ def stitch_folder(
         z_level=opts.z_level,
         adjustment=opts.pixel_size_adjustment,
     )
+    registration: dict[str, Any] = {}
+    if opts.register:
+        from include.reef.register import register_plan
+
+        plan, registration = register_plan(plan, opts)
     dtype = output_dtype(src_dtype, opts)
+    shapes = level_shapes(plan.shape, opts)
+    if opts.shard % opts.chunk or opts.shard % (2 ** (len(shapes) - 1)):
+        raise ValueError("shard must be a multiple of chunk and of 2**(levels-1)")
     tmp = zarr_path.with_name(f".{zarr_path.name}.partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    if zarr_path.exists():  # our own unfinished output (no .done): rebuild
+    if zarr_path.exists():  # our own unfinished or outdated output: rebuild
         shutil.rmtree(zarr_path)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    names = list(plan.channels)
+    arrays = _create_arrays(root, len(names), shapes, dtype, opts)
     result = StitchResult(
         zarr_path=str(zarr_path),
         shape=plan.shape,
         pixel_size_um=plan.pixel_size_um,
         origin_mm=plan.origin_mm,
         dtype=dtype.name,
+        levels=shapes,
+        source=source,
+        registration=registration,
     )
     try:
         with ThreadPoolExecutor(max(1, opts.workers)) as pool:
-            for ch, placements in plan.channels.items():
+            writers = [ShardWriter(a, tmp / a.path, pool) for a in arrays]
+            for ci, ch in enumerate(names):
+                placements = plan.channels[ch]
+                _stitch_channel(ci, placements, plan, dtype, opts, writers, pool)
+                smallest = np.asarray(arrays[-1][ci])
+                nz = smallest[smallest > 0]
+                lo, hi = (float(nz.min()), float(nz.max())) if nz.size else (0.0, 0.0)
                 result.channels.append(
-                    _stitch_channel(root, ch, placements, plan, dtype, opts, pool)
+                    ChannelResult(ch, ci, len(placements), (lo, hi), channel_colour(ch))
                 )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our own half-written output
         raise
-    meta = result.as_dict()
-    meta["zarr_path"] = str(zarr_path)
+    axes, datasets, omero = _ome_metadata(plan, len(shapes), result.channels, dtype)
+    write_multiscales_metadata(
+        root,
+        datasets,
+        fmt=FormatV05(),
+        axes=axes,
+        name=Path(folder).name,
+        metadata={"omero": omero},
+    )
     root.attrs["reef"] = {
         "source_folder": Path(folder).name,
-        "channels": [c.name for c in result.channels],
+        "channels": names,
         "pixel_size_um": plan.pixel_size_um,
         "origin_mm": list(plan.origin_mm),
-        "options": opts.as_dict(),
+        "options": opts.output_key(),
+        "registration": {k: v for k, v in registration.items() if k != "positions"},
     }
+    meta = result.as_dict()
+    meta["options"] = opts.output_key()
     (tmp / "stitch_result.json").write_text(json.dumps(meta, indent=1))
     os.replace(tmp, zarr_path)
     (zarr_path / DONE_MARKER).write_text("ok\n")
     return result
 
 
-def _read_result(zarr_path: Path) -> dict[str, Any]:
+def _read_result(zarr_path: Path) -> StitchResult:
     data = json.loads((zarr_path / "stitch_result.json").read_text())
+    data.pop("options", None)
     data["shape"] = tuple(data["shape"])
     data["origin_mm"] = tuple(data["origin_mm"])
+    data["levels"] = [tuple(s) for s in data["levels"]]
     data["channels"] = [
         ChannelResult(
             name=c["name"],
-            path=c["path"],
-            levels=[tuple(s) for s in c["levels"]],
+            index=c["index"],
             tiles=c["tiles"],
             window=tuple(c["window"]),
+            colour=c.get("colour", "FFFFFF"),
         )
         for c in data["channels"]
     ]
-    return data
+    data["zarr_path"] = str(zarr_path)
+    return StitchResult(**data)
 
 
 def validate_zarr(zarr_path: str | os.PathLike[str], expected: StitchResult) -> dict[str, Any]:
-    """Read the output back with ome-zarr's reader and check levels, shapes and metadata."""
+    """Validate the image with ome-zarr-models (the NGFF 0.5 schema) and read it back with
+    ome-zarr's reader: one multiscale image, axes c/y/x, level shapes, scale, channel labels."""
+    import zarr
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Multiscales, Reader
+    from ome_zarr_models.v05.image import Image as OmeImage
 
     problems: list[str] = []
-    report: dict[str, Any] = {}
-    for ch in expected.channels:
-        loc = parse_url(str(Path(zarr_path) / ch.path))
-        if loc is None:
-            problems.append(f"{ch.name}: not readable as OME-Zarr")
-            continue
-        nodes = list(Reader(loc)())
-        if not nodes or not any(isinstance(s, Multiscales) for s in nodes[0].specs):
-            problems.append(f"{ch.name}: no multiscales image")
-            continue
-        node = nodes[0]
-        shapes = [tuple(int(x) for x in d.shape) for d in node.data]
-        if shapes != [tuple(s) for s in ch.levels]:
-            problems.append(f"{ch.name}: level shapes {shapes} != {ch.levels}")
-        ms = node.metadata
-        axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
-        if axes != ["y", "x"]:
-            problems.append(f"{ch.name}: axes {axes}")
-        units = {a.get("unit") for a in ms.get("axes", []) if isinstance(a, dict)}
-        if units != {"micrometer"}:
-            problems.append(f"{ch.name}: axis units {units}")
-        scale0 = ms["coordinateTransformations"][0][0]["scale"]
-        if not np.allclose(scale0, [expected.pixel_size_um] * 2):
-            problems.append(f"{ch.name}: scale {scale0} != {expected.pixel_size_um}")
-        if ms.get("channel_names") != [ch.name]:
-            problems.append(f"{ch.name}: channel names {ms.get('channel_names')}")
-        report[ch.name] = {"levels": shapes, "ome_version": loc.version}
+    try:
+        model = OmeImage.from_zarr(zarr.open_group(str(zarr_path), mode="r"))
+        n_ms = len(model.ome_attributes.multiscales)
+        if n_ms != 1:
+            problems.append(f"{n_ms} multiscales, expected 1")
+    except Exception as exc:  # noqa: BLE001 - any schema error is a validation problem
+        problems.append(f"not a valid OME-Zarr 0.5 image: {exc}")
+    loc = parse_url(str(zarr_path))
+    if loc is None:
+        raise ValueError("OME-Zarr validation failed: not readable as OME-Zarr")
+    nodes = list(Reader(loc)())
+    if not nodes or not any(isinstance(s, Multiscales) for s in nodes[0].specs):
+        raise ValueError("OME-Zarr validation failed: no multiscales image at the root")
+    node = nodes[0]
+    n_c = len(expected.channels)
+    shapes = [tuple(int(x) for x in d.shape) for d in node.data]
+    want = [(n_c, *s) for s in expected.levels]
+    if shapes != want:
+        problems.append(f"level shapes {shapes} != {want}")
+    ms = node.metadata
+    axes = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
+    if axes != ["c", "y", "x"]:
+        problems.append(f"axes {axes}")
+    scale0 = ms["coordinateTransformations"][0][0]["scale"]
+    if not np.allclose(scale0, [1.0] + [expected.pixel_size_um] * 2):
+        problems.append(f"scale {scale0} != {expected.pixel_size_um}")
+    names = [c.name for c in expected.channels]
+    if ms.get("channel_names") != names:
+        problems.append(f"channel names {ms.get('channel_names')} != {names}")
     if problems:
         raise ValueError("OME-Zarr validation failed: " + "; ".join(problems))
-    return report
+    return {"levels": [list(s) for s in shapes], "ome_version": loc.version, "channels": names}

@@ -26,8 +26,16 @@ url_batch                   10          files per ``put_file`` RPC (one call, ma
 ==========================  ==========  ======================================================
 
 The hypha-rpc client is asyncio-only; the hook runs one event loop in a daemon thread and exposes a
-synchronous API. The connection is cached (``get_conn``) and dropped on any connection error, the
-next call reconnects with backoff, so a server restart in the middle of a task is survived.
+synchronous API. The connection is cached (``get_conn``).
+
+Retries: one tenacity policy (:meth:`HyphaArtifactHook._policy`, backoff ``min(cap, base * 2**n)``)
+for connecting, RPC calls, presigned PUTs and commits; errors are classified by type
+(:data:`RETRYABLE`: connection errors, timeouts, HTTP transport errors, a PUT refused by the store,
+:class:`HyphaReconnected`); anything else (a remote error such as "not found") is raised at once.
+A call in flight when the client's websocket reconnects by itself (hypha-rpc fires ``connected``)
+ends right away with :class:`HyphaReconnected` and is sent again on the new connection, instead of
+waiting for ``rpc_timeout_s``. ``put_concurrency`` can be lowered per hook (``HyphaArtifactHook(
+put_concurrency=5)``) so that several upload tasks share the Hypha pool.
 """
 
 from __future__ import annotations
@@ -41,9 +49,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, TypeVar
 
+import httpx
+import tenacity
 from airflow.sdk import BaseHook
 
-from include.common.retry import backoff_delay
 from include.reef.upload import UploadFile, part_ranges, timeout_for
 
 log = logging.getLogger(__name__)
@@ -77,24 +86,21 @@ class HyphaUploadError(RuntimeError):
     """A file could not be uploaded after all retries."""
 
 
-def _is_connection_problem(exc: BaseException) -> bool:
-    if isinstance(exc, (ConnectionError, OSError, asyncio.TimeoutError, TimeoutError)):
-        return True
-    text = str(exc).lower()
-    return any(
-        s in text
-        for s in (
-            "connection lost",
-            "connection closed",
-            "not connected",
-            "websocket",
-            "timed out",
-            "timeout",
-            "service not found",
-            "session not found",
-            "method expired",
-        )
-    )
+class HyphaReconnected(ConnectionError):
+    """The client reconnected while a call was in flight: send it again on the new connection."""
+
+
+class PresignedPutError(HyphaUploadError):
+    """The object store refused a presigned PUT (expired URL, server error): retried, new URL."""
+
+
+#: What is worth another try; everything else is raised at once.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # incl. HyphaReconnected, refused/reset connections
+    TimeoutError,  # incl. asyncio.TimeoutError
+    httpx.TransportError,
+    PresignedPutError,
+)
 
 
 @dataclass(frozen=True)
@@ -120,10 +126,13 @@ class HyphaArtifactHook(BaseHook):
         self,
         hypha_conn_id: str = default_conn_name,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        put_concurrency: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.hypha_conn_id = hypha_conn_id
+        self._put_concurrency = put_concurrency
+        self._reconnected: asyncio.Event | None = None
         self._sleep = sleep or asyncio.sleep
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +159,10 @@ class HyphaArtifactHook(BaseHook):
             scheme = extra.get("scheme", "https")
             url = f"{scheme}://{url}" + (f":{conn.port}" if conn.port else "")
         options = {k: float(extra.get(k, v)) for k, v in DEFAULTS.items()}
+        if self._put_concurrency:
+            options["put_concurrency"] = float(
+                min(self._put_concurrency, options["put_concurrency"])
+            )
         return HyphaSettings(
             url.rstrip("/"), conn.password or None, extra.get("workspace") or "", options
         )
@@ -226,9 +239,80 @@ class HyphaArtifactHook(BaseHook):
         except BaseException:
             await asyncio.wait_for(server.disconnect(), 5)
             raise
+        self._watch_reconnects(server)
         self._server, self._am = server, am
         self.stats["connects"] += 1
         return am
+
+    def _watch_reconnects(self, server: Any) -> None:
+        """hypha-rpc reconnects its websocket by itself and fires ``connected`` each time."""
+        self._reconnected = asyncio.Event()
+        rpc = getattr(server, "rpc", None)
+        if rpc is not None and hasattr(rpc, "on"):
+            rpc.on("connected", self._on_reconnected)
+
+    def _on_reconnected(self, _info: Any = None) -> None:
+        ev, self._reconnected = self._reconnected, asyncio.Event()
+        self.stats["reconnects"] = self.stats.get("reconnects", 0) + 1
+        if ev is not None:
+            ev.set()  # every call waiting on the old connection ends now
+
+    async def _race(self, aw: Awaitable[T], timeout: float, what: str) -> T:
+        """``aw`` bounded by ``timeout``, ended early by a reconnection of the client."""
+        ev = self._reconnected
+        task = asyncio.ensure_future(aw)
+        if ev is None:
+            return await asyncio.wait_for(task, timeout)
+        waiter = asyncio.ensure_future(ev.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        if waiter in done:
+            raise HyphaReconnected(f"{what}: the connection was re-established mid-call")
+        raise TimeoutError(f"{what}: no answer in {timeout:g} s")
+
+    def _policy(self, kind: str, attempts: int | None = None) -> tenacity.AsyncRetrying:
+        """The one retry policy: ``kind`` is ``connect``, ``put`` or ``commit`` (its settings
+        ``<kind>_attempts``, ``<kind>_backoff_base``, ``<kind>_backoff_cap``); only
+        :data:`RETRYABLE` errors are retried; a reconnection is retried at once."""
+        s = self.settings
+        n = attempts or int(s.opt(f"{kind}_attempts"))
+        backoff = tenacity.wait_exponential(
+            multiplier=s.opt(f"{kind}_backoff_base"), max=s.opt(f"{kind}_backoff_cap"), exp_base=2
+        )
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return 0.0 if isinstance(exc, HyphaReconnected) else backoff(state)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if kind in ("put", "commit"):
+                self.stats[f"{kind}_retries"] += 1
+            log.warning(
+                "Hypha %s failed (try %d/%d: %s: %s); retrying in %.1f s",
+                kind,
+                state.attempt_number,
+                n,
+                type(exc).__name__,
+                exc,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(n),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(RETRYABLE),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
 
     async def _ensure_workspace(self, server: Any) -> None:
         """Artifacts can only be created in a persistent workspace: create it when missing."""
@@ -251,20 +335,15 @@ class HyphaArtifactHook(BaseHook):
         if self._am is not None:
             return self._am
         s = self.settings
-        attempts = int(s.opt("connect_attempts"))
-        for n in range(attempts):
-            try:
-                return await self._connect_once()
-            except Exception as exc:
-                if n + 1 >= attempts:
-                    raise HyphaConnectionError(
-                        f"cannot connect to Hypha at {s.server_url} after {attempts} attempts: {exc}"
-                    ) from exc
-                delay = backoff_delay(
-                    n, s.opt("connect_backoff_base"), s.opt("connect_backoff_cap")
-                )
-                log.warning("Hypha connect failed (%s); retry %d in %.0f s", exc, n + 1, delay)
-                await self._sleep(delay)
+        try:
+            async for attempt in self._policy("connect"):
+                with attempt:
+                    return await self._connect_once()
+        except RETRYABLE as exc:
+            raise HyphaConnectionError(
+                f"cannot connect to Hypha at {s.server_url} after "
+                f"{int(s.opt('connect_attempts'))} attempts: {type(exc).__name__}: {exc}"
+            ) from exc
         raise AssertionError("unreachable")
 
     def get_conn(self) -> Any:
@@ -274,24 +353,21 @@ class HyphaArtifactHook(BaseHook):
     async def _call(
         self, method: str, *args: Any, attempts: int | None = None, **kwargs: Any
     ) -> Any:
-        """One artifact-manager RPC; on a connection problem reconnect (with backoff) and retry."""
+        """One artifact-manager RPC under the retry policy: a connection problem drops the
+        connection (the next try reconnects); a reconnection mid-call retries at once."""
         s = self.settings
-        attempts = attempts or int(s.opt("connect_attempts"))
-        for n in range(attempts):
-            am = await self._aget_am()
-            try:
-                return await asyncio.wait_for(
-                    getattr(am, method)(*args, **kwargs), s.opt("rpc_timeout_s")
-                )
-            except Exception as exc:
-                if not _is_connection_problem(exc) or n + 1 >= attempts:
+        async for attempt in self._policy("connect", attempts):
+            with attempt:
+                am = self._am if self._am is not None else await self._connect_once()
+                try:
+                    return await self._race(
+                        getattr(am, method)(*args, **kwargs), s.opt("rpc_timeout_s"), method
+                    )
+                except HyphaReconnected:
                     raise
-                await self._drop()
-                delay = backoff_delay(
-                    n, s.opt("connect_backoff_base"), s.opt("connect_backoff_cap")
-                )
-                log.warning("Hypha %s failed (%s); reconnecting in %.0f s", method, exc, delay)
-                await self._sleep(delay)
+                except RETRYABLE:
+                    await self._drop()
+                    raise
         raise AssertionError("unreachable")
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -419,32 +495,26 @@ class HyphaArtifactHook(BaseHook):
     async def _put_one(self, client: Any, aid: str, f: UploadFile, url: str | None) -> None:
         s = self.settings
         timeout = timeout_for(f.size, s.opt("timeout_base_s"), s.opt("timeout_min_rate_bps"))
-        attempts = int(s.opt("put_attempts"))
-        for n in range(attempts):
-            try:
-                if f.size >= s.opt("multipart_threshold"):
-                    await self._put_multipart(client, aid, f)
-                else:
+        try:
+            async for attempt in self._policy("put"):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        url = None  # a fresh presigned URL after a failure
+                    if f.size >= s.opt("multipart_threshold"):
+                        await self._put_multipart(client, aid, f)
+                        return
                     if url is None:
                         url = await self._call("put_file", aid, file_path=f.remote)
                     with open(f.local, "rb") as fh:
                         data = fh.read()
                     r = await client.put(url, content=data, timeout=timeout)
                     if r.status_code >= 300:
-                        raise HyphaUploadError(
+                        raise PresignedPutError(
                             f"PUT {f.remote}: HTTP {r.status_code} {r.text[:200]}"
                         )
-                return
-            except Exception as exc:
-                url = None  # a fresh presigned URL next time
-                if n + 1 >= attempts:
-                    raise HyphaUploadError(
-                        f"upload of {f.remote} failed after {attempts} tries: {exc}"
-                    ) from exc
-                self.stats["put_retries"] += 1
-                delay = backoff_delay(n, s.opt("put_backoff_base"), s.opt("put_backoff_cap"))
-                log.warning("upload of %s failed (%s); retry in %.1f s", f.remote, exc, delay)
-                await self._sleep(delay)
+                    return
+        except Exception as exc:
+            raise HyphaUploadError(f"upload of {f.remote} failed: {exc}") from exc
 
     async def _put_multipart(self, client: Any, aid: str, f: UploadFile) -> None:
         s = self.settings
@@ -465,7 +535,7 @@ class HyphaArtifactHook(BaseHook):
                 )
                 r = await client.put(url, content=data, timeout=timeout)
                 if r.status_code >= 300:
-                    raise HyphaUploadError(f"part {i + 1} of {f.remote}: HTTP {r.status_code}")
+                    raise PresignedPutError(f"part {i + 1} of {f.remote}: HTTP {r.status_code}")
                 parts[i] = {"part_number": i + 1, "etag": r.headers["ETag"].strip('"')}
 
         urls = {p["part_number"]: p["url"] for p in info["parts"]}
@@ -536,41 +606,43 @@ class HyphaArtifactHook(BaseHook):
         expected: dict[str, int] | None = None,
         comment: str | None = None,
     ) -> dict[str, Any]:
-        """Commit the staged artifact; retries on a fresh connection each time with backoff
-        ``min(cap, base * 2**n)``. If a retry finds the artifact no longer staged (the earlier
-        commit went through but its answer was lost) and ``expected`` files are listed, that
-        counts as committed."""
+        """Commit the staged artifact under the retry policy (``commit_*`` settings), each retry
+        on a fresh connection. A retry (or a refused commit) that finds the artifact no longer
+        staged, committed with every ``expected`` file, counts as committed: the earlier commit
+        went through but its answer was lost."""
+
+        async def committed(aid: str) -> dict[str, Any] | None:
+            art = await self._aread(aid, stage=True)
+            if art is None or art.get("staging") is not None or not art.get("versions"):
+                return None
+            if expected is not None:
+                listing = await self._alist(aid, stage=False)
+                if any(listing.get(p) != z for p, z in expected.items()):
+                    return None
+            return art
 
         async def go() -> dict[str, Any]:
-            s = self.settings
             aid = self.artifact_id(artifact_id)
-            attempts = int(s.opt("commit_attempts"))
-            last: BaseException | None = None
-            for n in range(attempts):
-                try:
-                    if n:
-                        art = await self._aread(aid, stage=True)
-                        if art is not None and art.get("staging") is None and art.get("versions"):
-                            listing = await self._alist(aid, stage=False)
-                            if expected is None or all(
-                                listing.get(p) == z for p, z in expected.items()
-                            ):
+            kwargs = {"comment": comment} if comment else {}
+            try:
+                async for attempt in self._policy("commit"):
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 1:
+                            await self._drop()  # commit retries start on a fresh connection
+                            art = await committed(aid)
+                            if art is not None:
                                 return art
-                    kwargs = {"comment": comment} if comment else {}
-                    return await self._call("commit", aid, attempts=1, **kwargs)
-                except Exception as exc:
-                    last = exc
-                    if n + 1 >= attempts:
-                        break
-                    self.stats["commit_retries"] += 1
-                    await self._drop()  # commit retries always start on a fresh connection
-                    delay = backoff_delay(
-                        n, s.opt("commit_backoff_base"), s.opt("commit_backoff_cap")
-                    )
-                    log.warning("commit of %s failed (%s); retry in %.0f s", aid, exc, delay)
-                    await self._sleep(delay)
-            raise HyphaConnectionError(
-                f"commit of {aid} failed after {attempts} attempts: {last}"
-            ) from last
+                        try:
+                            return await self._call("commit", aid, attempts=1, **kwargs)
+                        except RETRYABLE:
+                            raise
+                        except Exception:
+                            art = await committed(aid)
+                            if art is not None:
+                                return art
+                            raise
+            except Exception as exc:
+                raise HyphaConnectionError(f"commit of {aid} failed: {exc}") from exc
+            raise AssertionError("unreachable")
 
         return self._run(go())

@@ -65,25 +65,66 @@ def _folders(n: int) -> list[TimelapseFolder]:
     ]
 
 
-def test_default_range_first_unprocessed_to_second_newest():
+def test_default_range_first_unprocessed_to_newest():
     fs = _folders(5)
     sel = select_folders(fs, processed={fs[0].name})
-    assert [f.name for f in sel.selected] == [fs[1].name, fs[2].name, fs[3].name]
-    assert fs[4].name not in [f.name for f in sel.selected]
-    assert sel.start == fs[1].name and sel.end == fs[3].name
+    assert [f.name for f in sel.selected] == [f.name for f in fs[1:]]
+    assert sel.start == fs[1].name and sel.end == fs[4].name
 
 
-def test_processed_inside_range_are_skipped_and_newest_never_processed():
+def test_settled_newest_folder_named_as_end_is_processed():
+    """Issue 16.1: the experiment's last timepoint uploads once it has settled."""
+    fs = _folders(5)
+    sel = select_folders(
+        fs,
+        processed={f.name for f in fs[:3]},
+        end_folder=fs[4].name,
+        reference_time=10_000.0,
+        settle_seconds=300,
+        mtime=lambda p: 1000.0,
+    )
+    assert [f.name for f in sel.selected] == [fs[3].name, fs[4].name]
+
+
+def test_one_folder_experiment_processes_its_settled_folder():
+    """Issue 16.1: a one-folder experiment is processed (once settled)."""
+    fs = _folders(1)
+    sel = select_folders(fs, set(), reference_time=10_000.0, mtime=lambda p: 1000.0)
+    assert [f.name for f in sel.selected] == [fs[0].name]
+
+
+def test_newest_folder_still_being_written_is_held_back():
+    fs = _folders(3)
+    mtimes = {fs[0].path: 1000.0, fs[1].path: 1000.0, fs[2].path: 1990.0}
+    sel = select_folders(
+        fs, set(), reference_time=2000.0, settle_seconds=300, mtime=lambda p: mtimes[p]
+    )
+    assert [f.name for f in sel.selected] == [fs[0].name, fs[1].name]
+    assert "modified less than" in sel.skipped[fs[2].name]
+
+
+def test_processed_inside_range_are_skipped():
     fs = _folders(5)
     sel = select_folders(fs, processed={fs[2].name}, start_folder=fs[0].name, end_folder=fs[4].name)
-    assert [f.name for f in sel.selected] == [fs[0].name, fs[1].name, fs[3].name]
+    assert [f.name for f in sel.selected] == [fs[0].name, fs[1].name, fs[3].name, fs[4].name]
     assert sel.skipped[fs[2].name] == "already processed"
-    assert "newest" in sel.skipped[fs[4].name]
+
+
+def test_redo_processes_done_folders_again():
+    """Issue 16.7: a folder marked done can be redone."""
+    fs = _folders(3)
+    done = {f.name for f in fs}
+    assert select_folders(fs, processed=done).selected == []
+    sel = select_folders(
+        fs, processed=done, start_folder=fs[1].name, end_folder=fs[1].name, redo=True
+    )
+    assert [f.name for f in sel.selected] == [fs[1].name]
+    assert len(select_folders(fs, processed=done, redo=True).selected) == 3
 
 
 def test_all_processed_selects_nothing():
     fs = _folders(3)
-    sel = select_folders(fs, processed={f.name for f in fs[:2]})
+    sel = select_folders(fs, processed={f.name for f in fs})
     assert sel.selected == []
 
 
@@ -98,18 +139,18 @@ def test_unknown_start_folder_is_an_error():
         select_folders(_folders(3), set(), start_folder="nope")
 
 
-def test_single_folder_is_never_processed():
-    sel = select_folders(_folders(1), set())
-    assert sel.selected == [] and len(sel.skipped) == 1
+def test_no_folders_selects_nothing():
+    sel = select_folders([], set())
+    assert sel.selected == [] and sel.skipped == {}
 
 
 def test_recently_modified_folder_is_held_back():
     fs = _folders(4)
-    mtimes = {fs[0].path: 1000.0, fs[1].path: 1900.0, fs[2].path: 1000.0}
+    mtimes = {fs[0].path: 1000.0, fs[1].path: 1900.0, fs[2].path: 1000.0, fs[3].path: 1000.0}
     sel = select_folders(
         fs, set(), reference_time=2000.0, settle_seconds=300, mtime=lambda p: mtimes[p]
     )
-    assert [f.name for f in sel.selected] == [fs[0].name, fs[2].name]
+    assert [f.name for f in sel.selected] == [fs[0].name, fs[2].name, fs[3].name]
     assert "modified less than" in sel.skipped[fs[1].name]
 
 

@@ -20,7 +20,7 @@ def test_generate_demo_gives_confs_for_both_dags_and_settled_folders(tmp_path: P
     assert len(listing.folders) == 3 and not listing.rejected
     # files carry the acquisition time: the run's "now" finds them settled
     sel = select_folders(listing.folders, set(), reference_time=2_000_000_000, settle_seconds=300)
-    assert len(sel.selected) == 2
+    assert len(sel.selected) == 3  # the newest too, once settled
     json.dumps(confs)  # confs are JSON (DAG run conf)
 
 

@@ -110,30 +110,31 @@ def test_listing_diff_and_aliases():
 
 
 def test_channel_files_zip_each_chunk_row(tmp_path: Path):
-    from include.reef.pipeline import channel_files, row_zip_dir
+    from include.reef.pipeline import channel_files, metadata_files, row_zip_dir
 
     z = tmp_path / "a.zarr"
     for lvl, rows in (("0", 2), ("1", 1)):
-        d = z / "ch" / lvl
+        d = z / lvl
         d.mkdir(parents=True)
         (d / "zarr.json").write_text("{}")
-        for r in range(rows):
-            for c in range(3):
-                (d / f"c.{r}.{c}").write_bytes(os.urandom(100 + c))
-    (z / "ch" / "zarr.json").write_text("{}")
-    plain = channel_files(z, "ch")
-    assert len(plain) == 3 + 9
-    zipped = channel_files(z, "ch", zip_rows=True)
-    assert [f.remote for f in zipped] == [
-        "ch/0/c.0.zip",
-        "ch/0/c.1.zip",
-        "ch/0/zarr.json",
-        "ch/1/c.0.zip",
-        "ch/1/zarr.json",
-        "ch/zarr.json",
-    ]
-    with zipfile.ZipFile(row_zip_dir(z) / "ch" / "0" / "c.1.zip") as zf:
-        assert zf.namelist() == ["c.1.0", "c.1.1", "c.1.2"]
-        assert zf.read("c.1.2") == (z / "ch" / "0" / "c.1.2").read_bytes()
-    again = channel_files(z, "ch", zip_rows=True)  # deterministic: same sizes, same bytes
+        for ch in range(2):
+            for r in range(rows):
+                for c in range(3):
+                    (d / f"c.{ch}.{r}.{c}").write_bytes(os.urandom(100 + c))
+    (z / "zarr.json").write_text("{}")
+    (z / "stitch_result.json").write_text("{}")
+    plain = channel_files(z, 1)
+    assert len(plain) == 9 and all(f.remote.split("/")[1].startswith("c.1.") for f in plain)
+    zipped = channel_files(z, 1, zip_rows=True)
+    assert [f.remote for f in zipped] == ["0/c.1.0.zip", "0/c.1.1.zip", "1/c.1.0.zip"]
+    with zipfile.ZipFile(row_zip_dir(z) / "0" / "c.1.1.zip") as zf:
+        assert zf.namelist() == ["c.1.1.0", "c.1.1.1", "c.1.1.2"]
+        assert zf.read("c.1.1.2") == (z / "0" / "c.1.1.2").read_bytes()
+    again = channel_files(z, 1, zip_rows=True)  # deterministic: same sizes, same bytes
     assert [(f.remote, f.size) for f in again] == [(f.remote, f.size) for f in zipped]
+    assert [f.remote for f in metadata_files(z)] == [
+        "zarr.json",
+        "stitch_result.json",
+        "0/zarr.json",
+        "1/zarr.json",
+    ]

@@ -1,0 +1,213 @@
+"""Refine tile positions from the tiles' overlaps (what ASHLAR, MIST and BigStitcher do).
+
+1. Pairs: tiles whose stage rectangles overlap by at least ``MIN_OVERLAP_PX`` in both axes.
+2. Each pair's overlap strip is cut from both tiles (at the stage-expected offset), windowed, and
+   phase-correlated (scikit-image); the peak gives the residual shift. A pair is kept when the
+   shift is within ``max_shift_px``, both strips have texture, and the normalised
+   cross-correlation of the re-aligned strips is at least ``min_correlation``.
+3. Global solve: weighted least squares over all tile positions, every kept pair an equation
+   ``p_b - p_a = stage offset + measured shift`` (weight = its correlation) plus a weak pull of every
+   tile to its stage position (so tiles without a usable overlap keep it, and the mosaic keeps its
+   place). Pairs that disagree with the solution by more than ``OUTLIER_PX`` are dropped and the
+   system is solved again.
+
+One channel is measured (the one with the most texture on a sample of tiles); the same positions
+place every channel. The result is a new :class:`MosaicPlan` with integer positions and the canvas
+origin moved to keep positions non-negative.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from include.reef.acquisition import MosaicPlan, Placement
+
+MIN_OVERLAP_PX = 16
+OUTLIER_PX = 3.0
+PRIOR_WEIGHT = 1e-3
+MIN_STD = 1.0  # grey levels: flatter strips have no texture to register on
+
+
+def _key(p: Placement) -> tuple[str, int]:
+    return (p.region, p.fov)
+
+
+def _pairs(pos: np.ndarray, th: int, tw: int) -> list[tuple[int, int]]:
+    out = []
+    n = len(pos)
+    for a in range(n):
+        for b in range(a + 1, n):
+            dy, dx = pos[b] - pos[a]
+            if th - abs(dy) >= MIN_OVERLAP_PX and tw - abs(dx) >= MIN_OVERLAP_PX:
+                out.append((a, b))
+    return out
+
+
+def _strips(
+    ta: np.ndarray, tb: np.ndarray, dy: int, dx: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The overlap of tile a and tile b (b placed at (dy, dx) relative to a), from each tile."""
+    th, tw = ta.shape
+    y0, y1 = max(0, dy), min(th, dy + th)
+    x0, x1 = max(0, dx), min(tw, dx + tw)
+    if y1 - y0 < MIN_OVERLAP_PX or x1 - x0 < MIN_OVERLAP_PX:
+        return None
+    return ta[y0:y1, x0:x1], tb[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    d = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+def measure_pair(
+    ta: np.ndarray, tb: np.ndarray, dy: int, dx: int, max_shift: int
+) -> tuple[float, float, float] | None:
+    """(shift_y, shift_x, correlation) such that b truly sits at (dy + sy, dx + sx) from a, or None
+    when the overlap has no texture or no convincing peak."""
+    from skimage.registration import phase_cross_correlation
+
+    st = _strips(ta, tb, dy, dx)
+    if st is None:
+        return None
+    sa, sb = (s.astype(np.float32) for s in st)
+    if sa.std() < MIN_STD or sb.std() < MIN_STD:
+        return None
+    win = np.outer(np.hanning(sa.shape[0]), np.hanning(sa.shape[1])).astype(np.float32)
+    shift, _, _ = phase_cross_correlation(
+        (sa - sa.mean()) * win, (sb - sb.mean()) * win, normalization="phase"
+    )
+    # sa[u] == sb[u - shift]: b truly sits at d + shift from a
+    sy, sx = int(round(shift[0])), int(round(shift[1]))
+    if abs(sy) > max_shift or abs(sx) > max_shift:
+        return None
+    again = _strips(ta, tb, dy + sy, dx + sx)
+    if again is None:
+        return None
+    c = _ncc(again[0].astype(np.float32), again[1].astype(np.float32))
+    return float(sy), float(sx), c
+
+
+def solve_positions(
+    stage: np.ndarray, links: list[tuple[int, int, float, float, float]]
+) -> tuple[np.ndarray, list[tuple[int, int, float, float, float]]]:
+    """Least-squares positions from ``links`` (a, b, dy, dx, weight) with a weak pull to ``stage``;
+    links that disagree by more than ``OUTLIER_PX`` are dropped (twice at most)."""
+    n = len(stage)
+    kept = list(links)
+    pos = stage.astype(float)
+    for _ in range(3):
+        A = np.zeros((len(kept) + n, n))
+        by = np.zeros(len(kept) + n)
+        bx = np.zeros(len(kept) + n)
+        w = np.zeros(len(kept) + n)
+        for r, (a, b, dy, dx, wt) in enumerate(kept):
+            A[r, a], A[r, b] = -1.0, 1.0
+            by[r], bx[r], w[r] = dy, dx, wt
+        for i in range(n):
+            r = len(kept) + i
+            A[r, i] = 1.0
+            by[r], bx[r], w[r] = stage[i, 0], stage[i, 1], PRIOR_WEIGHT
+        sw = np.sqrt(w)[:, None]
+        sol_y = np.linalg.lstsq(A * sw, by * sw[:, 0], rcond=None)[0]
+        sol_x = np.linalg.lstsq(A * sw, bx * sw[:, 0], rcond=None)[0]
+        pos = np.stack([sol_y, sol_x], axis=1)
+        bad = [
+            k
+            for k in kept
+            if max(abs(pos[k[1], 0] - pos[k[0], 0] - k[2]), abs(pos[k[1], 1] - pos[k[0], 1] - k[3]))
+            > OUTLIER_PX
+        ]
+        if not bad:
+            break
+        worst = max(
+            bad,
+            key=lambda k: (
+                abs(pos[k[1], 0] - pos[k[0], 0] - k[2]) + abs(pos[k[1], 1] - pos[k[0], 1] - k[3])
+            ),
+        )
+        kept.remove(worst)
+    return pos, kept
+
+
+def _texture(img: np.ndarray) -> float:
+    f = img.astype(np.float32)
+    return float(np.abs(np.diff(f, axis=0)).mean() + np.abs(np.diff(f, axis=1)).mean())
+
+
+def register_plan(plan: MosaicPlan, opts: Any) -> tuple[MosaicPlan, dict[str, Any]]:
+    """A plan whose tile positions are refined from the overlaps, and a report of what was done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from include.reef.stitch import read_tile, transform_tile
+
+    t0 = time.perf_counter()
+    th, tw = plan.tile_shape
+    names = list(plan.channels)
+    keys = sorted({_key(p) for pl in plan.channels.values() for p in pl})
+    index = {k: i for i, k in enumerate(keys)}
+    by_channel = {ch: {_key(p): p for p in pl} for ch, pl in plan.channels.items()}
+    stage = np.zeros((len(keys), 2))
+    for k, i in index.items():
+        p = next(by_channel[ch][k] for ch in names if k in by_channel[ch])
+        stage[i] = (p.y, p.x)
+    pairs = _pairs(stage.astype(int), th, tw)
+    report: dict[str, Any] = {"tiles": len(keys), "pairs": len(pairs), "used_pairs": 0}
+    if not pairs:
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        return plan, report
+
+    def load(ch: str, k: tuple[str, int]) -> np.ndarray | None:
+        p = by_channel[ch].get(k)
+        return None if p is None else transform_tile(read_tile(p.path), opts)
+
+    # the channel with the most texture on a few tiles carries the measurement
+    sample = keys[:: max(1, len(keys) // 4)][:4]
+    ref = max(
+        names,
+        key=lambda ch: sum(_texture(t) for t in (load(ch, k) for k in sample) if t is not None),
+    )
+    with ThreadPoolExecutor(max(1, int(getattr(opts, "workers", 2)))) as pool:
+        tiles = dict(zip(keys, pool.map(lambda k: load(ref, k), keys), strict=True))
+
+        def one(ab: tuple[int, int]) -> tuple[int, int, float, float, float] | None:
+            a, b = ab
+            ta, tb = tiles[keys[a]], tiles[keys[b]]
+            if ta is None or tb is None:
+                return None
+            dy, dx = (int(v) for v in stage[b] - stage[a])
+            m = measure_pair(ta, tb, dy, dx, int(opts.max_shift_px))
+            if m is None or m[2] < float(opts.min_correlation):
+                return None
+            return a, b, dy + m[0], dx + m[1], m[2]
+
+        links = [r for r in pool.map(one, pairs) if r is not None]
+    pos, kept = solve_positions(stage, links)
+    ipos = np.round(pos).astype(int)
+    min_y, min_x = int(ipos[:, 0].min()), int(ipos[:, 1].min())
+    ipos -= (min_y, min_x)
+    px = plan.pixel_size_um
+    origin = (plan.origin_mm[0] + min_x * px / 1000.0, plan.origin_mm[1] + min_y * px / 1000.0)
+    channels = {
+        ch: [replace(p, y=int(ipos[index[_key(p)], 0]), x=int(ipos[index[_key(p)], 1])) for p in pl]
+        for ch, pl in plan.channels.items()
+    }
+    shape = (int(ipos[:, 0].max()) + th, int(ipos[:, 1].max()) + tw)
+    moved = np.abs(pos - stage - (pos - stage).mean(axis=0))
+    report.update(
+        {
+            "reference_channel": ref,
+            "used_pairs": len(kept),
+            "rejected_pairs": len(pairs) - len(kept),
+            "max_correction_px": round(float(moved.max()), 2),
+            "seconds": round(time.perf_counter() - t0, 3),
+            "positions": {f"{k[0]}_{k[1]}": [int(v) for v in ipos[i]] for k, i in index.items()},
+        }
+    )
+    return MosaicPlan(px, origin, plan.tile_shape, shape, channels), report
