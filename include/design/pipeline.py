@@ -649,7 +649,8 @@ def publish_listings(
     items = list(items)
     try:
         tpl = mockups.load_template(templates_dir, template)
-        title, listing_cfg = tpl.title, tpl.listing
+        title = tpl.title
+        listing_cfg = etsy_logic.shop_listing(tpl.listing, tpl.shops, shop)
     except mockups.TemplateError:
         title, listing_cfg = template, {}
     if client is None:
@@ -658,18 +659,32 @@ def publish_listings(
         )
     out = []
     stop: str | None = None
+    stop_kind = ""
     for i in items:
         if i.get("decision") != NEW or not i.get("design_image_id") or not i.get("mockups"):
             out.append(i)
             continue
         did = int(i["design_image_id"])
         tag = etsy_logic.idempotency_tag(shop, i["sha256"])
+        q = i.get("quality") or {}
         payload = etsy_logic.listing_payload(
             title=title,
-            stem=PurePosixPath(i.get("source_key", i["key"])).stem,
             listing=listing_cfg,
             tag=tag,
+            facts=etsy_logic.listing_facts(
+                product=title,
+                shop=shop,
+                colours=q.get("colours") or [],
+                width=int(i.get("width") or 0),
+                height=int(i.get("height") or 0),
+            ),
         )
+        preview = {
+            "title": payload["title"],
+            "tags": payload["tags"].split(","),
+            "price": payload["price"],
+        }
+        i = {**i, "preview": preview}
         images = [m["local"] for m in i["mockups"]]
         with session_scope(engine) as s:
             upsert(
@@ -686,7 +701,7 @@ def publish_listings(
             continue
         if stop:
             _set_listing(engine, did, state="failed", error=stop)
-            out.append({**i, "listing": {"state": "failed", "error": stop}})
+            out.append({**i, "listing": {"state": "failed", "error": stop, "kind": stop_kind}})
             continue
         try:
             if client is None:
@@ -734,19 +749,19 @@ def publish_listings(
             )
         except (etsy_logic.EtsyQuotaExhausted, etsy_logic.EtsyAuthError) as exc:
             stop = str(exc)  # no point in trying the others now
+            stop_kind = "quota" if isinstance(exc, etsy_logic.EtsyQuotaExhausted) else "auth"
             _set_listing(engine, did, state="failed", error=stop)
-            out.append({**i, "listing": {"state": "failed", "error": stop}})
-        except etsy_logic.EtsyError as exc:
+            out.append({**i, "listing": {"state": "failed", "error": stop, "kind": stop_kind}})
+        except etsy_logic.EtsyError as exc:  # by type, never by message text
+            kind = "transient" if exc.status >= 500 else "rejected"
             _set_listing(engine, did, state="failed", error=str(exc))
-            out.append({**i, "listing": {"state": "failed", "error": str(exc)}})
+            out.append({**i, "listing": {"state": "failed", "error": str(exc), "kind": kind}})
     return out
 
 
 # ---------------------------------------------------------------- 8. better copies (approval)
 
-REPLACE_OPTION = "Replace the stored design"
-KEEP_OPTION = "Keep the stored design"
-REPLACE_OPTIONS = [REPLACE_OPTION, KEEP_OPTION]
+from include.design.approval import KEEP_OPTION, REPLACE_OPTION  # noqa: E402
 
 
 def replacement_questions(
@@ -978,6 +993,44 @@ def _set_listing(engine: Engine, design_image_id: int, **values: Any) -> None:
 
 
 # ---------------------------------------------------------------- report
+
+
+def record_outcomes(
+    engine: Engine, items: Iterable[dict[str, Any]], *, shop: str, run_id: str, pipeline: str
+) -> int:
+    """Every file's outcome in the ``item_records`` ledger, one row per run and file
+    (``<run_id>/<shop>/<key>``): a rerun adds its own rows and never rewrites an earlier run's."""
+    from include.common.items import record_item
+    from include.common.models import ItemStatus
+
+    n = 0
+    with session_scope(engine) as s:
+        for i in items:
+            if i.get("backlog"):
+                continue
+            if i["status"] == ERROR:
+                status, detail = ItemStatus.FAILED, {"code": i.get("code")}
+            elif i["status"] == SKIPPED or i.get("decision") in (DUPLICATE, BETTER):
+                status = ItemStatus.SKIPPED
+                detail = {
+                    "decision": i.get("decision") or "not processed",
+                    "kept": i.get("matched_name") or i.get("matched_ref"),
+                    "reason": i.get("error") or i.get("better_reason"),
+                }
+            else:
+                status = ItemStatus.DONE
+                detail = {
+                    "design_image_id": i.get("design_image_id"),
+                    "nas_path": i.get("nas_path"),
+                    "listing": i.get("listing"),
+                }
+            record_item(
+                s, pipeline=pipeline, kind="file", key=f"{run_id}/{shop}/{i['key']}",
+                status=status, checksum=i.get("sha256"), error=i.get("error"), detail=detail,
+                run_id=run_id,
+            )  # fmt: skip
+            n += 1
+    return n
 
 
 def summarise(items: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -170,7 +170,35 @@ def of_file(path: str, max_pixels: int | None = None) -> Quality:
         rgb.thumbnail((512, 512))
     fake = _Header(fmt or "", width, height, tables)
     size = os.path.getsize(path)
-    return measure(str(path), fake, rgb, alpha, size, truecolour)  # type: ignore[arg-type]
+    q = measure(str(path), fake, rgb, alpha, size, truecolour)  # type: ignore[arg-type]
+    q["colours"] = colour_names(rgb)  # type: ignore[typeddict-unknown-key]
+    return q
+
+
+#: Names a buyer would use, with a representative sRGB value each.
+COLOUR_NAMES = {
+    "black": (20, 20, 20), "white": (245, 245, 245), "grey": (128, 128, 128),
+    "red": (200, 30, 40), "orange": (240, 130, 30), "yellow": (240, 210, 50),
+    "green": (50, 150, 60), "teal": (20, 140, 140), "blue": (40, 80, 200),
+    "navy": (20, 30, 90), "purple": (120, 50, 160), "pink": (240, 130, 180),
+    "brown": (120, 75, 40), "beige": (225, 205, 170),
+}  # fmt: skip
+
+
+def colour_names(rgb: Image.Image, n: int = 2) -> list[str]:
+    """The ``n`` most common colour names of the visible pixels, most common first (white and
+    black backgrounds count only when nothing else is there)."""
+    arr = np.asarray(rgb.convert("RGBA")).reshape(-1, 4)
+    arr = arr[arr[:, 3] > 0][:, :3].astype(np.int32)
+    if not len(arr):
+        return []
+    names = list(COLOUR_NAMES)
+    ref = np.array([COLOUR_NAMES[k] for k in names], dtype=np.int32)
+    nearest = ((arr[:, None, :] - ref[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    counts = np.bincount(nearest, minlength=len(names))
+    order = [names[i] for i in np.argsort(-counts, kind="stable") if counts[i] > 0.03 * len(arr)]
+    chromatic = [c for c in order if c not in ("white", "black", "grey")]
+    return (chromatic or order)[:n]
 
 
 class _Header:
