@@ -76,11 +76,19 @@ def build_connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             "extra": json.dumps(extra),
         }
     if env.get("ETSY_API_KEY"):
+        # what imaging.hooks.etsy.EtsyHook reads: host = the API root WITHOUT /v3 (the hook
+        # appends /v3/application/...), login = the app keystring (x-api-key), password = the
+        # shop's OAuth 2 access token (Authorization: Bearer)
+        extra: dict[str, Any] = {"shop_id": env.get("ETSY_SHOP_ID", "")}
+        if env.get("ETSY_SHARED_SECRET"):
+            extra["shared_secret"] = env["ETSY_SHARED_SECRET"]
+        host = env.get("ETSY_API_URL") or "https://openapi.etsy.com"
         conns["etsy_default"] = {
-            "conn_type": "http",
-            "host": env.get("ETSY_API_URL", "https://openapi.etsy.com/v3"),
-            "password": env["ETSY_API_KEY"],
-            "extra": json.dumps({"shop_id": env.get("ETSY_SHOP_ID", "")}),
+            "conn_type": "etsy",
+            "host": host.rstrip("/").removesuffix("/v3"),
+            "login": env["ETSY_API_KEY"],
+            "password": env.get("ETSY_ACCESS_TOKEN", ""),
+            "extra": json.dumps(extra),
         }
     return conns
 

@@ -21,30 +21,53 @@ class SourceFile:
     key: str  # relative path (local) or object key (S3); unique within the upload
     size: int
     location: str  # absolute local path, or "s3://bucket/key"
+    skip: str | None = None  # why the file is listed but not processed (it still gets an outcome)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _skip(name: str) -> bool:
-    return name.startswith(".") or name.endswith(SKIP_SUFFIXES)
+def skip_reason(name: str) -> str | None:
+    """Why a file of the upload is not processed, or None. Hidden files (``.DS_Store``, macOS
+    ``._x.png`` resource forks, editors' temp files) and partial downloads are listed with this
+    reason as their outcome, never dropped without a trace."""
+    if name.startswith("."):
+        return "hidden file (name starts with '.'): not processed"
+    if name.endswith(SKIP_SUFFIXES):
+        return "partial or temporary file (still being written?): not processed"
+    return None
 
 
 def list_local(source_dir: str | os.PathLike[str]) -> list[SourceFile]:
-    """Every regular file under ``source_dir`` (recursive; hidden and partial files skipped)."""
+    """Every file under ``source_dir`` (recursive, sorted). Hidden and partial files and symlinks
+    are listed with a ``skip`` reason; hidden folders are not entered (named in one entry each)."""
     root = Path(source_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"source folder not found: {root}")
     out: list[SourceFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            if d.startswith("."):
+                p = Path(dirpath) / d
+                out.append(
+                    SourceFile(
+                        p.relative_to(root).as_posix() + "/",
+                        0,
+                        str(p),
+                        "hidden folder (name starts with '.'): its files are not processed",
+                    )
+                )
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if _skip(name):
-                continue
             p = Path(dirpath) / name
-            if p.is_symlink() or not p.is_file():
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                out.append(SourceFile(rel, 0, str(p), "symbolic link: not followed"))
                 continue
-            out.append(SourceFile(p.relative_to(root).as_posix(), p.stat().st_size, str(p)))
+            if not p.is_file():
+                out.append(SourceFile(rel, 0, str(p), "not a regular file"))
+                continue
+            out.append(SourceFile(rel, p.stat().st_size, str(p), skip_reason(name)))
     return sorted(out, key=lambda f: f.key)
 
 
@@ -55,10 +78,10 @@ def from_s3_listing(
     out = []
     for key, size in objects:
         name = key.rsplit("/", 1)[-1]
-        if key.endswith("/") or _skip(name):
-            continue
+        if key.endswith("/"):
+            continue  # a folder marker, not a file
         rel = key[len(prefix) :].lstrip("/") if key.startswith(prefix) else key
-        out.append(SourceFile(rel, int(size), f"s3://{bucket}/{key}"))
+        out.append(SourceFile(rel, int(size), f"s3://{bucket}/{key}", skip_reason(name)))
     return sorted(out, key=lambda f: f.key)
 
 

@@ -28,6 +28,7 @@ import json
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,25 +70,138 @@ def idempotency_tag(shop: str, sha256: str) -> str:
     return "d-" + hashlib.sha256(f"{shop}/{sha256}".encode()).hexdigest()[:12]
 
 
-def _clean_tag(tag: str) -> str:
-    keep = "".join(c for c in tag if c.isalnum() or c in " -'")
-    return keep.strip()[:MAX_TAG_LEN]
+# Etsy Open API v3 reference, createDraftListing (developers.etsy.com/documentation/reference
+# #operation/createDraftListing), as used here:
+# * title: "valid title strings contain only letters, numbers, punctuation marks, mathematical
+#   symbols, whitespace characters, ™, ©, and ®. (regex: /[^\p{L}\p{Nd}\p{P}\p{Sm}\p{Zs}™©®]/u)
+#   You can only use the %, :, & and + characters once each." Seller handbook: at most 140
+#   characters.
+# * tags: up to 13; "valid tag strings contain only letters, numbers, whitespace characters, -, ',
+#   ™, ©, and ®"; at most 20 characters each.
+# Backslash is a punctuation mark by Unicode but is refused by Etsy's listing form: dropped too.
+TITLE_ONCE = "%:&+"
+MARKS = "™©®"
+
+
+def _title_char_ok(c: str) -> bool:
+    cat = unicodedata.category(c)
+    return c in MARKS or (
+        c != "\\" and (cat[0] in "LP" and cat != "Lm" or cat in ("Nd", "Sm", "Zs"))
+    )
+
+
+def clean_title(text: str, max_len: int = MAX_TITLE) -> str:
+    """``text`` made acceptable to Etsy: disallowed characters (emoji, currency and other symbols,
+    control characters) removed, ``% : & +`` kept once each, spaces collapsed, cut at a word
+    boundary to ``max_len`` characters."""
+    text = unicodedata.normalize("NFKC", text)
+    out, seen = [], set()
+    for c in text:
+        if c in "\t\n\r":
+            c = " "
+        if not _title_char_ok(c):
+            continue
+        if c in TITLE_ONCE:
+            if c in seen:
+                continue
+            seen.add(c)
+        out.append(c)
+    title = " ".join("".join(out).split())
+    if len(title) > max_len:
+        cut = title[: max_len + 1].rsplit(" ", 1)[0]
+        title = (cut if len(cut) >= max_len // 2 else title[:max_len]).rstrip(" ,-|/:;&+")
+    return title
+
+
+def clean_tag(tag: str) -> str:
+    """A tag Etsy accepts: letters, digits, spaces, ``-``, ``'`` and ™©®; at most 20 characters;
+    no leading hyphen or apostrophe."""
+    tag = unicodedata.normalize("NFKC", tag)
+    keep = "".join(
+        c for c in tag if c.isalnum() and unicodedata.category(c)[0] in "LN" or c in " -'" + MARKS
+    )
+    keep = " ".join(keep.split()).lstrip("-' ")
+    return keep[:MAX_TAG_LEN].rstrip()
+
+
+_clean_tag = clean_tag
+
+
+def clean_tags(tags: Sequence[str], tag: str | None = None) -> list[str]:
+    """Up to 13 distinct (case-insensitive) clean tags; ``tag`` (the idempotency tag) always last."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for t in (clean_tag(t) for t in tags):
+        if t and t.lower() not in seen and t != tag:
+            seen.add(t.lower())
+            out.append(t)
+    limit = MAX_TAGS - (1 if tag else 0)
+    return out[:limit] + ([tag] if tag else [])
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _fill(pattern: str, facts: Mapping[str, Any]) -> str:
+    return pattern.format_map(_Blank({k: v for k, v in facts.items() if v is not None}))
+
+
+DEFAULT_TITLE = "{colours} {product}, {orientation} Wall Art Print"
+DEFAULT_DESCRIPTION = (
+    "{title}.\n\nPrinted to order on {paper} from the original artwork. "
+    "Frame not included. Colours may vary slightly between screens."
+)
+
+
+def listing_facts(
+    *, product: str, shop: str, colours: Sequence[str] = (), width: int = 0, height: int = 0
+) -> dict[str, str]:
+    """What a listing template can say about one design (never its file name)."""
+    if width and height and abs(width - height) <= 0.05 * max(width, height):
+        orientation = "Square"
+    elif width and height:
+        orientation = "Portrait" if height > width else "Landscape"
+    else:
+        orientation = ""
+    names = [c.title() for c in colours][:2]
+    return {
+        "product": product,
+        "shop": shop,
+        "colours": " and ".join(names),
+        "colour": names[0] if names else "",
+        "orientation": orientation,
+        "paper": "archival matte paper",
+    }
 
 
 def listing_payload(
-    *, title: str, stem: str, listing: Mapping[str, Any], tag: str, description: str | None = None
+    *,
+    title: str,
+    stem: str = "",
+    listing: Mapping[str, Any],
+    tag: str,
+    description: str | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Form fields of createDraftListing for one design (deterministic)."""
-    pretty = " ".join(stem.replace("_", " ").replace("-", " ").split()).title() or "Design"
-    full_title = f"{title} - {pretty}"[:MAX_TITLE]
-    tags = [t for t in (_clean_tag(t) for t in listing.get("tags", [])) if t]
-    tags = [t for t in tags if t != tag][: MAX_TAGS - 1] + [tag]
+    """Form fields of createDraftListing for one design (deterministic), from the shop's listing
+    template (``listing``: ``title``/``description`` patterns with ``{colours}``, ``{colour}``,
+    ``{product}``, ``{orientation}``, ``{shop}``; ``tags`` may use the same placeholders; ``price``,
+    ``quantity``...). ``title`` is the product name (the template's ``title``). The file name
+    (``stem``) is never used: it is what the uploader called the file, not what a buyer reads."""
+    f = {"product": title, **(facts or {})}
+    f.setdefault("paper", "archival matte paper")
+    full_title = clean_title(_fill(str(listing.get("title") or DEFAULT_TITLE), f))
+    if not full_title:
+        full_title = clean_title(title) or "Art Print"
+    f["title"] = full_title
+    tags = clean_tags([_fill(str(t), f) for t in listing.get("tags", [])], tag)
+    desc = description or _fill(str(listing.get("description") or DEFAULT_DESCRIPTION), f)
     return {
         "quantity": str(int(listing.get("quantity", 1))),
         "title": full_title,
-        "description": description
-        or listing.get("description")
-        or f"{full_title}. Printed to order.",
+        "description": desc,
         "price": f"{float(listing.get('price', 10.0)):.2f}",
         "who_made": str(listing.get("who_made", "i_did")),
         "when_made": str(listing.get("when_made", "made_to_order")),
@@ -95,6 +209,13 @@ def listing_payload(
         "tags": ",".join(tags),
         "is_supply": "false",
     }
+
+
+def shop_listing(
+    template_listing: Mapping[str, Any], shops: Mapping[str, Any], shop: str
+) -> dict[str, Any]:
+    """The template's listing settings with the shop's overrides (``template.json`` ``shops``)."""
+    return {**template_listing, **(shops.get(shop) or {})}
 
 
 # ---------------------------------------------------------------- rate limits

@@ -7,6 +7,8 @@ A template is a folder ``<templates_dir>/<template>/`` with ``template.json``::
       "title": "Art print",            # used in the Etsy listing title
       "listing": {"price": 18.0, "taxonomy_id": 2078, "who_made": "i_did",
                   "when_made": "made_to_order", "quantity": 25, "tags": ["art print"]},
+      "shops": {"my-shop": {"title": "{colours} Botanical {product}", "price": 22.0,
+                            "tags": ["botanical print", "{colour} wall art"]}},
       "output": {"max_side": 1600, "quality": 85},
       "mockups": [
         {"name": "wall", "background": "wall.jpg",
@@ -56,6 +58,7 @@ class Template:
     title: str
     mockups: tuple[MockupSpec, ...]
     listing: dict[str, Any] = field(default_factory=dict)
+    shops: dict[str, Any] = field(default_factory=dict)  # per-shop listing overrides
     max_side: int = 1600
     quality: int = 85
 
@@ -108,6 +111,7 @@ def load_template(templates_dir: str | os.PathLike[str], name: str) -> Template:
         title=str(cfg.get("title", name)),
         mockups=tuple(specs),
         listing=dict(cfg.get("listing", {})),
+        shops=dict(cfg.get("shops", {})),
         max_side=int(out.get("max_side", 1600)),
         quality=int(out.get("quality", 85)),
     )
@@ -208,7 +212,13 @@ def write_default_template(templates_dir: Path, name: str = "poster") -> Path:
             "taxonomy_id": 2078,
             "who_made": "i_did",
             "when_made": "made_to_order",
-            "tags": ["art print", "poster", "wall art"],
+            "title": "{colours} Abstract {product}, {orientation} Wall Art",
+            "description": (
+                "{title}.\n\nA {colours} abstract design, printed to order on {paper}. "
+                "Frame not included. Colours may vary slightly between screens."
+            ),
+            "tags": ["art print", "poster", "wall art", "{colour} wall art", "abstract art",
+                     "{orientation} print"],
         },
         "output": {"max_side": 1200, "quality": 85},
         "mockups": [

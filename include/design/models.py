@@ -37,6 +37,42 @@ class DesignImage(TimestampMixin, Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    # the source file's quality facts (include.design.quality.Quality): is a later upload better?
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class DesignShopLock(Base):
+    """One row per shop, updated at the start of the duplicate check + insert transaction: the row
+    lock (PostgreSQL) or the database write lock (SQLite) serializes the check and the insert per
+    shop until commit, so two simultaneous runs never store two copies of one design."""
+
+    __tablename__ = "design_shop_locks"
+
+    shop: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    taken: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class DesignReplacement(TimestampMixin, Base):
+    """A later upload that is a better copy of a stored design, and the human answer (approval
+    task): ``pending`` until answered, then ``keep`` or ``replace``, ``replaced`` once applied. The
+    answer is data: a rerun or a later upload of the same file finds it and does not ask again."""
+
+    __tablename__ = "design_replacements"
+    __table_args__ = (UniqueConstraint("shop", "design_image_id", "candidate_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop: Mapped[str] = mapped_column(String(128), index=True)
+    design_image_id: Mapped[int] = mapped_column(ForeignKey("design_images.id", ondelete="CASCADE"))
+    candidate_sha256: Mapped[str] = mapped_column(String(64))
+    candidate_name: Mapped[str] = mapped_column(String(512))
+    run_id: Mapped[str] = mapped_column(String(250))  # the run that found (and asks about) it
+    candidate: Mapped[dict[str, Any]] = mapped_column(JSONType)  # hashes, quality, prepared file
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))  # pending | keep | replace | replaced
+    answered_by: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    old_nas_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    new_nas_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class DesignNasFile(TimestampMixin, Base):

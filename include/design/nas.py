@@ -76,6 +76,7 @@ class NasBackend(Protocol):
     def fetch(self, rel: str, local: str | os.PathLike[str]) -> None: ...
     def exists(self, rel: str) -> bool: ...
     def location(self, rel: str) -> str: ...
+    def delete(self, rel: str) -> bool: ...
 
 
 class MountedNas:
@@ -101,6 +102,14 @@ class MountedNas:
 
     def exists(self, rel: str) -> bool:
         return self._path(rel).exists()
+
+    def delete(self, rel: str) -> bool:
+        """Remove a file this pipeline stored (a run that lost the race); False if absent."""
+        p = self._path(rel)
+        if not p.is_file():
+            return False
+        p.unlink()
+        return True
 
     def fetch(self, rel: str, local: str | os.PathLike[str]) -> None:
         safe_copy(self._path(rel), local)

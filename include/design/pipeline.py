@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select, update
 from include.common.db import session_scope, upsert
 from include.common.files import atomic_write_bytes, safe_name, sha256_file
 from include.design import etsy as etsy_logic
-from include.design import hashing, nas
+from include.design import hashing, nas, quality
 from include.design import workers as workers_mod
 from include.design.dupindex import DupIndex
 from include.design.hashing import DupConfig, Hashes
@@ -37,11 +37,15 @@ from include.design.models import (
     DesignListing,
     DesignMockup,
     DesignNasFile,
+    DesignReplacement,
+    DesignShopLock,
 )
 
 log = logging.getLogger(__name__)
 
-OK, ERROR, NEW, DUPLICATE = "ok", "error", "new", "duplicate"
+OK, ERROR, SKIPPED = "ok", "error", "skipped"
+NEW, DUPLICATE, BETTER = "new", "duplicate", "better_copy"
+PENDING, KEEP, REPLACE, REPLACED = "pending", "keep", "replace", "replaced"
 
 
 # ---------------------------------------------------------------- 1. process
@@ -131,6 +135,12 @@ def backfill_nas(
 # ---------------------------------------------------------------- 3. duplicates
 
 
+def _ok_in_rank_order(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The processed items, best copy first (:func:`include.design.quality.rank`)."""
+    ok = [i for i in items if i["status"] == OK]
+    return sorted(ok, key=lambda i: quality.rank(i.get("quality"), i["key"]), reverse=True)
+
+
 def check_duplicates(
     engine: Engine,
     items: Iterable[dict[str, Any]],
@@ -139,7 +149,15 @@ def check_duplicates(
     run_id: str,
     config: DupConfig = hashing.DEFAULT,
 ) -> list[dict[str, Any]]:
-    """Decide new / duplicate for every processed item and record the duplicates."""
+    """Decide new / duplicate / better copy for every processed item and record the duplicates.
+
+    Items are checked best copy first (:mod:`include.design.quality`), so of each near-duplicate
+    group within the upload the best member is the one kept and the others are its duplicates.
+    An item that duplicates a stored design but is a better copy of it becomes a ``better_copy``:
+    it is not stored, and a :class:`DesignReplacement` row asks a human whether to replace the
+    stored design (unless an earlier answer exists: that answer applies, nobody is asked again).
+    """
+    items = list(items)
     with session_scope(engine) as s:
         db_rows = s.execute(
             select(
@@ -151,6 +169,7 @@ def check_duplicates(
                 DesignImage.source_name,
                 DesignImage.run_id,
                 DesignImage.nas_path,
+                DesignImage.quality,
             ).where(DesignImage.shop == shop)
         ).all()
         nas_rows = s.execute(
@@ -158,6 +177,12 @@ def check_duplicates(
                 DesignNasFile.path, DesignNasFile.phash, DesignNasFile.dhash, DesignNasFile.colour
             ).where(DesignNasFile.shop == shop, DesignNasFile.phash.is_not(None))
         ).all()
+        answers = {
+            (r.design_image_id, r.candidate_sha256): r
+            for r in s.scalars(select(DesignReplacement).where(DesignReplacement.shop == shop))
+        }
+    db_max_id = max((r.id for r in db_rows), default=0)
+    stored = {r.id: r for r in db_rows}
     index = DupIndex(config)
     mine = {(r.source_name, r.source_sha256): r.id for r in db_rows if r.run_id == run_id}
     others = [r for r in db_rows if r.run_id != run_id]
@@ -177,17 +202,16 @@ def check_duplicates(
     )
     index.rebuild()
 
-    decisions: list[dict[str, Any]] = []
+    decided: dict[str, dict[str, Any]] = {}
     dup_rows: list[dict[str, Any]] = []
-    for item in sorted(items, key=lambda i: i["key"]):
-        if item["status"] != OK:
-            decisions.append(item)
-            continue
+    asks: list[dict[str, Any]] = []
+    for item in _ok_in_rank_order(items):
+        item = {**item, "db_max_id": db_max_id}
         h = Hashes.from_dict(item["hashes"])
         own_id = mine.get((item["key"], item["sha256"]))
         hit = None if own_id is not None else index.nearest(h)
         if hit is None:
-            decisions.append({**item, "decision": NEW, "design_image_id": own_id})
+            decided[item["key"]] = {**item, "decision": NEW, "design_image_id": own_id}
             index.add(f"run:{item['key']}", h)
             continue
         kind, _, ref = hit.ref.partition(":")
@@ -199,26 +223,97 @@ def check_duplicates(
             "design_image_id": int(ref) if kind == "database" else None,
             **hit.match.to_dict(),
         }
-        decisions.append({**item, **dup})
-        dup_rows.append(
-            {
-                "run_id": run_id,
-                "shop": shop,
-                "source_name": item["key"],
-                "source_sha256": item["sha256"],
-                "matched_kind": kind,
-                "matched_ref": ref,
-                "design_image_id": dup["design_image_id"],
-                **hit.match.to_dict(),
-            }
-        )
+        if kind == "database":
+            row = stored[int(ref)]
+            dup["matched_name"] = row.source_name
+            dup["matched_nas_path"] = row.nas_path
+            better = _better_copy(item, row, answers, shop=shop, run_id=run_id)
+            if better is not None:
+                ask = better.pop("ask", None)
+                dup.update(better)
+                if ask:
+                    asks.append(ask)
+        elif kind == "run":
+            dup["matched_name"] = ref
+        else:
+            dup["matched_nas_path"] = ref
+        decided[item["key"]] = {**item, **dup}
+        if dup["decision"] == DUPLICATE:
+            dup_rows.append(
+                _dup_row(run_id, shop, item, kind, ref, dup["design_image_id"], hit.match)
+            )
         log.warning(
-            "duplicate: %s is a near-duplicate of %s %s (%s)", item["key"], kind, ref, hit.match
-        )
-    if dup_rows:
-        with session_scope(engine) as s:
+            "%s: %s is a near-duplicate of %s %s (%s)",
+            dup["decision"], item["key"], kind, ref, hit.match,
+        )  # fmt: skip
+    with session_scope(engine) as s:
+        if dup_rows:
             upsert(s, DesignDuplicate, dup_rows, conflict_cols=("run_id", "source_name"))
-    return decisions
+        if asks:
+            upsert(
+                s,
+                DesignReplacement,
+                asks,
+                conflict_cols=("shop", "design_image_id", "candidate_sha256"),
+                update_cols=[],
+            )
+    return [decided.get(i["key"], i) for i in sorted(items, key=lambda i: i["key"])]
+
+
+def _dup_row(
+    run_id: str, shop: str, item: dict[str, Any], kind: str, ref: str, did: int | None, m: Any
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "shop": shop,
+        "source_name": item["key"],
+        "source_sha256": item["sha256"],
+        "matched_kind": kind,
+        "matched_ref": ref,
+        "design_image_id": did,
+        **m.to_dict(),
+    }
+
+
+def _better_copy(
+    item: dict[str, Any], row: Any, answers: dict[Any, Any], *, shop: str, run_id: str
+) -> dict[str, Any] | None:
+    """``None`` when ``item`` is no better than the stored ``row``; else the decision fields."""
+    if not quality.better(item.get("quality"), row.quality):
+        return None
+    why = quality.reasons(item.get("quality"), row.quality)
+    answer = answers.get((row.id, item["sha256"]))
+    if answer is not None and answer.state == KEEP:
+        return {"kept_stored": f"better copy ({why}), but {answer.answered_by or 'a human'} "
+                "chose to keep the stored design"}  # fmt: skip
+    out: dict[str, Any] = {"decision": BETTER, "better_reason": why}
+    if answer is None:
+        out["ask"] = {
+            "shop": shop,
+            "design_image_id": row.id,
+            "candidate_sha256": item["sha256"],
+            "candidate_name": item["key"],
+            "run_id": run_id,
+            "candidate": {
+                k: item.get(k)
+                for k in (
+                    "key",
+                    "sha256",
+                    "hashes",
+                    "quality",
+                    "prepared",
+                    "format",
+                    "width",
+                    "height",
+                    "location",
+                )
+            },  # fmt: skip
+            "reason": why,
+            "state": PENDING,
+        }
+    else:
+        out["replacement_state"] = answer.state
+    return out
 
 
 # ---------------------------------------------------------------- 4. NAS upload
@@ -261,6 +356,28 @@ def upload_to_nas(
 # ---------------------------------------------------------------- 5. database
 
 
+def lock_shop(session: Any, shop: str, holder: str) -> None:
+    """Serialize the duplicate check + insert of ``shop`` until the transaction ends.
+
+    One portable statement, ``INSERT INTO design_shop_locks ... ON CONFLICT (shop) DO UPDATE``:
+    on PostgreSQL the upsert takes the shop's row lock (a second run's upsert waits for the first
+    transaction to commit, other shops are not blocked); on SQLite any write takes the database
+    write lock (the second writer waits, ``busy_timeout`` 30 s), so the check that follows always
+    reads the other run's committed rows."""
+    upsert(
+        session,
+        DesignShopLock,
+        {"shop": shop, "holder": holder, "taken": 1},
+        conflict_cols=("shop",),
+        update_cols=["holder"],
+    )
+    session.execute(
+        update(DesignShopLock)
+        .where(DesignShopLock.shop == shop)
+        .values(taken=DesignShopLock.taken + 1)
+    )
+
+
 def record_designs(
     engine: Engine,
     items: Iterable[dict[str, Any]],
@@ -269,68 +386,90 @@ def record_designs(
     template: str,
     user_id: str | None,
     run_id: str,
+    backend: nas.NasBackend | None = None,
+    config: DupConfig = hashing.DEFAULT,
 ) -> list[dict[str, Any]]:
-    """``INSERT ... ON CONFLICT (shop, phash, dhash) DO NOTHING``; an item whose hashes were stored
-    meanwhile by another run becomes a duplicate of that row."""
+    """Insert the new designs, serialized per shop (:func:`lock_shop`): under the lock the items
+    are checked again against the designs other runs stored since :func:`check_duplicates` read
+    the database, so two simultaneous runs never store two copies of one design. An item that
+    lost such a race becomes a duplicate (or a better copy) of the winner's row, and its NAS file
+    is removed after the commit (``backend``), so no NAS file is left without a row."""
     items = list(items)
-    new = [i for i in items if i.get("decision") == NEW and i.get("nas_path")]
-    rows = [
-        {
-            "shop": shop,
-            "template": template,
-            "user_id": user_id,
-            "source_name": i["key"],
-            "source_sha256": i["sha256"],
-            "phash": i["hashes"]["phash"],
-            "dhash": i["hashes"]["dhash"],
-            "colour": i["hashes"]["colour"],
-            "nas_path": i["nas_path"],
-            "format": i["format"],
-            "width": i["width"],
-            "height": i["height"],
-            "run_id": run_id,
-        }
-        for i in new
-    ]
+    new = [i for i in _ok_in_rank_order(items) if i.get("decision") == NEW and i.get("nas_path")]
+    since = min((int(i.get("db_max_id", 0)) for i in new), default=0)
     ids: dict[str, int] = {}
+    lost: dict[str, dict[str, Any]] = {}
+    losers: list[str] = []
     with session_scope(engine) as s:
-        upsert(s, DesignImage, rows, conflict_cols=("shop", "phash", "dhash"), update_cols=[])
+        lock_shop(s, shop, run_id)
+        rows = s.execute(
+            select(
+                DesignImage.id,
+                DesignImage.phash,
+                DesignImage.dhash,
+                DesignImage.colour,
+                DesignImage.source_name,
+                DesignImage.source_sha256,
+                DesignImage.run_id,
+                DesignImage.nas_path,
+                DesignImage.quality,
+            ).where(DesignImage.shop == shop, DesignImage.id > since)
+        ).all()
+        mine = {(r.source_name, r.source_sha256): r.id for r in rows if r.run_id == run_id}
+        others = [r for r in rows if r.run_id != run_id]
+        index = DupIndex(config)
+        index.add_hex(
+            [f"db:{r.id}" for r in others],
+            [r.phash for r in others],
+            [r.dhash for r in others],
+            [r.colour for r in others],
+        )
+        index.rebuild()
+        by_id = {r.id: r for r in others}
+        answers = {
+            (r.design_image_id, r.candidate_sha256): r
+            for r in s.scalars(select(DesignReplacement).where(DesignReplacement.shop == shop))
+        }
         for i in new:
+            own = mine.get((i["key"], i["sha256"]))
+            if own is not None:  # this run stored it before (a retry)
+                ids[i["key"]] = own
+                continue
+            h = Hashes.from_dict(i["hashes"])
+            hit = index.nearest(h)
+            if hit is not None:  # another run stored a near-duplicate meanwhile
+                row = by_id[int(hit.ref.partition(":")[2])]
+                lost[i["key"]] = _lost_race(s, i, row, hit.match, answers, shop=shop, run_id=run_id)
+                losers.append(i["nas_path"])
+                continue
+            upsert(
+                s,
+                DesignImage,
+                _design_row(i, shop=shop, template=template, user_id=user_id, run_id=run_id),
+                conflict_cols=("shop", "phash", "dhash"),
+                update_cols=[],
+            )
             row = s.execute(
-                select(DesignImage.id, DesignImage.source_sha256, DesignImage.run_id).where(
+                select(DesignImage).where(
                     DesignImage.shop == shop,
                     DesignImage.phash == i["hashes"]["phash"],
                     DesignImage.dhash == i["hashes"]["dhash"],
                 )
-            ).one()
+            ).scalar_one()
             if row.source_sha256 == i["sha256"] and row.run_id == run_id:
                 ids[i["key"]] = row.id
-            else:  # lost a race with another run (or an identical image is stored already)
-                ids[i["key"]] = -row.id
-                upsert(
-                    s,
-                    DesignDuplicate,
-                    {
-                        "run_id": run_id,
-                        "shop": shop,
-                        "source_name": i["key"],
-                        "source_sha256": i["sha256"],
-                        "matched_kind": "database",
-                        "matched_ref": str(row.id),
-                        "design_image_id": row.id,
-                        "key_distance": 0,
-                        "phash_distance": 0,
-                        "dhash_distance": 0,
-                        "colour_distance": 0.0,
-                    },
-                    conflict_cols=("run_id", "source_name"),
+                index.add(f"db:{row.id}", h)
+            else:  # bit-identical hashes stored already (before this run's snapshot)
+                lost[i["key"]] = _lost_race(
+                    s, i, row, hashing.compare(h, h), answers, shop=shop, run_id=run_id
                 )
+                losers.append(i["nas_path"])
         # within-run duplicates now point at the design they duplicate
         for i in items:
             if (
                 i.get("decision") == DUPLICATE
                 and i.get("matched_kind") == "run"
-                and ids.get(i["matched_ref"], 0) > 0
+                and ids.get(i["matched_ref"])
             ):
                 s.execute(
                     update(DesignDuplicate)
@@ -339,24 +478,87 @@ def record_designs(
                     )
                     .values(design_image_id=ids[i["matched_ref"]])
                 )
+    for rel in losers:  # after the commit: the rows that point at NAS files are final
+        if backend is not None and rel not in {r.nas_path for r in rows if r.run_id != run_id}:
+            try:
+                backend.delete(rel)
+            except Exception as exc:  # the run's outcome still says what happened
+                log.error("could not remove %s from the NAS: %s", rel, exc)
     out = []
     for i in items:
         if i["key"] in ids:
-            did = ids[i["key"]]
-            if did > 0:
-                out.append({**i, "design_image_id": did})
-            else:
-                out.append(
-                    {
-                        **i,
-                        "decision": DUPLICATE,
-                        "matched_kind": "database",
-                        "matched_ref": str(-did),
-                        "design_image_id": -did,
-                    }
-                )
+            out.append({**i, "design_image_id": ids[i["key"]]})
+        elif i["key"] in lost:
+            out.append(lost[i["key"]])
         else:
             out.append(i)
+    return out
+
+
+def _design_row(
+    i: dict[str, Any], *, shop: str, template: str, user_id: str | None, run_id: str
+) -> dict[str, Any]:
+    return {
+        "shop": shop,
+        "template": template,
+        "user_id": user_id,
+        "source_name": i["key"],
+        "source_sha256": i["sha256"],
+        "phash": i["hashes"]["phash"],
+        "dhash": i["hashes"]["dhash"],
+        "colour": i["hashes"]["colour"],
+        "nas_path": i["nas_path"],
+        "format": i["format"],
+        "width": i["width"],
+        "height": i["height"],
+        "run_id": run_id,
+        "quality": i.get("quality"),
+    }
+
+
+def _lost_race(
+    s: Any,
+    i: dict[str, Any],
+    row: Any,
+    match: Any,
+    answers: dict[Any, Any],
+    *,
+    shop: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """``i`` lost the race to ``row``: a duplicate (recorded) or a better copy (asked about)."""
+    out = {
+        **i,
+        "decision": DUPLICATE,
+        "matched_kind": "database",
+        "matched_ref": str(row.id),
+        "matched_name": row.source_name,
+        "matched_nas_path": row.nas_path,
+        "design_image_id": row.id,
+        "nas_path": None,
+        "removed_from_nas": i["nas_path"],
+        **match.to_dict(),
+    }
+    better = _better_copy(i, row, answers, shop=shop, run_id=run_id)
+    if better is not None:
+        ask = better.pop("ask", None)
+        out.update(better)
+        if ask:
+            upsert(
+                s,
+                DesignReplacement,
+                ask,
+                conflict_cols=("shop", "design_image_id", "candidate_sha256"),
+                update_cols=[],
+            )
+    if out["decision"] == DUPLICATE:
+        upsert(
+            s,
+            DesignDuplicate,
+            _dup_row(run_id, shop, i, "database", str(row.id), row.id, match),
+            conflict_cols=("run_id", "source_name"),
+        )
+    log.warning("%s lost the race to design %s (%s)", i["key"], row.id, row.source_name)
     return out
 
 
@@ -447,7 +649,8 @@ def publish_listings(
     items = list(items)
     try:
         tpl = mockups.load_template(templates_dir, template)
-        title, listing_cfg = tpl.title, tpl.listing
+        title = tpl.title
+        listing_cfg = etsy_logic.shop_listing(tpl.listing, tpl.shops, shop)
     except mockups.TemplateError:
         title, listing_cfg = template, {}
     if client is None:
@@ -456,18 +659,32 @@ def publish_listings(
         )
     out = []
     stop: str | None = None
+    stop_kind = ""
     for i in items:
         if i.get("decision") != NEW or not i.get("design_image_id") or not i.get("mockups"):
             out.append(i)
             continue
         did = int(i["design_image_id"])
         tag = etsy_logic.idempotency_tag(shop, i["sha256"])
+        q = i.get("quality") or {}
         payload = etsy_logic.listing_payload(
             title=title,
-            stem=PurePosixPath(i.get("source_key", i["key"])).stem,
             listing=listing_cfg,
             tag=tag,
+            facts=etsy_logic.listing_facts(
+                product=title,
+                shop=shop,
+                colours=q.get("colours") or [],
+                width=int(i.get("width") or 0),
+                height=int(i.get("height") or 0),
+            ),
         )
+        preview = {
+            "title": payload["title"],
+            "tags": payload["tags"].split(","),
+            "price": payload["price"],
+        }
+        i = {**i, "preview": preview}
         images = [m["local"] for m in i["mockups"]]
         with session_scope(engine) as s:
             upsert(
@@ -484,7 +701,7 @@ def publish_listings(
             continue
         if stop:
             _set_listing(engine, did, state="failed", error=stop)
-            out.append({**i, "listing": {"state": "failed", "error": stop}})
+            out.append({**i, "listing": {"state": "failed", "error": stop, "kind": stop_kind}})
             continue
         try:
             if client is None:
@@ -532,11 +749,182 @@ def publish_listings(
             )
         except (etsy_logic.EtsyQuotaExhausted, etsy_logic.EtsyAuthError) as exc:
             stop = str(exc)  # no point in trying the others now
+            stop_kind = "quota" if isinstance(exc, etsy_logic.EtsyQuotaExhausted) else "auth"
             _set_listing(engine, did, state="failed", error=stop)
-            out.append({**i, "listing": {"state": "failed", "error": stop}})
-        except etsy_logic.EtsyError as exc:
+            out.append({**i, "listing": {"state": "failed", "error": stop, "kind": stop_kind}})
+        except etsy_logic.EtsyError as exc:  # by type, never by message text
+            kind = "transient" if exc.status >= 500 else "rejected"
             _set_listing(engine, did, state="failed", error=str(exc))
-            out.append({**i, "listing": {"state": "failed", "error": str(exc)}})
+            out.append({**i, "listing": {"state": "failed", "error": str(exc), "kind": kind}})
+    return out
+
+
+# ---------------------------------------------------------------- 8. better copies (approval)
+
+from include.design.approval import KEEP_OPTION, REPLACE_OPTION  # noqa: E402
+
+
+def replacement_questions(
+    engine: Engine,
+    items: Iterable[dict[str, Any]],
+    *,
+    shop: str,
+    picture: Callable[[str, str], str | None],
+) -> list[dict[str, Any]]:
+    """One approval question per better copy of this run still waiting for an answer (a
+    ``pending`` :class:`DesignReplacement`), and the answers already given but not yet applied
+    (``replace``: applied without asking). ``picture(nas_or_local_path, name)`` publishes a picture
+    and returns its URL (or None). Questions carry ``subject``/``body`` (Markdown, for the HITL
+    form) and the replacement's keys."""
+    out = []
+    cands = [i for i in items if i.get("decision") == BETTER]
+    if not cands:
+        return out
+    with session_scope(engine) as s:
+        rows = {
+            (r.design_image_id, r.candidate_sha256): r
+            for r in s.scalars(select(DesignReplacement).where(DesignReplacement.shop == shop))
+        }
+        designs = {
+            r.id: r
+            for r in s.scalars(
+                select(DesignImage).where(
+                    DesignImage.id.in_([int(i["design_image_id"]) for i in cands])
+                )
+            )
+        }
+    for i in cands:
+        did = int(i["design_image_id"])
+        rep = rows.get((did, i["sha256"]))
+        if rep is None or rep.state not in (PENDING, REPLACE):
+            continue
+        stored = designs[did]
+        new_url = picture(i["prepared"], f"better/{did}_candidate{Path(i['prepared']).suffix}")
+        old_url = picture(
+            f"nas:{stored.nas_path}", f"better/{did}_stored{Path(stored.nas_path).suffix}"
+        )
+        q_new, q_old = i.get("quality") or {}, stored.quality or {}
+        subject = f"Replace stored design #{did} with the better copy {i['key']}?"
+        body = "\n".join(
+            [
+                f"**{i['key']}** (this upload) is a near-duplicate of the stored design "
+                f"**{stored.source_name}** (#{did}, `{stored.nas_path}`) and a better copy: "
+                f"{rep.reason}.",
+                "",
+                f"- this upload: {_facts(q_new)}" + (f" — [picture]({new_url})" if new_url else ""),
+                f"- stored: {_facts(q_old)}" + (f" — [picture]({old_url})" if old_url else ""),
+                "",
+                f"*{REPLACE_OPTION}*: the better file goes to the NAS, the design row points at "
+                "it and its mockups are made again (the old file stays on the NAS; the Etsy "
+                f"listing is not changed). *{KEEP_OPTION}*: nothing changes, and this file is "
+                "not asked about again.",
+            ]
+        )
+        out.append(
+            {
+                "subject": subject,
+                "body": body,
+                "design_image_id": did,
+                "candidate_sha256": i["sha256"],
+                "answered": rep.state == REPLACE,
+            }
+        )
+    return out
+
+
+def _facts(q: dict[str, Any]) -> str:
+    if not q:
+        return "no recorded facts"
+    kind = "lossless" if q.get("lossless") else f"JPEG q{q.get('jpeg_quality')}"
+    alpha = ", transparent" if q.get("alpha") else ""
+    return f"{q.get('pixels', 0) / 1e6:.2f} MP, {kind}{alpha}, {q.get('size', 0)} bytes"
+
+
+def apply_replacements(
+    engine: Engine,
+    backend: nas.NasBackend,
+    questions: Sequence[dict[str, Any]],
+    answers: Sequence[dict[str, Any] | None],
+    *,
+    shop: str,
+    template: str,
+    when: datetime,
+    run_id: str,
+) -> list[dict[str, Any]]:
+    """Record each human answer (the chosen option, who chose it) and apply *replace*.
+
+    ``answers[n]`` is the approval task's output for ``questions[n]`` (``chosen_options``,
+    ``responded_by_user``), or None for a question answered before (state ``replace``). An
+    answer nobody gave (timeout, the default applied) leaves the question pending: it is asked
+    again next time. *Replace*: the candidate file goes to the NAS under a new name (the old file
+    is kept), the design row takes its hashes, quality and path, under the shop lock."""
+    answers = list(answers)
+    if len(answers) != len(questions):
+        raise ValueError(f"{len(questions)} question(s), {len(answers)} answer(s)")
+    out = []
+    for q, ans in zip(questions, answers, strict=True):
+        key = (q["design_image_id"], q["candidate_sha256"])
+        with session_scope(engine) as s:
+            rep = s.scalars(
+                select(DesignReplacement).where(
+                    DesignReplacement.shop == shop,
+                    DesignReplacement.design_image_id == key[0],
+                    DesignReplacement.candidate_sha256 == key[1],
+                )
+            ).one()
+            state, by = rep.state, rep.answered_by
+            if state == PENDING and ans is not None:
+                chosen = (ans.get("chosen_options") or [KEEP_OPTION])[0]
+                who = ans.get("responded_by_user")
+                if who is None:  # the timeout's default: nobody decided, ask again next time
+                    out.append({**q, "state": PENDING, "answer": "no answer (timeout)"})
+                    continue
+                by = who.get("name") or who.get("id") if isinstance(who, dict) else str(who)
+                state = REPLACE if chosen == REPLACE_OPTION else KEEP
+                rep.state, rep.answered_by = state, by
+            cand = dict(rep.candidate)
+        if state != REPLACE:
+            out.append({**q, "state": state, "answered_by": by})
+            continue
+        ext = "png" if cand["format"] == "PNG" else "jpg"
+        fname = nas.nas_filename(PurePosixPath(cand["key"]).stem, ext, when, cand["sha256"], shop)
+        rel = nas.design_relpath(shop, template, fname)
+        backend.put(cand["prepared"], rel)
+        with session_scope(engine) as s:
+            lock_shop(s, shop, run_id)
+            img = s.get(DesignImage, key[0])
+            rep = s.scalars(
+                select(DesignReplacement).where(
+                    DesignReplacement.design_image_id == key[0],
+                    DesignReplacement.candidate_sha256 == key[1],
+                )
+            ).one()
+            old = img.nas_path
+            img.source_name, img.source_sha256 = cand["key"], cand["sha256"]
+            img.phash, img.dhash = cand["hashes"]["phash"], cand["hashes"]["dhash"]
+            img.colour, img.quality = cand["hashes"]["colour"], cand["quality"]
+            img.nas_path, img.format = rel, cand["format"]
+            img.width, img.height = cand["width"], cand["height"]
+            rep.state, rep.old_nas_path, rep.new_nas_path = REPLACED, old, rel
+        out.append(
+            {
+                **q,
+                "state": REPLACED,
+                "answered_by": by,
+                "old_nas_path": old,
+                "new_nas_path": rel,
+                # an item for make_mockups: the design's mockups are made again from the new file
+                "item": {
+                    "key": cand["key"],
+                    "status": OK,
+                    "decision": NEW,
+                    "design_image_id": key[0],
+                    "sha256": cand["sha256"],
+                    "prepared": cand["prepared"],
+                    "nas_path": rel,
+                },
+            }
+        )
     return out
 
 
@@ -605,6 +993,44 @@ def _set_listing(engine: Engine, design_image_id: int, **values: Any) -> None:
 
 
 # ---------------------------------------------------------------- report
+
+
+def record_outcomes(
+    engine: Engine, items: Iterable[dict[str, Any]], *, shop: str, run_id: str, pipeline: str
+) -> int:
+    """Every file's outcome in the ``item_records`` ledger, one row per run and file
+    (``<run_id>/<shop>/<key>``): a rerun adds its own rows and never rewrites an earlier run's."""
+    from include.common.items import record_item
+    from include.common.models import ItemStatus
+
+    n = 0
+    with session_scope(engine) as s:
+        for i in items:
+            if i.get("backlog"):
+                continue
+            if i["status"] == ERROR:
+                status, detail = ItemStatus.FAILED, {"code": i.get("code")}
+            elif i["status"] == SKIPPED or i.get("decision") in (DUPLICATE, BETTER):
+                status = ItemStatus.SKIPPED
+                detail = {
+                    "decision": i.get("decision") or "not processed",
+                    "kept": i.get("matched_name") or i.get("matched_ref"),
+                    "reason": i.get("error") or i.get("better_reason"),
+                }
+            else:
+                status = ItemStatus.DONE
+                detail = {
+                    "design_image_id": i.get("design_image_id"),
+                    "nas_path": i.get("nas_path"),
+                    "listing": i.get("listing"),
+                }
+            record_item(
+                s, pipeline=pipeline, kind="file", key=f"{run_id}/{shop}/{i['key']}",
+                status=status, checksum=i.get("sha256"), error=i.get("error"), detail=detail,
+                run_id=run_id,
+            )  # fmt: skip
+            n += 1
+    return n
 
 
 def summarise(items: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -15,12 +15,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from include.common.files import sha256_file
-from include.design import hashing, imaging
+from include.design import hashing, imaging, quality
 from include.design.hashing import DupConfig, Hashes
 
 log = logging.getLogger(__name__)
 
-OK, ERROR = "ok", "error"
+OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 
 def _existing_prepared(stem: Path) -> Path | None:
@@ -45,6 +45,7 @@ def process_file(
         item["size"] = os.path.getsize(local_path)
         item["sha256"] = sha256_file(local_path)
         h = hashing.hash_file(local_path, cfg, max_pixels=max_pixels)
+        facts = quality.of_file(local_path, max_pixels=max_pixels)
         stem = Path(prepared_dir) / item["sha256"][:24]
         done = _existing_prepared(stem)
         if done is not None:  # a retry: the output of this exact content is already there
@@ -79,6 +80,7 @@ def process_file(
         **item,
         "status": OK,
         "hashes": h.to_dict(),
+        "quality": dict(facts),
         "prepared": prepared["path"],
         "format": prepared["format"],
         "width": prepared["width"],
@@ -130,14 +132,36 @@ def process_batch(
     workers: int | None = None,
     max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
 ) -> list[dict[str, Any]]:
-    """``files``: ``{"key", "path"}`` dicts (local files). Results in the same order."""
+    """``files``: ``{"key", "path"}`` dicts (local files), optionally with ``"skip"``: the reason
+    a file is not processed (hidden file, symlink...), which becomes its outcome. Results in the
+    same order: every file gets one."""
     Path(prepared_dir).mkdir(parents=True, exist_ok=True)
-    args = [(f["key"], f["path"], str(prepared_dir), config, max_pixels) for f in files]
+    todo = [f for f in files if not f.get("skip")]
+    args = [(f["key"], f["path"], str(prepared_dir), config, max_pixels) for f in todo]
     workers = workers or min(os.cpu_count() or 1, 8)
     if workers <= 1 or len(args) <= 1:
-        return [_process_star(a) for a in args]
-    with _pool(min(workers, len(args))) as pool:
-        return list(pool.map(_process_star, args, chunksize=max(1, len(args) // (workers * 4))))
+        done = [_process_star(a) for a in args]
+    else:
+        with _pool(min(workers, len(args))) as pool:
+            chunks = max(1, len(args) // (workers * 4))
+            done = list(pool.map(_process_star, args, chunksize=chunks))
+    results = iter(done)
+    return [
+        skipped_item(f["key"], f["path"], f["skip"]) if f.get("skip") else next(results)
+        for f in files
+    ]
+
+
+def skipped_item(key: str, location: str, reason: str) -> dict[str, Any]:
+    """The outcome of a file that is listed but deliberately not processed."""
+    return {
+        "key": key,
+        "name": PurePosixPath(key).name,
+        "location": location,
+        "status": SKIPPED,
+        "code": "skipped",
+        "error": reason,
+    }
 
 
 MIN_POOL = 32  # hashing takes ~5 ms a file: fewer files do not pay for a pool's start

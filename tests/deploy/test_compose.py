@@ -432,7 +432,8 @@ def test_connections_from_env_example() -> None:
     assert (
         json.loads(with_keys["roboflow_default"]["extra"])["api_url"] == "https://api.roboflow.com"
     )
-    assert with_keys["etsy_default"]["host"].startswith("https://openapi.etsy.com")
+    assert with_keys["etsy_default"]["host"] == "https://openapi.etsy.com"
+    assert with_keys["etsy_default"]["login"] == "etsy1"
     with pytest.raises(SystemExit, match="HYPHA_ROOT_TOKEN"):
         mod.build_connections({k: v for k, v in env.items() if k != "HYPHA_ROOT_TOKEN"})
     url = mod.app_db_url(dict(env, IMAGING_DB_PASSWORD="p@ss/word"))
@@ -532,3 +533,46 @@ def test_airflow_init_environment_is_enough_for_connections_and_passwords(
             compose["services"][name]["environment"]
         )
         assert not leaked, (name, leaked)
+
+
+def test_compose_etsy_connection_sends_a_listing_to_the_fake_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The etsy_default connection exactly as airflow-init builds it from .env (an ETSY_API_URL
+    with /v3, as users copy it from Etsy's docs) reaches the documented endpoints with the keystring
+    as x-api-key and the token as Bearer: a draft listing and an image arrive at the fake server."""
+    from PIL import Image
+
+    from imaging.hooks.etsy import EtsyHook
+    from include.design import etsy
+    from tests.fakes.etsy_server import FakeEtsyServer
+
+    srv = FakeEtsyServer().start()
+    try:
+        env = dict(
+            env_example(),
+            ETSY_API_KEY=srv.state.api_key,
+            ETSY_ACCESS_TOKEN=srv.state.token,
+            ETSY_SHOP_ID=srv.state.shop_id,
+            ETSY_API_URL=srv.url + "/v3/",
+        )
+        conn = _load_connections_module().build_connections(env)["etsy_default"]
+        monkeypatch.setenv("AIRFLOW_CONN_ETSY_COMPOSE", json.dumps(conn))
+        hook = EtsyHook(etsy_conn_id="etsy_compose", backoff_base=0.01, backoff_cap=0.05)
+        img = tmp_path / "m.jpg"
+        Image.new("RGB", (40, 30), (9, 99, 199)).save(img)
+        payload = {
+            "quantity": "1", "title": "Blue Abstract Art Print", "description": "A print.",
+            "price": "18.00", "who_made": "i_did", "when_made": "made_to_order",
+            "taxonomy_id": "2078", "tags": "art print,d-0123456789ab",
+        }  # fmt: skip
+        res = etsy.publish(
+            hook, payload=payload, tag="d-0123456789ab", images=[img], known_listing_id=None,
+            on_listing=lambda _id: None,
+        )  # fmt: skip
+        assert res.created and len(srv.state.listings) == 1
+        assert srv.state.images[res.listing_id]
+        paths = [p for _m, p, _s in srv.state.requests]
+        assert all(p.startswith("/v3/application/") for p in paths), paths
+    finally:
+        srv.stop()

@@ -69,7 +69,7 @@ def test_creates_draft_listing_and_uploads_images(server, monkeypatch, images) -
     assert res.created and res.uploaded == [1, 2]
     listing = server.listings[res.listing_id]
     assert listing["state"] == "draft" and "d-abc123abc123" in listing["tags"]
-    assert listing["title"] == "Art print - Bloom 01" and listing["price"]["amount"] == 1800
+    assert listing["title"] == "Art print, Wall Art Print" and listing["price"]["amount"] == 1800
     assert [i["rank"] for i in server.images(res.listing_id)] == [1, 2]
 
 

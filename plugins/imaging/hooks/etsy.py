@@ -103,6 +103,7 @@ class EtsyHook(BaseHook):
     @property
     def base_url(self) -> str:
         host = (self._conn.host or DEFAULT_API).rstrip("/")
+        host = host.removesuffix("/v3")  # the endpoints below carry /v3 themselves
         if not host.startswith("http"):
             host = f"https://{host}"
         if self._conn.port and host.count(":") < 2:

@@ -114,6 +114,14 @@ class SftpNas:
     def exists(self, rel: str) -> bool:
         return self._stat(self._remote(rel)) is not None
 
+    def delete(self, rel: str) -> bool:
+        """Remove a file this pipeline stored (a run that lost the race); False if absent."""
+        remote = self._remote(rel)
+        if self._stat(remote) is None:
+            return False
+        self.client.remove(remote)
+        return True
+
     def fetch(self, rel: str, local: str | os.PathLike[str]) -> None:
         local = Path(local)
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +234,14 @@ class NasHook(BaseHook):
 
     def location(self, rel: str) -> str:
         return self.get_conn().location(rel)
+
+    def delete(self, rel: str) -> bool:
+        return self.get_conn().delete(rel)
+
+    @property
+    def is_fallback(self) -> bool:
+        """True when no NAS connection exists and the local fallback folder is used."""
+        return self._connection() is None
 
     def close(self) -> None:
         backend = self._backend

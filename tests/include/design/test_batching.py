@@ -30,7 +30,7 @@ def test_small_files_share_a_batch() -> None:
         batching.plan_batches(files, 0)
 
 
-def test_list_local_skips_hidden_partial_and_symlinks(tmp_path: Path) -> None:
+def test_list_local_gives_hidden_partial_and_symlinks_an_outcome(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.png").write_bytes(b"bb")
     (tmp_path / "a.jpg").write_bytes(b"a")
@@ -40,8 +40,14 @@ def test_list_local_skips_hidden_partial_and_symlinks(tmp_path: Path) -> None:
     (tmp_path / ".git" / "x.png").write_bytes(b"x")
     (tmp_path / "link.png").symlink_to(tmp_path / "a.jpg")
     files = batching.list_local(tmp_path)
-    assert [(f.key, f.size) for f in files] == [("a.jpg", 1), ("sub/b.png", 2)]
-    assert files[1].location == str(tmp_path / "sub" / "b.png")
+    processed = [(f.key, f.size) for f in files if not f.skip]
+    assert processed == [("a.jpg", 1), ("sub/b.png", 2)]
+    skipped = {f.key: f.skip for f in files if f.skip}
+    assert set(skipped) == {".hidden.png", "c.png.partial", ".git/", "link.png"}
+    assert "hidden" in skipped[".hidden.png"] and "symbolic link" in skipped["link.png"]
+    assert files[[f.key for f in files].index("sub/b.png")].location == str(
+        tmp_path / "sub" / "b.png"
+    )
     with pytest.raises(FileNotFoundError):
         batching.list_local(tmp_path / "missing")
 
@@ -55,7 +61,8 @@ def test_s3_listing() -> None:
         "up/",
         [("up/z.png", 5), ("up/dir/", 0), ("up/a/.x.partial", 3), ("up/a/b.jpg", 7)],
     )
-    assert [(f.key, f.size, f.location) for f in files] == [
-        ("a/b.jpg", 7, "s3://bucket/up/a/b.jpg"),
-        ("z.png", 5, "s3://bucket/up/z.png"),
+    assert [(f.key, f.size, f.location, bool(f.skip)) for f in files] == [
+        ("a/.x.partial", 3, "s3://bucket/up/a/.x.partial", True),
+        ("a/b.jpg", 7, "s3://bucket/up/a/b.jpg", False),
+        ("z.png", 5, "s3://bucket/up/z.png", False),
     ]

@@ -100,3 +100,47 @@ def test_outbox_is_complete_and_rerunnable(tmp_path: Path) -> None:
     assert doc["images"] == ["01_m0.jpg", "02_m1.jpg"] and doc["form"] == {"title": "x"}
     assert etsy.write_outbox(tmp_path / "out", **kw) == folder
     assert sorted(p.name for p in folder.iterdir()) == ["01_m0.jpg", "02_m1.jpg", "listing.json"]
+
+
+# ---------------------------------------------------------------- listings a shop would publish
+
+
+def test_titles_follow_etsys_documented_rules() -> None:
+    raw = "Sunset 🌅 Poster: Orange & Blue & Gold: 100% + more % $5 ^ `x` back\\slash\u0007"
+    t = etsy.clean_title(raw)
+    assert "🌅" not in t and "$" not in t and "^" not in t and "`" not in t and "\\" not in t
+    assert "\u0007" not in t
+    for c in "%:&+":
+        assert t.count(c) <= 1, (c, t)
+    assert t.startswith("Sunset Poster: Orange & Blue")
+    long = etsy.clean_title(" ".join(["Botanical"] * 40))
+    assert len(long) <= 140 and not long.endswith(" ") and long.endswith("Botanical")
+
+
+def test_tags_follow_etsys_documented_rules() -> None:
+    tags = etsy.clean_tags(
+        ["art print", "Art Print", "-wall art", "🌅 sunset", "a tag that is far too long", "x&y"]
+        + [f"tag {n}" for n in range(20)],
+        "d-0123456789ab",
+    )
+    assert len(tags) == 13 and tags[-1] == "d-0123456789ab"
+    assert tags[:4] == ["art print", "wall art", "sunset", "a tag that is far to"]
+    assert all(len(t) <= 20 and not t.startswith(("-", "'")) for t in tags)
+    assert "xy" in tags  # & is not allowed in a tag
+
+
+def test_listing_from_the_shop_template_never_the_file_name() -> None:
+    listing = etsy.shop_listing(
+        {"price": 18, "title": "{colours} Abstract {product}", "tags": ["{colour} wall art"]},
+        {"botanic": {"title": "{colours} Botanical {product} ✿", "price": 22}},
+        "botanic",
+    )
+    facts = etsy.listing_facts(
+        product="Art Print", shop="botanic", colours=["green", "pink"], width=600, height=900
+    )
+    p = etsy.listing_payload(
+        title="Art Print", stem="7A08D8Ec20E524Dc", listing=listing, tag="d-1", facts=facts
+    )
+    assert p["title"] == "Green and Pink Botanical Art Print"
+    assert "7A08" not in p["title"] + p["description"]
+    assert p["price"] == "22.00" and p["tags"] == "Green wall art,d-1"

@@ -1,0 +1,215 @@
+"""Issue 17 items 1-3: the best copy of a near-duplicate group is kept, a better copy of a stored
+design is asked about (and the answer sticks), simultaneous runs of one shop store one copy and
+leave no NAS file behind, every file gets an outcome, and the ledger keeps each run's history."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from include.common.db import make_engine, session_scope
+from include.design import pipeline, quality, samples
+from include.design.models import DesignImage, DesignReplacement
+from include.design.nas import MountedNas
+
+WHEN = datetime(2026, 3, 1, 12, 0, 0)
+
+
+def _copies(dest: Path, index: int = 11) -> dict[str, Path]:
+    """An original (transparent PNG, 600 px) and its worse copies. The original's name sorts last
+    and is the longest, so neither "first by name" nor "shortest name" picks it by accident."""
+    dest.mkdir(parents=True, exist_ok=True)
+    im = samples.make_design(index, (600, 600), transparent=True)
+    out = {}
+    out["zz_the_original_master_file.png"] = im
+    out["a_half.png"] = im.resize((300, 300), Image.Resampling.BILINEAR)
+    out["b_flat.png"] = samples.flatten_white(im)
+    out["c_q70.jpg"] = samples.flatten_white(im)
+    out["d_crop.png"] = im.crop((12, 12, 588, 588))
+    out["e_palette.png"] = im.quantize(colors=64, method=Image.Quantize.FASTOCTREE)
+    paths = {}
+    for name, img in out.items():
+        p = dest / name
+        if name.endswith(".jpg"):
+            img.save(p, "JPEG", quality=70)
+        else:
+            img.save(p)
+        paths[name] = p
+    return paths
+
+
+def _process(paths: dict[str, Path], work: Path) -> list[dict[str, Any]]:
+    return pipeline.process_batch(
+        [{"key": k, "path": str(p)} for k, p in sorted(paths.items())], work, workers=1
+    )
+
+
+def _store(engine: Any, backend: Any, items: list[dict[str, Any]], shop: str, run: str) -> list:
+    d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run)
+    up = pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN)
+    return pipeline.record_designs(
+        engine, up, shop=shop, template="t", user_id=None, run_id=run, backend=backend
+    )
+
+
+def test_quality_order_prefers_the_original(tmp_path: Path) -> None:
+    paths = _copies(tmp_path)
+    facts = {k: quality.of_file(str(p)) for k, p in paths.items()}
+    best = max(facts, key=lambda k: quality.rank(facts[k], k))
+    assert best == "zz_the_original_master_file.png"
+    assert facts["c_q70.jpg"]["jpeg_quality"] in range(65, 76)
+    assert facts["b_flat.png"]["alpha"] is False and facts[best]["alpha"] is True
+    assert facts["e_palette.png"]["truecolour"] is False
+    for k in facts:
+        if k != best:
+            assert quality.better(facts[best], facts[k]), k
+
+
+def test_the_best_copy_of_a_group_is_kept(any_app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(any_app_db_url)
+    shop = f"best-{any_app_db_url[:6]}"
+    items = _process(_copies(tmp_path / "src"), tmp_path / "p")
+    out = _store(engine, MountedNas(tmp_path / "nas"), items, shop, "run-best")
+    new = [i["key"] for i in out if i.get("decision") == "new"]
+    assert new == ["zz_the_original_master_file.png"]
+    assert {i["key"]: i.get("matched_name") for i in out if i["key"] != new[0]} == {
+        k: new[0] for k in ("a_half.png", "b_flat.png", "c_q70.jpg", "d_crop.png", "e_palette.png")
+    }
+    with session_scope(engine) as s:
+        row = s.scalars(select(DesignImage).where(DesignImage.shop == shop)).one()
+        assert row.source_name == new[0] and row.quality["alpha"] is True
+
+
+def _answer(option: str, who: str = "alice") -> dict[str, Any]:
+    return {"chosen_options": [option], "responded_by_user": {"id": who, "name": who}}
+
+
+@pytest.mark.parametrize("choice", ["replace", "keep"])
+def test_a_better_copy_of_a_stored_design_is_asked_about_once(
+    app_db_url: str, tmp_path: Path, choice: str
+) -> None:
+    engine = make_engine(app_db_url)
+    shop = f"better-{choice}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _copies(tmp_path / "src", index=12)
+    half = {"a_half.png": paths["a_half.png"]}
+    orig = {"zz_the_original_master_file.png": paths["zz_the_original_master_file.png"]}
+    first = _store(engine, backend, _process(half, tmp_path / "p"), shop, "run-1")
+    stored_id = first[0]["design_image_id"]
+    # run 2: the original arrives; it is not dropped, it is a better copy waiting for an answer
+    second = _store(engine, backend, _process(orig, tmp_path / "p"), shop, "run-2")
+    assert second[0]["decision"] == "better_copy" and second[0]["design_image_id"] == stored_id
+    assert "MP" in second[0]["better_reason"]
+    pics: list[str] = []
+    questions = pipeline.replacement_questions(
+        engine, second, shop=shop, picture=lambda p, n: pics.append(p) or f"/artefacts/{n}"
+    )
+    assert len(questions) == 1 and "/artefacts/better/" in questions[0]["body"]
+    assert any(p.startswith("nas:") for p in pics)  # the stored design is shown too
+    option = pipeline.REPLACE_OPTION if choice == "replace" else pipeline.KEEP_OPTION
+    done = pipeline.apply_replacements(
+        engine, backend, questions, [_answer(option)], shop=shop, template="t", when=WHEN,
+        run_id="run-2",
+    )  # fmt: skip
+    with session_scope(engine) as s:
+        row = s.get(DesignImage, stored_id)
+        rep = s.scalars(select(DesignReplacement).where(DesignReplacement.shop == shop)).one()
+        assert rep.answered_by == "alice"
+        if choice == "replace":
+            assert done[0]["state"] == "replaced" and rep.state == "replaced"
+            assert row.source_name == "zz_the_original_master_file.png"
+            assert (tmp_path / "nas" / row.nas_path).is_file()
+            assert (tmp_path / "nas" / rep.old_nas_path).is_file()  # the old file is kept
+        else:
+            assert rep.state == "keep" and row.source_name == "a_half.png"
+    # a rerun (or a later upload of the same file) does not ask again and does not undo it
+    third = _store(engine, backend, _process(orig, tmp_path / "p"), shop, "run-3")
+    assert third[0]["decision"] == "duplicate"
+    assert pipeline.replacement_questions(engine, third, shop=shop, picture=lambda p, n: None) == []
+    with session_scope(engine) as s:
+        assert s.get(DesignImage, stored_id).source_name == (
+            "zz_the_original_master_file.png" if choice == "replace" else "a_half.png"
+        )
+
+
+def test_an_unanswered_question_stays_pending(app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(app_db_url)
+    shop = "better-timeout"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _copies(tmp_path / "src", index=13)
+    _store(
+        engine, backend, _process({"a_half.png": paths["a_half.png"]}, tmp_path / "p"), shop, "r1"
+    )
+    orig = {"zz_the_original_master_file.png": paths["zz_the_original_master_file.png"]}
+    second = _store(engine, backend, _process(orig, tmp_path / "p"), shop, "r2")
+    qs = pipeline.replacement_questions(engine, second, shop=shop, picture=lambda p, n: None)
+    timeout = {"chosen_options": [pipeline.KEEP_OPTION], "responded_by_user": None}
+    done = pipeline.apply_replacements(
+        engine, backend, qs, [timeout], shop=shop, template="t", when=WHEN, run_id="r2"
+    )
+    assert done[0]["state"] == "pending"
+    again = _store(engine, backend, _process(orig, tmp_path / "p"), shop, "r3")
+    assert (
+        len(pipeline.replacement_questions(engine, again, shop=shop, picture=lambda p, n: None))
+        == 1
+    )
+
+
+def test_simultaneous_runs_store_one_copy_and_leave_no_nas_file(
+    any_app_db_url: str, tmp_path: Path
+) -> None:
+    """Two runs of one shop with near-duplicates (not identical hashes) check the database before
+    either inserts; the per-shop lock makes the second insert see the first: one row, one file."""
+    engine = make_engine(any_app_db_url)
+    shop = f"race-near-{any_app_db_url[:6]}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _copies(tmp_path / "src", index=14)
+    batches = {
+        "run-a": _process({"zz_the_original_master_file.png": paths["zz_the_original_master_file.png"]}, tmp_path / "pa"),
+        "run-b": _process({"c_q70.jpg": paths["c_q70.jpg"]}, tmp_path / "pb"),
+    }  # fmt: skip
+    assert batches["run-a"][0]["hashes"] != batches["run-b"][0]["hashes"]
+    decided = {
+        r: pipeline.check_duplicates(engine, items, shop=shop, run_id=r)
+        for r, items in batches.items()
+    }
+    assert all(d[0]["decision"] == "new" for d in decided.values())
+    uploaded = {
+        r: pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN)
+        for r, d in decided.items()
+    }
+    out: dict[str, Any] = {}
+    barrier = threading.Barrier(2)
+
+    def record(run: str) -> None:
+        barrier.wait()
+        out[run] = pipeline.record_designs(
+            engine, uploaded[run], shop=shop, template="t", user_id=None, run_id=run,
+            backend=backend,
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=record, args=(r,)) for r in uploaded]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(out) == {"run-a", "run-b"}
+    decisions = sorted(o[0]["decision"] for o in out.values())
+    assert decisions[0] in ("better_copy", "duplicate") and decisions[1] == "new"
+    with session_scope(engine) as s:
+        rows = s.scalars(select(DesignImage).where(DesignImage.shop == shop)).all()
+        assert len(rows) == 1
+        on_nas = sorted(
+            p.relative_to(tmp_path / "nas").as_posix() for p in (tmp_path / "nas").rglob("*.*")
+        )
+        assert on_nas == [rows[0].nas_path]
+        assert (
+            s.scalar(select(func.count()).select_from(DesignImage).where(DesignImage.shop == shop))
+            == 1
+        )
