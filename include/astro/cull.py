@@ -5,8 +5,11 @@ Per light directory (``<target>/DATE_<d>/FILTER_.._EXP_..``) and pass: a frame i
 directory is below the pass's ``auto_percent`` the flagged frames are rejected right away; otherwise
 the directory is *pending*: a human decides (reject flagged / keep all) in an approval task.
 
-Decisions are remembered by :func:`decision_key` (pass, directory and the exact flagged set), so a
-rerun applies an earlier answer instead of asking again; a changed flagged set asks again.
+Human answers are remembered **per frame** by :func:`frame_key` (the frame's path and the flag
+reason, which holds its metrics and the thresholds): a frame a human kept is never auto-rejected
+later by the same thresholds unless its metrics change, and a frame a human rejected is rejected
+again if it comes back. Remembered frames are taken out before the automatic share is computed;
+only frames nobody decided on are rejected automatically or asked about.
 
 Rejected frames move to ``<rig>/_Reject/<path relative to the rig folder>`` (never deleted).
 """
@@ -58,8 +61,19 @@ def light_dirs(
 
 
 def decision_key(pass_name: str, directory: str, flagged: Iterable[str]) -> str:
+    """Key of one approval request (a pass, a directory and its undecided flagged set)."""
     digest = hashlib.sha1("\n".join(sorted(flagged)).encode()).hexdigest()[:12]
     return f"{pass_name}:{directory}:{digest}"
+
+
+def frame_key(file: str, reason: str) -> str:
+    """Key of a human answer about one frame: its path (relative to the library) and the flag
+    reason (metrics and thresholds, e.g. ``HFR 4.8 > 4.6``). Changed metrics = a new question."""
+    return f"frame:{file}|{reason}"
+
+
+def frame_keys(verdict: Mapping[str, Any]) -> list[str]:
+    return [frame_key(f["file"], f["reason"]) for f in verdict["flagged"]]
 
 
 @dataclass
@@ -149,7 +163,7 @@ def cull_rig(
 
     Returns ``{"rig", "pass", "auto_rejected": [outcome], "decided": [{"key", "decision", ...}],
     "pending": [verdict], "errors": [outcome], "directories": n}``; ``decisions`` maps
-    :func:`decision_key` → ``REJECT``/``KEEP`` from earlier answers."""
+    :func:`frame_key` → ``REJECT``/``KEEP`` from earlier human answers (per frame)."""
     decisions = decisions or {}
     rc = cfg.for_rig(rig)
     lib = Path(library_dir)
@@ -183,25 +197,36 @@ def cull_rig(
             else:
                 frames.append(frame)
         verdict = DirVerdict(rig, cp.name, directory, total=len(frames))
+        remembered: dict[str, list[dict[str, str]]] = {REJECT: [], KEEP: []}
         for f, why in flag_frames(frames, cp):
-            verdict.flagged.append({"file": str(Path(f.path).relative_to(lib)), "reason": why})
+            item = {"file": str(Path(f.path).relative_to(lib)), "reason": why}
+            earlier = decisions.get(frame_key(item["file"], why))
+            if earlier in remembered:
+                remembered[earlier].append(item)
+            else:
+                verdict.flagged.append(item)
+        why = f"cull {cp.name}"
+        for decision, items in remembered.items():
+            if not items:
+                continue
+            entry: dict[str, Any] = {
+                "key": decision_key(cp.name, directory, (i["file"] for i in items)),
+                "decision": decision,
+                "remembered": True,
+                **DirVerdict(rig, cp.name, directory, len(frames), items).to_dict(),
+            }
+            if decision == REJECT:
+                outs = reject_files(lib, rig, [i["file"] for i in items], why + " (approved)")
+                entry["rejected"] = [o.to_dict() for o in outs if o.status != "error"]
+                result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
+            result["decided"].append(entry)
         if not verdict.flagged:
             continue
-        why = f"cull {cp.name}"
         files_to_reject = [f["file"] for f in verdict.flagged]
         if verdict.share < cp.auto_percent:
             outs = reject_files(lib, rig, files_to_reject, why)
             result["auto_rejected"] += [o.to_dict() for o in outs if o.status != "error"]
             result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
-            continue
-        earlier = decisions.get(verdict.key)
-        if earlier in (REJECT, KEEP):
-            entry = {"key": verdict.key, "decision": earlier, **verdict.to_dict()}
-            if earlier == REJECT:
-                outs = reject_files(lib, rig, files_to_reject, why + " (approved)")
-                entry["rejected"] = [o.to_dict() for o in outs if o.status != "error"]
-                result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
-            result["decided"].append(entry)
             continue
         result["pending"].append(verdict.to_dict())
     return result
@@ -232,6 +257,7 @@ def apply_decision(
 ) -> dict[str, Any]:
     """Apply a human answer to a pending directory; returns the ``decided`` entry."""
     entry: dict[str, Any] = {"key": verdict["key"], "decision": decision, **dict(verdict)}
+    entry["frame_keys"] = frame_keys(verdict)  # what to remember (per frame)
     if decision == REJECT:
         outs = reject_files(
             library_dir,

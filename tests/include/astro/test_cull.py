@@ -61,7 +61,7 @@ def test_two_passes_with_approval(lib: Path) -> None:
     decided = apply_decision(lib, pending, KEEP)
     assert decided["decision"] == KEEP and "rejected" not in decided
     # a rerun with the remembered decision does not ask again
-    again = cull_rig(lib, C8E, cfg, 0, decisions={pending["key"]: KEEP})
+    again = cull_rig(lib, C8E, cfg, 0, decisions=dict.fromkeys(decided["frame_keys"], KEEP))
     assert again["pending"] == [] and [d["decision"] for d in again["decided"]] == [KEEP]
     # pass 2 (HFR > 5.5, auto 100%) rejects only the 6.0 frame
     p2 = cull_rig(lib, C8E, cfg, 1)
@@ -106,10 +106,10 @@ def test_stretch_and_contact_sheet(lib: Path, tmp_path: Path) -> None:
     assert sheet["count"] == 13 and [e["n"] for e in sheet["index"]] == list(range(1, 14))
     assert len(sheet["errors"]) == 1 and sheet["errors"][0]["file"] == str(bad)
     img = Image.open(sheet["path"])
-    assert img.format == "PNG" and img.size == (6 * 160, 18 + 3 * (160 + 14))
-    # the first tile shows a stretched star field, not a blank tile
-    tile = np.asarray(img)[18 : 18 + 160, 0:160]
-    assert tile.std() > 10
+    # issue 15.2: tiles at blinking size (48x64 px sample frames are enlarged), full names
+    assert img.format == "PNG" and img.size == (3 * 480, 32 + 5 * (480 + 30))
+    tile = np.asarray(img)[32 + 60 : 32 + 420, 0:480]  # 4:3 frame centred in the tile
+    assert tile.std() > 10 and (tile > 0).mean() > 0.9  # the picture fills the tile
 
 
 def test_resolve_reviewer_input() -> None:
@@ -134,3 +134,26 @@ def test_xisf_preview_pixels(tmp_path: Path) -> None:
     p.write_bytes(p.read_bytes()[:-8])
     with pytest.raises(ValueError, match="truncated XISF image data"):
         read_pixels(p)
+
+
+def test_keep_all_is_sticky_per_frame(lib: Path) -> None:
+    """Issue 15.1: a human "Keep all" survives later runs, also when the flagged set changes."""
+    cfg = load_rigs()
+    [pending] = cull_rig(lib, C8E, cfg, 0)["pending"]
+    kept = apply_decision(lib, pending, KEEP)
+    decisions = {k: KEEP for k in kept["frame_keys"]}
+    # a new flagged frame lands in the directory (e.g. the next night's run added one)
+    src = lib / O3 / Path(pending["flagged"][0]["file"]).name
+    extra = src.with_name("2026-11-21T06-00-00_HFR_7.0_STARS_100_RMSAC_0.5_TEMP_-10.00.fits")
+    extra.write_bytes(src.read_bytes())
+    again = cull_rig(lib, C8E, cfg, 0, decisions=decisions)
+    # the 3 kept frames stay; only the new one is judged (1 of 6 < 30%: rejected automatically)
+    assert names(again["auto_rejected"]) == [extra.name]
+    assert again["pending"] == []
+    assert [(d["decision"], len(d["flagged"])) for d in again["decided"]] == [(KEEP, 3)]
+    assert len(light_dirs(lib, C8E)[O3]) == 5
+    # a kept frame whose metrics change is asked about again
+    renamed = lib / pending["flagged"][0]["file"]
+    renamed.rename(renamed.with_name(renamed.name.replace("HFR_", "HFR_9")))
+    third = cull_rig(lib, C8E, cfg, 0, decisions=decisions)
+    assert [len(d["flagged"]) for d in third["decided"]] == [2]
