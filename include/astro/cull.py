@@ -27,7 +27,7 @@ from typing import Any
 from include.astro import layout
 from include.astro.frames import Frame, try_parse_frame
 from include.astro.headers import is_frame_file
-from include.astro.moves import ItemOutcome, move_one
+from include.astro.moves import ItemOutcome, move_one, prune_light_dir
 from include.astro.rigs import CullPass, RigsConfig
 from include.common.files import FileConflictError, MoveResult
 
@@ -112,9 +112,11 @@ def reject_files(
     library_dir: str | os.PathLike[str], rig: str, files: Iterable[str], why: str
 ) -> list[ItemOutcome]:
     """Move files (relative to ``library_dir``) to the rig's reject folder, keeping their relative
-    path. A file already gone but present in the reject folder counts as done (rerun)."""
+    path. A file already gone but present in the reject folder counts as done (rerun). Folders
+    emptied by the rejects are removed (group, ``DATE_`` and target folder)."""
     lib = Path(library_dir)
     out: list[ItemOutcome] = []
+    touched: set[Path] = set()
     for rel in files:
         src = lib / rel
         dest = layout.reject_dir(lib, rig) / src.relative_to(layout.rig_dir(lib, rig))
@@ -149,6 +151,10 @@ def reject_files(
             continue
         status = "already_present" if res is MoveResult.ALREADY_PRESENT else "moved"
         out.append(ItemOutcome(src=rel, status=status, dest=dest_rel, rig=rig, reason=why))
+        touched.add(src.parent)
+    for d in sorted(touched):
+        if d.is_dir() and not any(d.iterdir()):
+            prune_light_dir(d)
     return out
 
 

@@ -43,8 +43,8 @@ def test_two_passes_with_approval(lib: Path) -> None:
     p1 = cull_rig(lib, C8E, cfg, 0)
     # Ha: 2 of 7 flagged (28.6% < 30%) -> rejected without asking
     assert names(p1["auto_rejected"]) == [
-        "2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
-        "2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+        "2026-11-21T03-10-20_HFR_4.80_STARS_301_RMSAC_0.70_TEMP_-10.00.fits",
+        "2026-11-21T03-20-40_HFR_2.20_STARS_805_RMSAC_2.50_TEMP_-10.00.fits",
     ]
     assert all(
         i["dest"].startswith(
@@ -57,7 +57,7 @@ def test_two_passes_with_approval(lib: Path) -> None:
     assert (pending["directory"], pending["total"], pending["share"]) == (O3, 5, 60.0)
     subject, body = approval_text(pending)
     assert subject == f"Cull moderate: 3 of 5 frames flagged in {O3}"
-    assert "HFR 6.0 > 4.6" in body and "Keep all" in body
+    assert "HFR 6.00 > 4.6" in body and "Keep all" in body
     decided = apply_decision(lib, pending, KEEP)
     assert decided["decision"] == KEEP and "rejected" not in decided
     # a rerun with the remembered decision does not ask again
@@ -66,7 +66,7 @@ def test_two_passes_with_approval(lib: Path) -> None:
     # pass 2 (HFR > 5.5, auto 100%) rejects only the 6.0 frame
     p2 = cull_rig(lib, C8E, cfg, 1)
     assert names(p2["auto_rejected"]) == [
-        "2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits"
+        "2026-11-21T04-20-40_HFR_6.00_STARS_150_RMSAC_0.65_TEMP_-10.00.fits"
     ]
     assert [len(v) for v in light_dirs(lib, C8E).values()] == [5, 4]
     assert cull_rig(lib, SQA55, cfg, 0)["auto_rejected"] == []
