@@ -25,6 +25,12 @@ optional `neither/` and `data.yaml`) to a Roboflow project with the real `robofl
    `retry_failed_only=true` sends them again, the API confirms the ones it still has as
    duplicates); fails too when batches failed (rerun with `retry_failed_only=true`).
 
+5. **summary** — the run's page at `/artefacts/roboflow_upload/<run>/summary.html` (batch names and
+   counts per project, bad files, failed images) and the one-line outcome in the run's note.
+
+Empty `dataset_dir` / `project` fall back to the installation settings `imaging_roboflow_dataset_dir`
+/ `imaging_roboflow_project` (*Admin → Variables*).
+
 "neither" images go to `neither_project` when it is set (tagged `neither`), and are skipped otherwise.
 """
 
@@ -40,6 +46,8 @@ from airflow.sdk import Param, dag, task
 from imaging.dag_defaults import DEFAULT_ARGS, IO, ROBOFLOW_POOL, api_pool
 
 PIPELINE = "roboflow_upload"
+#: params that fall back to installation settings (Airflow Variables imaging_*) when left empty
+SETTINGS = {"dataset_dir": "roboflow_dataset_dir", "project": "roboflow_project"}
 MAX_PARALLEL_BATCHES = 2
 
 
@@ -73,15 +81,17 @@ def _permanent_errors_fail() -> Iterator[None]:
     default_args=DEFAULT_ARGS,
     params={
         "dataset_dir": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Folder of the dataset in Roboflow/YOLO layout: train/, valid/, test/ "
-            "(images/ + labels/), optional neither/ and data.yaml.",
+            "(images/ + labels/), optional neither/ and data.yaml. Empty: the installation "
+            "setting imaging_roboflow_dataset_dir (Admin -> Variables).",
         ),
         "project": Param(
-            "",
-            type="string",
-            description="Roboflow project (URL slug) that receives train/valid/test.",
+            None,
+            type=["null", "string"],
+            description="Roboflow project (URL slug) that receives train/valid/test. Empty: the "
+            "installation setting imaging_roboflow_project.",
         ),
         "neither_project": Param(
             None,
@@ -113,9 +123,10 @@ def roboflow_upload() -> None:
     @task
     def plan(**context: Any) -> list[dict[str, str]]:
         """Scan, report bad files, plan and record the batches; returns the batch refs to upload."""
+        from imaging.install import resolved
         from include.roboflow.pipeline import plan_run
 
-        p = context["params"]
+        p = resolved(context["params"], SETTINGS)
         with _permanent_errors_fail():
             return plan_run(
                 _engine(),
@@ -166,6 +177,7 @@ def roboflow_upload() -> None:
     ) -> dict[str, Any]:
         """Fail loudly when a project holds fewer images than were confirmed, or batches failed."""
         from imaging.hooks.roboflow import RoboflowHook
+        from imaging.install import resolved
         from include.roboflow.pipeline import verify_run
 
         with _permanent_errors_fail():
@@ -174,15 +186,39 @@ def roboflow_upload() -> None:
                 RoboflowHook().project_image_count,
                 batches,
                 stats,
-                project=context["params"]["project"],
+                project=resolved(context["params"], SETTINGS)["project"],
                 run_id=context["run_id"],
             )
+
+    @task(trigger_rule="all_done")
+    def summary(
+        batches: list[dict[str, str]] | None,
+        stats: dict[str, Any] | None,
+        verified: dict[str, Any] | None,
+        **context: Any,
+    ) -> dict[str, Any]:
+        """The run's summary page (batches, counts, bad files) and its one-line outcome."""
+        from imaging.install import resolved
+        from imaging.results import publish_run_summary
+        from include.roboflow.summary import build_summary
+
+        page = build_summary(
+            _engine(),
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            batches=batches,
+            stats=stats,
+            verified=verified,
+            project=resolved(context["params"], SETTINGS)["project"],
+        )
+        return dict(publish_run_summary(context, page))
 
     planned = plan()
     uploaded = upload_batch.expand(batch=planned)
     stats = report(planned)
     uploaded >> stats
-    verify(planned, stats)
+    verified = verify(planned, stats)
+    summary(planned, stats, verified)
 
 
 roboflow_upload()

@@ -3,7 +3,7 @@
 What it starts (each its own process group, in a private temp ``AIRFLOW_HOME``):
 
 * a fresh PostgreSQL database as the Airflow metadata DB (``airflow db migrate``), pools created
-  with ``python -m imaging.queues ensure``;
+  with ``python -m imaging.airflow_setup``;
 * the local Redis as Celery broker, on a Redis database number nobody else uses (claimed with a
   marker key, flushed at the end);
 * ``airflow api-server`` (workers need its execution API), ``scheduler``, ``dag-processor``,
@@ -236,7 +236,7 @@ class CeleryStack:
         self._write_state()
         env = self.env()
         self._run_once("db-migrate", [str(BIN / "airflow"), "db", "migrate"], env, 300)
-        self._run_once("pools", [sys.executable, "-m", "imaging.queues", "ensure"], env, 120)
+        self._run_once("pools", [sys.executable, "-m", "imaging.airflow_setup"], env, 120)
         deadline = time.monotonic() + timeout
         self._spawn("api-server", [str(BIN / "airflow"), "api-server"], env)
         for name in ("scheduler", "dag-processor", "triggerer"):

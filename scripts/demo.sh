@@ -20,6 +20,11 @@ python scripts/services.py start
 airflow connections import --overwrite "$IMAGING_RUN_DIR/connections.json" > "$IMAGING_RUN_DIR/logs/connections.log" 2>&1
 echo "demo: generating sample data"
 if [[ -z "${IMAGING_DEMO_SKIP_SAMPLES:-}" ]]; then IMAGING_DEMO_APP_DB_URL="sqlite:///$IMAGING_DATA_DIR/app.db" python scripts/make_samples.py "$IMAGING_DATA_DIR/samples"; fi
+echo "demo: pools and installation settings (Admin -> Pools, Admin -> Variables)"
+SETUP_ARGS=()
+[[ -f "$IMAGING_DATA_DIR/samples/variables.json" ]] && SETUP_ARGS+=(--variables "$IMAGING_DATA_DIR/samples/variables.json")
+python -m imaging.airflow_setup "${SETUP_ARGS[@]}" > "$IMAGING_RUN_DIR/logs/airflow-setup.log" 2>&1 \
+  || { cat "$IMAGING_RUN_DIR/logs/airflow-setup.log"; echo "demo: the Airflow set-up step failed"; exit 1; }
 
 for component in api-server scheduler dag-processor triggerer; do
   setsid nohup airflow "$component" > "$IMAGING_RUN_DIR/logs/$component.log" 2>&1 < /dev/null &

@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     for a in result.answered:
         print(f"  approved {a['task_id']}[{a['map_index']}]: {a['chosen_options']}")
     print(f"{result.dag_id} {result.run_id}: {result.state}")
+    line = (result.outcome or {}).get("line") or result.note
+    print(
+        f"outcome: {line}" if line else "outcome: (the run published no summary; see the task logs)"
+    )
     return 0 if result.ok else 1
 
 

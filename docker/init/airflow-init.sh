@@ -4,7 +4,7 @@
 #   1. resource check (warnings only), folders
 #   2. Airflow metadata DB:   airflow db migrate
 #   3. app DB (imaging):      python -m include.common.migrate  (Alembic, every domain branch)
-#   4. pools:                 python -m imaging.queues ensure   (sizes from the APIs' limits)
+#   4. pools + installation settings: python -m imaging.airflow_setup [--variables FILE]
 #   5. connections + UI passwords from .env
 set -euo pipefail
 cd /opt/airflow
@@ -26,8 +26,12 @@ echo "[init] app database migrations"
 : "${IMAGING_DB_PASSWORD:?set IMAGING_DB_PASSWORD in .env}"
 python -m include.common.migrate "$(python /opt/airflow/docker-init/connections.py --app-db-url)"
 
-echo "[init] pools"
-python -m imaging.queues ensure
+echo "[init] pools and installation settings (Variables imaging_*)"
+if [[ -f /opt/airflow/config/variables.json ]]; then
+  python -m imaging.airflow_setup --variables /opt/airflow/config/variables.json
+else
+  python -m imaging.airflow_setup
+fi
 
 echo "[init] connections"
 python /opt/airflow/docker-init/connections.py

@@ -53,7 +53,9 @@ def plan_run(
     project = (project or "").strip()
     neither_project = (neither_project or "").strip() or None
     if not project:
-        raise PipelineError("param 'project' is required")
+        raise PipelineError(
+            "no Roboflow project: set the 'project' param or the installation setting imaging_roboflow_project (Admin -> Variables)"
+        )
     if retry_failed_only:
         projects = [p for p in (project, neither_project) if p]
         with session_scope(engine) as s:

@@ -40,8 +40,30 @@ def summary_url(dag_id: str, run_id: str, base_url: str | None = None) -> str:
     return artefact_url(dag_id, run_id, "summary.html", base_url or api_base_url())
 
 
-def publish_run_summary(context: Any, summary: RunSummary) -> OutcomeRef:
-    """Publish the page, push the outcome XCom, log the line; returns the outcome."""
+def failed_tasks(context: Any) -> int:
+    """How many other task instances of this run failed (or could not run because of a failure)."""
+    ti = context["ti"]
+    others = [t for t in context["dag"].task_ids if t != ti.task_id]
+    if not others:
+        return 0
+    return int(
+        ti.get_ti_count(
+            dag_id=ti.dag_id,
+            task_ids=others,
+            run_ids=[context["run_id"]],
+            states=["failed", "upstream_failed"],
+        )
+    )
+
+
+def publish_run_summary(
+    context: Any, summary: RunSummary, *, fail_when_tasks_failed: bool = True
+) -> OutcomeRef:
+    """Publish the page, push the outcome XCom, log the line; returns the outcome.
+
+    The summary task runs ``all_done`` and is the DAG's last (leaf) task, so Airflow would mark the
+    run successful even when a step failed: with ``fail_when_tasks_failed`` (the default) it fails
+    itself after publishing when any other task of the run failed, and the run ends failed."""
     base = api_base_url()
     page = render_html(
         summary, airflow_run_url=airflow_run_url(summary.dag_id, summary.run_id, base)
@@ -57,7 +79,22 @@ def publish_run_summary(context: Any, summary: RunSummary) -> OutcomeRef:
     log.info("outcome: %s", out["line"])
     for err in summary.errors:
         log.warning("item error: %s [%s]: %s", err.item, err.step, err.reason)
+    if fail_when_tasks_failed:
+        n = failed_tasks(context)
+        if n:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"{n} task(s) of this run failed (see their logs); the summary is at {url}"
+            )
     return out
 
 
-__all__ = ["OUTCOME_KEY", "OutcomeRef", "airflow_run_url", "publish_run_summary", "summary_url"]
+__all__ = [
+    "OUTCOME_KEY",
+    "OutcomeRef",
+    "airflow_run_url",
+    "failed_tasks",
+    "publish_run_summary",
+    "summary_url",
+]

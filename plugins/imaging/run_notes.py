@@ -62,21 +62,33 @@ def note_for(dag_run: Any, session: Any, failed: bool) -> str | None:
     return line
 
 
+def _write(dag_run: Any, session: Any, failed: bool) -> None:
+    line = note_for(dag_run, session, failed)
+    if not line:
+        return
+    old = dag_run.note or ""
+    if line in old:
+        return
+    note = line if not old else f"{line}\n{old}"
+    dag_run.note = note[:MAX_NOTE]
+
+
 def _set_note(dag_run: Any, failed: bool) -> None:
     from sqlalchemy.orm import object_session
 
-    session = object_session(dag_run)
-    if session is None:
-        return
     try:
-        line = note_for(dag_run, session, failed)
-        if not line:
+        session = object_session(dag_run)
+        if session is not None:  # the scheduler: same session, same transaction
+            _write(dag_run, session, failed)
             return
-        old = dag_run.note or ""
-        if line in old:
-            return
-        note = line if not old else f"{line}\n{old}"
-        dag_run.note = note[:MAX_NOTE]
+        # dag.test() hands a detached run: a short session of our own
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+
+        with create_session() as own:
+            run = own.get(DagRun, dag_run.id)
+            if run is not None:
+                _write(run, own, failed)
     except Exception:  # noqa: BLE001 - a note must never break the scheduler
         log.exception("could not write the outcome note of %s", getattr(dag_run, "run_id", "?"))
 

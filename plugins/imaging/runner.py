@@ -20,6 +20,8 @@ class RunResult:
     state: str
     task_states: dict[str, str] = field(default_factory=dict)
     answered: list[dict[str, Any]] = field(default_factory=list)
+    note: str | None = None  # the run's note (its one-line outcome, see imaging.run_notes)
+    outcome: dict[str, Any] | None = None  # the XCom run_outcome: {line, url, clean, errors}
 
     @property
     def ok(self) -> bool:
@@ -75,13 +77,40 @@ def run_dag(
             for ti in run.get_task_instances(session=session)
         }
         state = str(run.state)
+        note = run.note
+        outcome = _outcome_of(session, run.id)
     return RunResult(
         dag_id=dag_id,
         run_id=dr.run_id,
         state=state,
         task_states=states,
         answered=responder.answered if responder else [],
+        note=note,
+        outcome=outcome,
     )
+
+
+def _outcome_of(session: Any, dag_run_id: int) -> dict[str, Any] | None:
+    import json
+
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    from imaging.results import OUTCOME_KEY
+
+    for value in session.scalars(
+        select(XComModel.value).where(
+            XComModel.dag_run_id == dag_run_id, XComModel.key == OUTCOME_KEY
+        )
+    ):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def api_is_up(base_url: str, timeout: float = 2.0) -> bool:
@@ -116,6 +145,7 @@ def run_dag_remote(
 ) -> RunResult:
     """Trigger ``dag_id`` on a running Airflow (REST API), wait for the run to finish, and answer its
     approvals when asked. Used by ``make run-dag`` while the demo is up."""
+    import json
     import time
 
     import httpx
@@ -156,4 +186,32 @@ def run_dag_remote(
         )
         for ti in tis.get("task_instances", [])
     }
-    return RunResult(dag_id, run_id, state, states, responder.answered if responder else [])
+    note = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json().get("note")
+    outcome = None
+    found = client.get(
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/~/xcomEntries",
+        params={"xcom_key": "run_outcome"},
+    )
+    for entry in found.json().get("xcom_entries", []) if found.status_code == 200 else []:
+        r = client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{entry['task_id']}"
+            "/xcomEntries/run_outcome",
+            params={"map_index": entry.get("map_index", -1), "deserialize": True},
+        )
+        value = r.json().get("value") if r.status_code == 200 else None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if isinstance(value, dict):
+            outcome = value
+    return RunResult(
+        dag_id,
+        run_id,
+        state,
+        states,
+        responder.answered if responder else [],
+        note=note,
+        outcome=outcome,
+    )

@@ -79,3 +79,72 @@ def _second_parse(path: Path) -> float:
     t0 = time.perf_counter()
     DagBag(dag_folder=str(path))
     return time.perf_counter() - t0
+
+
+def _all_dags() -> dict[str, object]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return dict(bag.dags)
+
+
+def test_every_pool_and_queue_a_task_names_is_created_by_the_setup_step() -> None:
+    """A task in a pool that does not exist stays *scheduled* for ever under the scheduler (and
+    ``dag.test()`` hides it): every pool must come from ``imaging.airflow_setup``, every queue must
+    be one a worker serves."""
+    from imaging.airflow_setup import pools_created
+    from imaging.queues import QUEUES
+
+    pools = pools_created() | {"default_pool"}
+    bad: list[str] = []
+    for dag_id, dag in _all_dags().items():
+        for task in dag.tasks:  # type: ignore[attr-defined]
+            if (task.pool or "default_pool") not in pools:
+                bad.append(f"{dag_id}.{task.task_id}: pool {task.pool!r}")
+            if task.queue not in QUEUES:
+                bad.append(f"{dag_id}.{task.task_id}: queue {task.queue!r}")
+    assert not bad, f"not created by python -m imaging.airflow_setup: {bad}"
+
+
+def _form_required(schema: dict) -> bool:
+    """The rule of Airflow 3.3's trigger/approval form (ui/src FlexibleForm): a field is required
+    (red star, and an empty one disables the button) unless its type list includes "null"."""
+    kind = schema.get("type")
+    return bool(kind) and (not isinstance(kind, list) or "null" not in kind)
+
+
+def _unsubmittable(params: object) -> list[str]:
+    import jsonschema
+
+    problems: list[str] = []
+    for name, param in params.items():  # type: ignore[attr-defined]
+        value, schema = param.value if hasattr(param, "value") else param, param.schema
+        if _form_required(schema) and (value is None or value == ""):
+            problems.append(f"{name}: required by the form but its default is {value!r}")
+            continue
+        if value is not None or _form_required(schema):
+            try:
+                jsonschema.validate(value, schema)
+            except jsonschema.ValidationError as exc:
+                problems.append(f"{name}: default {value!r} fails its own schema: {exc.message}")
+    return problems
+
+
+def test_every_trigger_form_submits_with_its_defaults() -> None:
+    """8 of 10 forms could not be submitted: a ``Param("", type="string")`` is required and empty."""
+    bad = {d: p for d, dag in _all_dags().items() if (p := _unsubmittable(dag.params))}  # type: ignore[attr-defined]
+    assert not bad, bad
+
+
+def test_every_approval_form_submits_without_typing() -> None:
+    """Approval (HITL) forms: "reject nothing" and Hold must not need a typed value."""
+    bad: dict[str, list[str]] = {}
+    for dag_id, dag in _all_dags().items():
+        for task in dag.tasks:  # type: ignore[attr-defined]
+            if "hitl" not in type(task).__module__ and "HITL" not in type(task).__name__:
+                continue
+            problems = _unsubmittable(getattr(task, "params", {}) or {})
+            if problems:
+                bad[f"{dag_id}.{task.task_id}"] = problems
+    assert not bad, bad

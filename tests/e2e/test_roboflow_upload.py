@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from include.common.db import make_engine, session_scope
+from include.common.files import safe_name
 from include.common.items import get_item, status_counts
 from include.common.models import ItemRecord
+from include.common.publish import published_root
 from include.roboflow.models import PIPELINE, RoboflowBatch, RoboflowImage, Status
 from include.roboflow.samples import generate_dataset
 from tests.fakes.roboflow_server import FakeRoboflowServer, shared_server
@@ -113,6 +115,18 @@ def test_upload_dataset_with_bad_files_and_neither_project(
     ]
     for name in info["bad"]:
         assert Path(name).name not in main["names"]
+
+    # the run's summary page and its one-line outcome (the run's note): bad files are item errors
+    assert result.outcome and result.outcome["errors"] == len(info["bad"]), result.outcome
+    assert result.outcome["line"].startswith(f"⚠ {len(info['bad'])} item errors")
+    assert "14 of 14 images uploaded in 5 of 5 batches" in result.outcome["line"]
+    assert result.note and result.note.startswith(result.outcome["line"]), result.note
+    page = published_root() / "roboflow_upload" / safe_name(result.run_id) / "summary.html"
+    html_text = page.read_text()
+    for batch in ("survey-train-0000", "survey-valid-0000"):
+        assert batch in html_text
+    for name in info["bad"]:
+        assert name in html_text, name
 
     batches = _batches(app_db_url, project)
     assert {b.status for b in batches.values()} == {Status.COMPLETED}
@@ -319,7 +333,7 @@ def test_dag_interface(airflow_db) -> None:
         "retry_failed_only",
         "tags",
     }
-    assert {t.task_id for t in dag.tasks} == {"plan", "upload_batch", "report", "verify"}
+    assert {t.task_id for t in dag.tasks} == {"plan", "upload_batch", "report", "verify", "summary"}
     upload = dag.get_task("upload_batch")
     assert upload.max_active_tis_per_dag == 2 and upload.retries >= 2
     assert dag.get_task("report").trigger_rule == "all_done" == dag.get_task("verify").trigger_rule

@@ -86,7 +86,7 @@ def test_steps_end_to_end_and_rerun(engine, hook, tmp_path: Path) -> None:
 
 
 def test_permanent_problems_raise_pipeline_error(engine, hook, tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match="'project' is required"):
+    with pytest.raises(PipelineError, match="no Roboflow project"):
         plan_run(
             engine,
             dataset_dir=str(tmp_path),

@@ -34,28 +34,37 @@ function tile(ph) {
       el("div", { class: "muted" }, fmtDate(ph.uploaded_at), ph.warehouse_name ? " · " + ph.warehouse_name : "")));
 }
 
+// Every reload() starts a new generation: a response of an older query (still in flight when the
+// filters changed, or sent by the scroll observer before the page's own filters were applied) is
+// dropped instead of being appended to the new grid with the old counts.
+let generation = 0, ready = false;
+
 async function loadMore() {
-  if (loading || page >= totalPages) return;
+  if (!ready || loading || page >= totalPages) return;
+  const mine = generation;
   loading = true;
+  let data = null;
   try {
     const p = new URLSearchParams(query);
     p.set("page", page + 1); p.set("per_page", PER_PAGE);
-    const data = await api("gallery?" + p.toString());
-    page = data.pagination.page; totalPages = data.pagination.total_pages;
-    grid.append(...data.photos.map(tile));
-    countEl.textContent = data.pagination.total_items + " photo(s)" + (totalPages > 1 ? ", page " + page + " of " + totalPages : "");
-    endEl.hidden = page < totalPages;
+    data = await api("gallery?" + p.toString());
   } catch (e) {
-    countEl.textContent = "Could not load the gallery: " + e.message;
+    if (mine === generation) countEl.textContent = "Could not load the gallery: " + e.message;
   } finally {
-    loading = false;
+    if (mine === generation) loading = false;
   }
+  if (mine !== generation || !data) return;
+  page = data.pagination.page; totalPages = data.pagination.total_pages;
+  grid.append(...data.photos.map(tile));
+  countEl.textContent = data.pagination.total_items + " photo(s)" + (totalPages > 1 ? ", page " + page + " of " + totalPages : "");
+  endEl.hidden = page < totalPages;
   // keep filling while the sentinel is still on screen
   const r = document.getElementById("sentinel").getBoundingClientRect();
   if (page < totalPages && r.top < window.innerHeight + 200) loadMore();
 }
 
 function reload() {
+  generation += 1; ready = true; loading = false;
   query = currentQuery().toString();
   history.replaceState(null, "", ROOT + "/gallery" + (query ? "?" + query : ""));
   page = 0; totalPages = 1; grid.replaceChildren(); endEl.hidden = true;
