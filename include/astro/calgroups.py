@@ -29,27 +29,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from include.astro.matching import MASTER_KEYS
+
 CAL_TYPES = ("BIAS", "DARK", "FLAT")
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 SCANNED_SUFFIXES = (*FITS_SUFFIXES, ".xisf")  # XISF frames are found and reported, not integrated
 # One master per distinct value of these properties: exactly the properties the lights pipeline
 # matches masters on (darks: exposure, settemp, camera, gain, offset, readout mode; flats: date,
 # optic, filter, settemp, camera, gain, offset, readout mode; bias: no exposure).
-GROUP_PROPS: dict[str, tuple[str, ...]] = {
-    "BIAS": ("camera", "gain", "offset", "settemp", "readoutmode"),
-    "DARK": ("camera", "gain", "offset", "settemp", "readoutmode", "exposure"),
-    "FLAT": (
-        "camera",
-        "optic",
-        "fratio",
-        "gain",
-        "offset",
-        "settemp",
-        "readoutmode",
-        "filter",
-        "date",
-    ),
-}
+GROUP_PROPS = MASTER_KEYS  # defined once, in include.astro.matching
 TYPE_ALIASES = {"DARKFLAT": "DARK"}  # dark flats are darks at the flats' exposure
 
 

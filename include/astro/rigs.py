@@ -15,21 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from include.astro.frames import PROPERTY_ALIASES, Frame, TokenPattern
+from include.astro.matching import RIG_PROPERTIES
 
 DEFAULT_RIGS_FILE = Path(__file__).with_name("rigs_default.yaml")
-KNOWN_PROPERTIES = {
-    "exposure",
-    "settemp",
-    "camera",
-    "gain",
-    "offset",
-    "imagetyp",
-    "readoutmode",
-    "date",
-    "optic",
-    "filter",
-    "fratio",
-}
+KNOWN_PROPERTIES = RIG_PROPERTIES - {"type"}  # the matching keys (include.astro.matching)
 
 
 class RigConfigError(ValueError):
