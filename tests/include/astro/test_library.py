@@ -15,8 +15,8 @@ from include.astro.library import (
     covers,
     delete_raw_frames,
 )
-from include.astro.matching import library_path, subdirs_by_camera
 from include.astro.masters import integrate_group
+from include.astro.matching import library_path, subdirs_by_camera
 from include.astro.rigs import load_rigs
 from include.astro.samples_masters import make_calibration_sets
 
