@@ -137,7 +137,7 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
         assert "file://" not in a["body"]
         if a["task_id"] != "blink_review":
             continue
-        ((text, url),) = artefact_links.links(a["body"])
+        ((text, url),) = [lk for lk in artefact_links.links(a["body"]) if "/artefacts/" in lk[1]]
         assert url.startswith(f"{artefact_links.BASE}astro_prepare_lights/{run_dir}/blink_")
         assert text == url.rsplit("/", 1)[1] and url.endswith(".png")
         published = artefact_links.published_path(url)
@@ -172,12 +172,11 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     summary = json.loads(
         (lib / summary_dir / "astro_prepare_lights" / f"{run_key}.json").read_text()
     )
-    # ... also published for the browser
+    # ... and the run's summary page for the browser: contact sheets, answers, skipped folders
     pub = published_root() / "astro_prepare_lights" / run_key
-    assert json.loads((pub / "summary.json").read_text()) == summary
-    assert (pub / "summary.md").read_text() == (
-        lib / summary_dir / "astro_prepare_lights" / f"{run_key}.md"
-    ).read_text()
+    page = (pub / "summary.html").read_text()
+    assert page.count("<img") == 3 and "Human answers" in page and "_stash" in page
+    assert json.loads((pub / "summary.json").read_text())["counts"] == summary["counts"]
     assert summary["counts"] == {
         "lights_moved": 19,
         "calibration_moved": 8,
@@ -257,8 +256,9 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert counts == {
         "raw_move": 30,  # 27 moved + 3 failed
         "cull_reject": 3,
-        "cull_decision": 1,
+        "cull_decision": 3,  # one remembered answer per frame
         "blink_reject": 2,
+        "blink_decision": 3,  # every review answer is recorded
         "master_copy": 8,
         "promote": 3,
     }
@@ -271,7 +271,7 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert [a["task_id"] for a in asked] == ["blink_review"]  # only the held DWARFIII data
     assert tree(lib, skip=(summary_dir,)) == before
     assert again.task_states["promote"] == "skipped"
-    assert again.task_states["watcher"] == "skipped"
+    assert again.task_states["summary"] == "success"
 
 
 def test_sync_service_restarts_when_the_raw_step_fails(
@@ -303,8 +303,8 @@ def test_sync_service_restarts_when_the_raw_step_fails(
         "success",
     )
     assert marker.read_text().split() == ["stop", "start"]
-    assert states["summary"] == "success"  # the summary is written even for a failed run
-    assert states["watcher"] == "failed" and states["list_rigs"] == "upstream_failed"
+    # the summary is written even for a failed run, then fails itself so the run ends failed
+    assert states["summary"] == "failed" and states["list_rigs"] == "upstream_failed"
     assert list((tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json"))
 
 
