@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,12 @@ def cull_rig(
     cfg: RigsConfig,
     pass_index: int,
     decisions: Mapping[str, str] | None = None,
+    measure_hfr: Callable[[Path], float | None] | None = None,
 ) -> dict[str, Any]:
     """Run one cull pass over a rig's ``10_Blink`` tree.
+
+    ``measure_hfr`` gives the HFR measured from the pixels (:mod:`include.astro.metrics_store`) for
+    frames whose NINA name and header have none; its flag reason says "HFR (measured)".
 
     Returns ``{"rig", "pass", "auto_rejected": [outcome], "decided": [{"key", "decision", ...}],
     "pending": [verdict], "errors": [outcome], "directories": n}``; ``decisions`` maps
@@ -201,6 +205,10 @@ def cull_rig(
                     ).to_dict()
                 )
             else:
+                if frame.hfr is None and measure_hfr is not None and cp.max_hfr is not None:
+                    hfr = measure_hfr(p)
+                    if hfr is not None:
+                        frame = replace(frame, hfr=round(hfr, 2), hfr_src="measured")
                 frames.append(frame)
         verdict = DirVerdict(rig, cp.name, directory, total=len(frames))
         remembered: dict[str, list[dict[str, str]]] = {REJECT: [], KEEP: []}

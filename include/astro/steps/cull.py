@@ -46,7 +46,11 @@ def cull(
     record: Ledger,
 ) -> dict[str, Any]:
     """One cull pass of one rig; returns the pending verdicts (for the approvals) and counts."""
-    res = cull_rig(inp.lib, rig, inp.cfg, pass_index, decisions=decisions)
+    from include.astro.metrics_store import MetricsStore
+
+    store = MetricsStore(inp.lib, rig)
+    res = cull_rig(inp.lib, rig, inp.cfg, pass_index, decisions=decisions, measure_hfr=store.hfr)
+    store.save()
     _record_rejects(record, res["auto_rejected"], res["pass_name"])
     for d in res["decided"]:
         _record_rejects(record, d.get("rejected") or [], d["pass_name"])

@@ -157,3 +157,22 @@ def test_keep_all_is_sticky_per_frame(lib: Path) -> None:
     renamed.rename(renamed.with_name(renamed.name.replace("HFR_", "HFR_9")))
     third = cull_rig(lib, C8E, cfg, 0, decisions=decisions)
     assert [len(d["flagged"]) for d in third["decided"]] == [2]
+
+
+def test_frames_without_hfr_in_the_name_are_culled_on_the_measured_hfr(
+    lib: Path, tmp_path: Path
+) -> None:
+    """Issue 15 deliverable 3: a light whose NINA name has no HFR is judged on its pixels."""
+    from include.astro.metrics_store import MetricsStore
+    from include.astro.samples import star_frame, write_fits
+
+    d = lib / HA
+    blurry = d / "2026-11-21T05-10-00_RMSAC_0.50_TEMP_-10.00.fits"
+    write_fits(blurry, star_frame(3, (200, 260), 40, sigma=6.0), {"IMAGETYP": "LIGHT"})
+    store = MetricsStore(lib, C8E)
+    res = cull_rig(lib, C8E, load_rigs(), 0, measure_hfr=store.hfr)
+    reasons = {Path(f["file"]).name: f["reason"] for v in res["pending"] for f in v["flagged"]}
+    assert reasons[blurry.name].startswith("HFR (measured) ")
+    assert cull_rig(lib, C8E, load_rigs(), 0)["auto_rejected"]  # without pixels: not flagged
+    store.save()
+    assert (lib / "_Metrics").is_dir() and MetricsStore(lib, C8E).data  # measured once, kept
