@@ -5,9 +5,12 @@ Catalog, scheduler and reports of the accepted astrophotography data (seed: *Dat
 *Summary and Report*). Runs when the lights pipeline publishes to `20_Data` (Asset `astro_20_data`)
 and by hand.
 
-Params: `library_dir` (root of the rig folders `<optic>@f<ratio>+<camera>/20_Data`), `scheduler_db`
-(a NINA Target Scheduler SQLite file; empty = skip the scheduler update and the "want/need" totals),
-`report_dir` (default `<library_dir>/_Reports`).
+Params (all optional; empty = what the triggering Asset event announced, else the installation
+setting `imaging_astro_*`): `library_dir` (root of the rig folders
+`<optic>@f<ratio>+<camera>/20_Data`), `scheduler_db` (a NINA Target Scheduler SQLite file; setting
+`imaging_astro_scheduler_db`; none = skip the scheduler update and the "want/need" totals),
+`report_dir` (setting `imaging_astro_report_dir`, else `<library_dir>/_Reports`). Step logic:
+`include/astro/steps/catalog_*.py`.
 
 1. **list_rigs** - rig folders that have a `20_Data` folder.
 2. **update_catalog** (mapped, one per rig, in parallel) - every light is parsed (name tokens, then the
@@ -20,12 +23,14 @@ Params: `library_dir` (root of the rig folders `<optic>@f<ratio>+<camera>/20_Dat
    equipment yet, the bundled equipment file is loaded first).
 3. **update_scheduler** - accepted counts into the Target Scheduler's exposure plans, matched by
    profile, target, panel, filter and exposure (plan exposure, else the template default); accepted
-   just short of desired (> 95 %) counts as complete. The file is backed up before the first change.
+   just short of desired (> 95 %) counts as complete; a plan whose lights are still held in
+   `10_Blink` is never lowered. The file is backed up before the first change.
 4. **write_reports** - per target an AstroBin acquisition CSV and `totals.json` (have / want / need
    hours per filter), plots of hours per target and filter over time and of the HFR distribution per
    rig, and `index.html` linking them, in `report_dir`; they are also published for the browser at
    `<[api] base_url>/artefacts/astro_catalog_report/<run>/report/index.html` (behind the Airflow
    login), and that link is logged and returned.
+5. **summary** - the run's summary page (report link, counts, scheduler changes, unreadable frames).
 """
 
 from __future__ import annotations
@@ -38,34 +43,18 @@ from imaging.dag_defaults import DEFAULT_ARGS
 
 PIPELINE = "astro_catalog_report"
 ASSET_20_DATA = Asset("astro_20_data")
+FOLDERS = ("library_dir", "scheduler_db", "report_dir")
 
 
-def _paths(params: dict[str, Any]) -> dict[str, Any]:
-    from pathlib import Path
+def _inp(context: dict[str, Any]) -> Any:
+    from imaging.astro import inputs
+    from include.astro.steps.catalog_update import catalog_inputs
 
-    from include.common.settings import get_settings
-
-    lib = Path(params.get("library_dir") or get_settings().data_dir / "astro" / "library")
-    report = Path(params.get("report_dir") or lib / "_Reports")
-    sched = Path(params["scheduler_db"]) if params.get("scheduler_db") else None
-    return {"lib": lib, "report": report, "scheduler": sched}
-
-
-def _equipment(session: Any) -> Any:
-    import logging
-
-    from include.astro.equipment import apply_equipment, equipment_from_db, load_equipment
-
-    eq = equipment_from_db(session)
-    if eq.errors:  # no equipment in the catalog yet: load the bundled defaults first
-        logging.getLogger("airflow.task").warning("%s: loading the bundled equipment", eq.errors[0])
-        apply_equipment(session, load_equipment())
-        eq = equipment_from_db(session)
-    return eq
+    return catalog_inputs(inputs(context, FOLDERS))
 
 
 @dag(
-    dag_id="astro_catalog_report",
+    dag_id=PIPELINE,
     schedule=[ASSET_20_DATA],
     catchup=False,
     doc_md=__doc__,
@@ -74,20 +63,23 @@ def _equipment(session: Any) -> Any:
     default_args=DEFAULT_ARGS,
     params={
         "library_dir": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Library root holding the rig folders (<optic>@f<ratio>+<camera>/20_Data). "
-            "Empty: $IMAGING_DATA_DIR/astro/library.",
+            "Empty: the folder the triggering Asset event names, else the installation setting "
+            "imaging_astro_library_dir.",
         ),
         "scheduler_db": Param(
-            "",
-            type="string",
-            description="NINA Target Scheduler SQLite file to update (optional; empty = skip).",
+            None,
+            type=["null", "string"],
+            description="NINA Target Scheduler SQLite file to update. Empty: the installation "
+            "setting imaging_astro_scheduler_db (none: no scheduler update).",
         ),
         "report_dir": Param(
-            "",
-            type="string",
-            description="Where the CSVs, totals, plots and index.html go. Empty: <library_dir>/_Reports.",
+            None,
+            type=["null", "string"],
+            description="Where the CSVs, totals, plots and index.html go. Empty: the installation "
+            "setting imaging_astro_report_dir, else <library_dir>/_Reports.",
         ),
     },
 )
@@ -97,103 +89,62 @@ def astro_catalog_report() -> None:
         """Rig folders with a 20_Data folder."""
         from include.astro.catalog import list_rigs as rigs
 
-        return rigs(_paths(context["params"])["lib"])
+        return rigs(_inp(context).lib)
 
     @task(map_index_template="{{ task.op_kwargs['rig'] }}")
     def update_catalog(rig: str, **context: Any) -> dict[str, Any]:
         """Scan one rig's 20_Data and upsert its light sets (one transaction)."""
-        import logging
-
         from imaging.appdb import app_engine
-        from include.astro.catalog import scan_rig, upsert_rig
+        from include.astro.steps.catalog_update import update_catalog as step
         from include.common.db import session_scope
 
-        log = logging.getLogger("airflow.task")
-        scan = scan_rig(_paths(context["params"])["lib"], rig)
         with session_scope(app_engine()) as s:
-            out = upsert_rig(s, scan, _equipment(s))
-        for e in out["errors"]:
-            log.warning("skipped %s: %s", e["path"], e["reason"])
-        log.info(
-            "%s: %d frames in %d light sets; %d stale rows removed",
-            rig,
-            out["frames"],
-            out["sets"],
-            out["deleted_stale"],
-        )
-        return out
+            return step(_inp(context), rig, s)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def update_scheduler(catalog: list[dict[str, Any]] | None, **context: Any) -> dict[str, Any]:
-        """Accepted counts into the Target Scheduler database (when one is given)."""
-        import logging
-
+        """Accepted counts into the Target Scheduler database (when one is configured)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
-        from include.astro.scheduler import SchedulerDBError, accepted_counts, update_accepted
+        from include.astro.scheduler import SchedulerDBError
+        from include.astro.steps.catalog_update import update_scheduler as step
         from include.common.db import session_scope
 
-        log = logging.getLogger("airflow.task")
-        sched = _paths(context["params"])["scheduler"]
-        if sched is None:
-            log.info("no scheduler_db given: scheduler update skipped")
-            return {"skipped": True}
-        with session_scope(app_engine()) as s:
-            counts = accepted_counts(s)
         try:
-            out = update_accepted(sched, counts)
+            with session_scope(app_engine()) as s:
+                return step(_inp(context), s)
         except SchedulerDBError as exc:
             raise AirflowFailException(str(exc)) from exc
-        for c in out["changes"]:
-            log.info(
-                "plan %s %s panel=%r %s %ss: %s → %s",
-                c["plan_id"],
-                c["target"],
-                c["panel"],
-                c["filter"],
-                c["exposure"],
-                c["old_accepted"],
-                c["new_accepted"],
-            )
-        return out
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def write_reports(scheduler: dict[str, Any], **context: Any) -> dict[str, Any]:
-        """AstroBin CSVs, totals, plots and index.html in report_dir."""
-        import logging
-
+        """AstroBin CSVs, totals, plots and index.html in report_dir (published)."""
         from imaging.appdb import app_engine
         from imaging.artefacts import api_base_url
-        from include.astro.reports import catalog_rows
-        from include.astro.reports import write_reports as write
-        from include.astro.scheduler import desired_hours
+        from include.astro.steps.catalog_reports import write_reports as step
         from include.common.db import session_scope
-        from include.common.publish import artefact_url, publish_tree, published_root
 
-        p = _paths(context["params"])
-        dag_id, run_id = context["ti"].dag_id, context["run_id"]
         with session_scope(app_engine()) as s:
-            rows = catalog_rows(s)
-        desired = desired_hours(p["scheduler"]) if p["scheduler"] is not None else None
-        out = write(rows, p["report"], desired=desired)
-        # published for the browser (relative links of index.html keep working under report/)
-        done, errors = publish_tree(
-            p["report"], dag_id, run_id, "report", files=out["files"], root=published_root()
+            return step(_inp(context), s, context["ti"].dag_id, context["run_id"], api_base_url())
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summary(**context: Any) -> dict[str, Any]:
+        """The run's summary page (fails when another task failed)."""
+        from imaging.astro import publish_summary
+        from include.astro.steps.catalog_summary import catalog_summary
+
+        ti = context["ti"]
+        rs = catalog_summary(
+            context["run_id"],
+            [c for c in (ti.xcom_pull(task_ids="update_catalog") or []) if c],
+            ti.xcom_pull(task_ids="update_scheduler"),
+            ti.xcom_pull(task_ids="write_reports"),
         )
-        log = logging.getLogger("airflow.task")
-        for e in errors:
-            log.warning("not published: %s: %s", e["file"], e["reason"])
-        base = api_base_url()
-        out["index_path"] = str(p["report"] / "index.html")
-        out["index"] = artefact_url(dag_id, run_id, "report/index.html", base)
-        out["published"] = [d.rel for d in done]
-        out["publish_errors"] = errors
-        log.info("report: %s (files in %s)", out["index"], p["report"])
-        return out
+        return publish_summary(context, rs)
 
     catalog = update_catalog.expand(rig=list_rigs())
-    write_reports(update_scheduler(catalog))
+    write_reports(update_scheduler(catalog)) >> summary()
 
 
 astro_catalog_report()

@@ -5,9 +5,11 @@ Astrophotography lights pipeline: NINA raw output → rig folders → two-pass c
 matched calibration → `20_Data`. Runs every morning, when new masters reach the calibration library
 (Asset `astro_calibration_library`), and by hand.
 
-Params: `raw_dir` (NINA output), `library_dir` (where the rig folders and the `_Bias Library`,
-`_Dark Library`, `_Flat Stash` libraries live), `rigs` (rig configuration file; empty = the bundled
-default with the three rigs of the design document).
+Params (all optional; empty = the folder the triggering Asset event announced, else the
+installation setting `imaging_astro_*`): `raw_dir` (NINA output), `library_dir` (where the rig
+folders and the `_Bias Library`, `_Dark Library`, `_Flat Stash` libraries live), `rigs` (rig
+configuration file; empty = the bundled default with the three rigs of the design document).
+Step logic: `include/astro/steps/` (one module per step); Airflow glue: `plugins/imaging/astro.py`.
 
 1. **stop_sync** / **restart_sync** — the sync service command of the installation (rig config
    `sync.stop_command` / `sync.start_command`; none by default, logged). The restart runs after the
@@ -21,21 +23,21 @@ default with the three rigs of the design document).
 3. **cull** (per rig, mapped) in two passes (moderate, strict): HFR/RMS above the rig's limits is
    flagged; below the rig's `auto_percent` share the flagged frames go to `<rig>/_Reject/` at once,
    otherwise **approve_cull_N** (one approval per directory: *Reject flagged* / *Keep all*) asks.
-   Answers are remembered in `item_records`, so a rerun does not ask again for the same frames.
+   Answers are remembered per frame in `item_records`: a rerun does not ask again, and a frame a
+   human kept is never auto-rejected by the same thresholds unless its metrics change.
    Unanswered for 2 days: *Keep all* applies (not remembered: the next run asks again).
 4. **blink_sheet** (per rig) writes a contact sheet PNG of stretched previews; **blink_review**
-   (per rig) links it and takes the frames to reject (numbers, ranges or file names). *Hold* keeps
-   the rig's data in `10_Blink` (also the default when nobody answers within 2 days).
+   (per rig) links it (and the blink page) and takes the frames to reject (numbers, ranges or file
+   names; empty = none). *Hold* keeps the rig's data in `10_Blink` (also the default when nobody
+   answers within 2 days). Every answer is recorded and listed in the run summary.
 5. **distribute** (per rig) copies the masters whose properties match the lights exactly (rig
    property lists); none → MISSING, more than one → error.
 6. **promote** moves approved directories with complete calibration to `20_Data` and emits the
-   Asset `astro_20_data` (the catalog/report pipeline listens).
-7. **summary** writes `_Summary/astro_prepare_lights/<run>.json|.md` in the library and logs it
-   (also after a failure); **watcher** then fails the run if any task failed.
-
-The contact sheets and the run summary are also published for the browser at
-`<[api] base_url>/artefacts/astro_prepare_lights/<run>/` (behind the Airflow login): the blink
-review bodies and the task logs link them there.
+   Asset `astro_20_data` with `extra={"library_dir": ...}` (the catalog/report pipeline listens).
+7. **summary** writes `_Summary/astro_prepare_lights/<run>.json|.md` in the library and publishes
+   the run's summary page (`/artefacts/astro_prepare_lights/<run>/summary.html`: contact sheets,
+   counts, answers, kept directories, skipped folders, errors once); it runs also after a failure
+   and then fails itself so the run ends failed.
 """
 
 from __future__ import annotations
@@ -63,106 +65,29 @@ CULL_OPTIONS = ["Reject flagged", "Keep all"]
 BLINK_OPTIONS = ["Continue", "Hold"]
 # unanswered approvals resolve to the safe default (Keep all / Hold: nothing moves) after this
 RESPONSE_TIMEOUT = timedelta(days=2)
+FOLDERS = ("raw_dir", "library_dir", "rigs")
 
 
-def _inputs(params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """Resolved paths + rig config (fails the task with a clear message when invalid)."""
-    from pathlib import Path
-
+def _inp(context: dict[str, Any]) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.astro.rigs import RigConfigError, load_rigs
-    from include.common.files import safe_name
-    from include.common.settings import get_settings
+    from imaging.astro import inputs
+    from include.astro.steps.lights_inputs import InputError, lights_inputs
 
-    data = get_settings().data_dir / "astro"
-    raw = Path(params.get("raw_dir") or data / "raw")
-    lib = Path(params.get("library_dir") or data / "library")
     try:
-        cfg = load_rigs(params.get("rigs") or None)
-    except RigConfigError as exc:
+        return lights_inputs(inputs(context, FOLDERS), context["run_id"])
+    except InputError as exc:
         raise AirflowFailException(str(exc)) from exc
-    return {
-        "raw": raw,
-        "lib": lib,
-        "cfg": cfg,
-        "run_key": safe_name(run_id, default="run"),
-    }
 
 
-class _Ledger:
-    """Collects item records and writes them in one transaction (after the effects are durable)."""
+def _ledger(context: dict[str, Any]) -> Any:
+    from imaging.astro import ItemLedger
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.rows: list[tuple[str, str, str, dict[str, Any] | None, str | None]] = []
-
-    def __call__(
-        self, kind: str, key: str, status: str, detail: dict[str, Any] | None, error: str | None
-    ) -> None:
-        self.rows.append((kind, key, status, detail, error))
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        from imaging.appdb import app_engine
-        from include.common.db import session_scope
-        from include.common.items import record_item
-
-        with session_scope(app_engine()) as s:
-            for kind, key, status, detail, error in self.rows:
-                record_item(
-                    s,
-                    pipeline=PIPELINE,
-                    kind=kind,
-                    key=key[:1000],
-                    status=status,
-                    detail=detail,
-                    error=error,
-                    run_id=self.run_id,
-                )
-        self.rows.clear()
-
-
-def _publish_summary(context: dict[str, Any], paths: dict[str, str]) -> dict[str, str]:
-    """Publish the run summary (markdown + JSON) for the Airflow UI and log the links; a failure
-    to publish is logged, it never fails the summary."""
-    import logging
-
-    from imaging.artefacts import publish_artefact, run_artefacts_url
-
-    log = logging.getLogger("airflow.task")
-    links: dict[str, str] = {}
-    for kind, name in (("markdown", "summary.md"), ("json", "summary.json")):
-        try:
-            links[kind] = publish_artefact(context, paths[kind], name)["url"]
-        except (OSError, ValueError) as exc:
-            log.warning("could not publish the %s summary: %s", kind, exc)
-    links["all"] = run_artefacts_url(context)
-    log.info(
-        "run summary: %s (JSON: %s); all artefacts of this run: %s",
-        links.get("markdown"),
-        links.get("json"),
-        links["all"],
-    )
-    return links
-
-
-def _run_command(cmd: tuple[str, ...] | None, what: str) -> str:
-    import logging
-    import subprocess
-
-    log = logging.getLogger("airflow.task")
-    if not cmd:
-        log.info("no sync service command configured: nothing to %s", what)
-        return "none"
-    log.info("%s sync service: %s", what, " ".join(cmd))
-    subprocess.run(list(cmd), check=True, timeout=120)
-    return "done"
+    return ItemLedger(PIPELINE, context["run_id"])
 
 
 @dag(
-    dag_id="astro_prepare_lights",
+    dag_id=PIPELINE,
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 8 * * *", timezone="UTC"),
         assets=ASSET_CALIBRATION_LIBRARY,
@@ -174,21 +99,24 @@ def _run_command(cmd: tuple[str, ...] | None, what: str) -> str:
     default_args=DEFAULT_ARGS,
     params={
         "raw_dir": Param(
-            "",
-            type="string",
-            description="NINA output folder (raw frames). Empty: $IMAGING_DATA_DIR/astro/raw.",
+            None,
+            type=["null", "string"],
+            description="NINA output folder (raw frames). Empty: the installation setting "
+            "imaging_astro_raw_dir.",
         ),
         "library_dir": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Library root holding the rig folders (<optic>@f<ratio>+<camera>/10_Blink, "
-            "20_Data, _Reject) and the master libraries. Empty: $IMAGING_DATA_DIR/astro/library.",
+            "20_Data, _Reject) and the master libraries. Empty: the folder the triggering Asset "
+            "event names, else the installation setting imaging_astro_library_dir.",
         ),
         "rigs": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Rig configuration file (YAML/JSON: cull thresholds, auto %, calibration "
-            "matching properties, sync commands). Empty: the bundled default.",
+            "matching properties, sync commands). Empty: the installation setting "
+            "imaging_astro_rigs, else the bundled default.",
         ),
     },
 )
@@ -196,106 +124,50 @@ def astro_prepare_lights() -> None:
     @task
     def stop_sync(**context: Any) -> str:
         """Stop the sync service so no file is locked while frames move."""
-        cfg = _inputs(context["params"], context["run_id"])["cfg"]
-        return _run_command(cfg.sync_stop_command, "stop")
+        from imaging.astro import run_command
+
+        return run_command(_inp(context).cfg.sync_stop_command, "stop")
 
     @task(queue=IO)  # moves and renames raw frames
     def prepare_raw(**context: Any) -> dict[str, Any]:
         """Parse, move+rename raw frames; accept dirs; delete emptied raw folders."""
-        import logging
-
-        from include.astro.moves import prepare_raw as run
-
-        log = logging.getLogger("airflow.task")
         from airflow.sdk.exceptions import AirflowFailException
 
-        inp = _inputs(context["params"], context["run_id"])
-        if not inp["raw"].is_dir():
-            raise AirflowFailException(f"raw_dir {inp['raw']} does not exist or is not a folder")
-        inp["lib"].mkdir(parents=True, exist_ok=True)
-        ledger = _Ledger(context["run_id"])
-        res = run(inp["raw"], inp["lib"], inp["cfg"], ledger=ledger)
+        from include.astro.steps.lights_inputs import InputError
+        from include.astro.steps.prepare_raw import prepare_raw as step
+
+        ledger = _ledger(context)
+        try:
+            out = step(_inp(context), ledger)
+        except InputError as exc:
+            raise AirflowFailException(str(exc)) from exc
         ledger.flush()
-        for e in res.errors:
-            log.warning("left in place: %s: %s", e.src, e.reason)
-        out = res.to_dict()
-        log.info("raw step: %s; skipped folders: %s", out["counts"], out["skipped_dirs"])
         return out
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def restart_sync(**context: Any) -> str:
         """Restart the sync service (also when the raw step failed)."""
-        cfg = _inputs(context["params"], context["run_id"])["cfg"]
-        return _run_command(cfg.sync_start_command, "start")
+        from imaging.astro import run_command
+
+        return run_command(_inp(context).cfg.sync_start_command, "start")
 
     @task
     def list_rigs(**context: Any) -> list[str]:
         """Rig folders of the library that hold lights in 10_Blink (new or held from earlier runs)."""
-        import re
+        from include.astro.steps.cull import list_rigs as step
 
-        from include.astro.cull import light_dirs
-
-        inp = _inputs(context["params"], context["run_id"])
-        lib, rig_re = inp["lib"], re.compile(inp["cfg"].token_pattern.rig_regex)
-        if not lib.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in lib.iterdir()
-            if p.is_dir() and rig_re.match(p.name) and light_dirs(lib, p.name)
-        )
-
-    def _decisions() -> dict[str, str]:
-        from sqlalchemy import select
-
-        from imaging.appdb import app_engine
-        from include.common.db import session_scope
-        from include.common.models import ItemRecord
-
-        with session_scope(app_engine()) as s:
-            rows = s.execute(
-                select(ItemRecord.item_key, ItemRecord.detail).where(
-                    ItemRecord.pipeline == PIPELINE, ItemRecord.kind == "cull_decision"
-                )
-            ).all()
-        return {k: (d or {}).get("decision", "") for k, d in rows}
+        return step(_inp(context))
 
     def _cull(rig: str, pass_index: int, context: dict[str, Any]) -> dict[str, Any]:
-        import logging
+        from imaging.astro import remembered
+        from include.astro.steps.cull import DECISION_KIND, cull
 
-        from include.astro.cull import cull_rig
-
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        res = cull_rig(inp["lib"], rig, inp["cfg"], pass_index, decisions=_decisions())
-        ledger = _Ledger(context["run_id"])
-        for o in res["auto_rejected"]:
-            ledger(
-                "cull_reject", o["src"], "done", {"pass": res["pass_name"], "dest": o["dest"]}, None
-            )
-        for d in res["decided"]:
-            for o in d.get("rejected") or []:
-                ledger(
-                    "cull_reject",
-                    o["src"],
-                    "done",
-                    {"pass": d["pass_name"], "dest": o["dest"]},
-                    None,
-                )
+        ledger = _ledger(context)
+        out = cull(_inp(context), rig, pass_index, remembered(PIPELINE, DECISION_KIND), ledger)
         ledger.flush()
-        log.info(
-            "%s cull %s: %d dir(s), %d auto-rejected, %d decided earlier, %d to approve, %d error(s)",
-            rig,
-            res["pass_name"],
-            res["directories"],
-            len(res["auto_rejected"]),
-            len(res["decided"]),
-            len(res["pending"]),
-            len(res["errors"]),
-        )
-        return res
+        return out
 
-    @task(queue=CPU, map_index_template="{{ rig }}")  # star/FWHM metrics per frame
+    @task(queue=CPU, map_index_template="{{ rig }}")
     def cull_1(rig: str, **context: Any) -> dict[str, Any]:
         """Cull pass 1 (moderate) of one rig."""
         return _cull(rig, 0, context)
@@ -308,253 +180,90 @@ def astro_prepare_lights() -> None:
     @task(trigger_rule=TriggerRule.NONE_FAILED)  # runs with [] when no rig has lights
     def pending(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One approval request per pending directory: HITL kwargs + the verdict."""
-        from include.astro.cull import approval_text
+        from include.astro.steps.cull import approval_requests
 
-        out = []
-        for r in results:
-            for v in r["pending"]:
-                subject, body = approval_text(v)
-                out.append({"subject": subject, "body": body, "verdict": v})
-        return out
+        return approval_requests(results)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)  # runs with [] when no rig has lights
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def approval_kwargs(items: list[dict[str, Any]]) -> list[dict[str, str]]:
         return [{"subject": i["subject"], "body": i["body"]} for i in items]
 
-    def _apply(items: list[dict[str, Any]], answers: Any, context: dict[str, Any]) -> list[dict]:
-        import logging
+    def _apply(pass_no: int, items: Any, answers: Any, context: dict[str, Any]) -> dict:
+        from include.astro.steps.cull import apply_answers
 
-        from include.astro.cull import apply_decision
-
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        answers = list(answers or [])
-        if len(answers) != len(items):
-            raise RuntimeError(f"{len(items)} approval(s) asked, {len(answers)} answered")
-        ledger = _Ledger(context["run_id"])
-        out = []
-        for item, ans in zip(items, answers, strict=True):
-            decision = (ans.get("chosen_options") or [CULL_OPTIONS[1]])[0]
-            entry = apply_decision(inp["lib"], item["verdict"], decision)
-            if ans.get("responded_by_user") is None:
-                # nobody answered before the timeout: the safe default applies now, ask again next run
-                entry["timed_out"] = True
-                log.warning(
-                    "%s: no answer, default %s applied", item["verdict"]["directory"], decision
-                )
-            else:
-                log.info("%s: %s", item["verdict"]["directory"], decision)
-                ledger("cull_decision", entry["key"], "done", {"decision": decision}, None)
-            for o in entry.get("rejected") or []:
-                ledger(
-                    "cull_reject",
-                    o["src"],
-                    "done",
-                    {"pass": entry["pass_name"], "dest": o["dest"]},
-                    None,
-                )
-            out.append(entry)
+        ledger = _ledger(context)
+        out = apply_answers(_inp(context), pass_no, items or [], answers or [], ledger)
         ledger.flush()
         return out
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def apply_cull_1(
-        items: list[dict[str, Any]], answers: Any = None, **context: Any
-    ) -> list[dict]:
-        """Apply the answers of pass 1 (reject flagged / keep all) and remember them."""
-        return _apply(items, answers, context)
+    def apply_cull_1(items: list[dict[str, Any]], answers: Any = None, **context: Any) -> dict:
+        """Apply the answers of pass 1 (reject flagged / keep all) and remember them per frame."""
+        return _apply(1, items, answers, context)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def apply_cull_2(
-        items: list[dict[str, Any]], answers: Any = None, **context: Any
-    ) -> list[dict]:
+    def apply_cull_2(items: list[dict[str, Any]], answers: Any = None, **context: Any) -> dict:
         """Apply the answers of pass 2."""
-        return _apply(items, answers, context)
+        return _apply(2, items, answers, context)
 
     @task(queue=CPU, map_index_template="{{ rig }}")
     def blink_sheet(rig: str, **context: Any) -> dict[str, Any]:
-        """Contact sheet PNG of the rig's lights in 10_Blink (published for the Airflow UI) + the
-        review request linking it."""
-        import logging
+        """Contact sheet of the rig's lights in 10_Blink (published) + the review request."""
+        from imaging.astro import blink_page_url, publisher
+        from include.astro.steps.blink_review import blink_sheet as step
 
-        from imaging.artefacts import artefact_link, publish_artefact
-        from include.astro import layout
-        from include.astro.blink import contact_sheet
-        from include.astro.cull import light_dirs
-        from include.common.files import safe_name
+        page = blink_page_url(context, "blink_review", context["ti"].map_index)
+        return step(_inp(context), rig, publisher(context), page_url=page)
 
-        inp = _inputs(context["params"], context["run_id"])
-        lib = inp["lib"]
-        files = [str(p) for fs in light_dirs(lib, rig).values() for p in fs]
-        dest = layout.summary_dir(lib) / inp["run_key"] / f"blink_{safe_name(rig)}.png"
-        sheet = contact_sheet(files, dest, title=rig)
-        log = logging.getLogger("airflow.task")
-        try:
-            pub = publish_artefact(context, dest)
-        except (OSError, ValueError) as exc:  # the sheet stays readable in the library
-            log.warning("contact sheet of %s not published: %s", rig, exc)
-            link = f"{dest.name} (not published: {exc})"
-        else:
-            sheet["published"] = pub
-            link = artefact_link(dest.name, pub)
-            log.info("contact sheet of %s: %s", rig, pub["url"])
-        lines = [
-            f"**Rig:** {rig} - {sheet['count']} light(s) in 10_Blink.",
-            f"**Contact sheet:** {link} (`{dest}`)",
-            "",
-            "Enter the frames to reject (numbers, ranges like `3-5`, or file names), then choose "
-            "*Continue*. *Hold* keeps this rig's data in 10_Blink.",
-            "",
-        ]
-        lines += [f"{e['n']}. `{e['file'][len(str(lib)) + 1 :]}`" for e in sheet["index"]]
-        sheet["rig"] = rig
-        sheet["subject"] = f"Blink review: {rig} ({sheet['count']} frames)"
-        sheet["body"] = "\n".join(lines)
-        return sheet
-
-    @task(trigger_rule=TriggerRule.NONE_FAILED)  # runs with [] when no rig has lights
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
     def blink_kwargs(sheets: list[dict[str, Any]]) -> list[dict[str, str]]:
         return [{"subject": s["subject"], "body": s["body"]} for s in sheets]
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def apply_blink(
-        sheets: list[dict[str, Any]], answers: Any = None, **context: Any
-    ) -> list[dict]:
-        """Move the frames the reviewer entered to the reject folder; record approval per rig."""
-        import logging
-        from pathlib import Path
+    def apply_blink(sheets: list[dict[str, Any]], answers: Any = None, **context: Any) -> list:
+        """Move the frames the reviewer chose to the reject folder; record each answer."""
+        from include.astro.steps.blink_review import apply_blink as step
 
-        from include.astro.blink import resolve
-        from include.astro.cull import reject_files
-
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        lib = inp["lib"]
-        answers = list(answers or [])
-        if len(answers) != len(sheets):
-            raise RuntimeError(f"{len(sheets)} review(s) asked, {len(answers)} answered")
-        ledger = _Ledger(context["run_id"])
-        out = []
-        for sheet, ans in zip(sheets, answers, strict=True):
-            choice = (ans.get("chosen_options") or ["Hold"])[0]
-            text = (ans.get("params_input") or {}).get("reject") or ""
-            files, errors = resolve(text, sheet["index"])
-            rel = [str(Path(f).relative_to(lib)) for f in files]
-            outs = reject_files(lib, sheet["rig"], rel, "blink review")
-            done = [o.to_dict() for o in outs if o.status != "error"]
-            errors += [o.to_dict() for o in outs if o.status == "error"]
-            for o in done:
-                ledger("blink_reject", o["src"], "done", {"dest": o["dest"]}, None)
-            for e in errors:
-                log.warning("blink %s: %s", sheet["rig"], e)
-            log.info("%s: %s, %d rejected", sheet["rig"], choice, len(done))
-            out.append(
-                {
-                    "rig": sheet["rig"],
-                    "approved": choice == "Continue",
-                    "rejected": done,
-                    "errors": errors,
-                }
-            )
+        ledger = _ledger(context)
+        out = step(_inp(context), sheets or [], answers or [], ledger)
         ledger.flush()
         return out
 
     @task(queue=IO, map_index_template="{{ rig }}")  # copies masters
     def distribute(rig: str, **context: Any) -> dict[str, Any]:
         """Copy the matching masters into each light directory of the rig."""
-        import logging
+        from include.astro.steps.distribute import distribute as step
 
-        from include.astro.distribute import distribute_rig
-
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        res = distribute_rig(inp["lib"], rig, inp["cfg"])
-        ledger = _Ledger(context["run_id"])
-        for d in res["directories"]:
-            for c in d["copied"]:
-                ledger("master_copy", c, "done", None, None)
-            for kind in d["missing"]:
-                log.warning("MISSING %s master for %s", kind.upper(), d["directory"])
-            for e in d["errors"]:
-                log.warning("%s: %s", d["directory"], e)
+        ledger = _ledger(context)
+        out = step(_inp(context), rig, ledger)
         ledger.flush()
-        return res
+        return out
 
     @task(queue=IO, trigger_rule=TriggerRule.NONE_FAILED, outlets=[ASSET_20_DATA])
-    def promote(
-        dist: list[dict[str, Any]], reviews: list[dict[str, Any]], **context: Any
-    ) -> dict[str, Any]:
+    def promote(dist: list[dict[str, Any]], reviews: list[dict[str, Any]], **context: Any) -> dict:
         """Move approved directories with complete calibration from 10_Blink to 20_Data."""
-        import logging
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.astro.moves import promote_dir
+        from include.astro.steps.promote import promote as step
 
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        lib = inp["lib"]
-        approved = {r["rig"]: r["approved"] for r in reviews or []}
-        ledger = _Ledger(context["run_id"])
-        res: dict[str, Any] = {"promoted": [], "held": [], "errors": []}
-        for d in dist or []:
-            for dc in d["directories"]:
-                if not approved.get(d["rig"], False):
-                    res["held"].append(
-                        {"directory": dc["directory"], "reason": "blink review on hold"}
-                    )
-                elif not dc["complete"]:
-                    why = [f"MISSING {k}" for k in dc["missing"]] + dc["errors"]
-                    res["held"].append({"directory": dc["directory"], "reason": "; ".join(why)})
-                else:
-                    outs = promote_dir(lib, lib / dc["directory"])
-                    errs = [o.to_dict() for o in outs if o.status == "error"]
-                    res["errors"] += errs
-                    if not errs:
-                        res["promoted"].append(dc["directory"])
-                        ledger("promote", dc["directory"], "done", {"files": len(outs)}, None)
+        ledger = _ledger(context)
+        out = step(_inp(context), dist, reviews, ledger)
         ledger.flush()
-        log.info("promoted %d, held %d", len(res["promoted"]), len(res["held"]))
-        if not res["promoted"]:
-            # nothing new in 20_Data: do not wake the catalog pipeline
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            context["ti"].xcom_push(key="result", value=res)
+        if not out["promoted"]:  # nothing new in 20_Data: do not wake the catalog pipeline
             raise AirflowSkipException("nothing promoted to 20_Data")
-        return res
+        context["outlet_events"][ASSET_20_DATA].extra = {"library_dir": out["library_dir"]}
+        return out
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def summary(
-        raw: dict[str, Any] | None,
-        c1: Any = None,
-        a1: Any = None,
-        c2: Any = None,
-        a2: Any = None,
-        blink: Any = None,
-        dist: Any = None,
-        **context: Any,
-    ) -> dict[str, Any]:
-        """Write the run summary (JSON + markdown in the library) and log it."""
-        import logging
+    def summary(**context: Any) -> dict[str, Any]:
+        """Library summary files + the run's summary page (fails when another task failed)."""
+        from imaging.artefacts import run_artefacts_url
+        from imaging.astro import publish_summary
+        from include.astro.steps.lights_summary import lights_summary
 
-        from include.astro.summary import build_summary, to_markdown, write_summary
-
-        log = logging.getLogger("airflow.task")
-        inp = _inputs(context["params"], context["run_id"])
-        ti = context["ti"]
-        prom = ti.xcom_pull(task_ids="promote") or ti.xcom_pull(task_ids="promote", key="result")
-        culls = [*(c1 or []), *(c2 or [])]
-        culls += [{"rig": e["rig"], "decided": [e]} for e in [*(a1 or []), *(a2 or [])]]
-        s = build_summary(
-            run_key=context["run_id"],
-            prepare=raw,
-            culls=culls,
-            blink=list(blink or []),
-            distribute=list(dist or []),
-            promote=[prom] if prom else [],
-        )
-        paths = write_summary(inp["lib"], s)
-        log.info("summary written to %s\n%s", paths["json"], to_markdown(s))
-        links = _publish_summary(context, paths)
-        return {"paths": paths, "counts": s["counts"], "published": links}
+        links = [("All artefacts of this run", run_artefacts_url(context))]
+        rs, _, _, _ = lights_summary(_inp(context), PIPELINE, context["run_id"], links)
+        return publish_summary(context, rs)
 
     stopped = stop_sync()
     raw = prepare_raw()
@@ -595,10 +304,10 @@ def astro_prepare_lights() -> None:
         response_timeout=RESPONSE_TIMEOUT,
         params={
             "reject": Param(
-                "",
-                type="string",
+                None,
+                type=["null", "string"],
                 description="Frames to reject: numbers of the contact sheet, ranges (3-5) or "
-                "file names, separated by commas.",
+                "file names, separated by commas. Empty: reject nothing.",
             )
         },
         map_index_template="{{ task.subject }}",
@@ -607,23 +316,12 @@ def astro_prepare_lights() -> None:
 
     dist = distribute.expand(rig=rigs)
     reviewed >> dist
-    prom = promote(dist, reviewed)
-    done = summary(raw, c1, a1, c2, a2, reviewed, dist)
-    prom >> done
-
-    # the summary and the sync restart run whatever happens, so they cannot decide the run state:
-    # this leaf fails the run when any task failed (and is skipped otherwise)
-    @task(trigger_rule=TriggerRule.ONE_FAILED)
-    def watcher() -> None:
-        """Fail the run when any task failed (see the summary for the per-item report)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException("a task of this run failed")
-
-    watch = watcher()
+    promote(dist, reviewed)
+    # the summary runs last, whatever happened (publish_run_summary fails it when a task failed)
+    done = summary()
     for t in raw.operator.dag.tasks:
-        if t is not watch.operator:
-            t >> watch.operator
+        if t is not done.operator:
+            t >> done.operator
 
 
 astro_prepare_lights()

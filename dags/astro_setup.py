@@ -7,18 +7,20 @@ Input*). Run by hand once, and again after editing the equipment file.
 Param: `config` - equipment file (YAML/JSON) with the NINA profiles (`id` = profile GUID, `name` =
 `<optic>@f<ratio>+<camera>`, filters in priority order), the observing locations (latitude,
 longitude, Bortle, SQM) and the AstroBin filter ids. Empty: the bundled `include/astro/equipment.yaml`.
+Step logic: `include/astro/steps/setup_equipment.py`.
 
 1. **migrate_catalog** - creates or upgrades the catalog tables (`astro_*`) on the app database
    (connection `imaging_db`, PostgreSQL or SQLite) with the Alembic branch `astro`.
 2. **load_equipment** - validates the file item by item (a bad profile or location is reported and
    skipped) and upserts filters, locations, cameras, optics and profiles; rerunning updates in place.
+3. **summary** - the run's summary page (counts, skipped items).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 
 from imaging.dag_defaults import DEFAULT_ARGS
 
@@ -33,8 +35,8 @@ from imaging.dag_defaults import DEFAULT_ARGS
     default_args=DEFAULT_ARGS,
     params={
         "config": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Equipment file (profiles, locations, AstroBin filter ids; YAML or JSON). "
             "Empty: the bundled include/astro/equipment.yaml.",
         ),
@@ -53,34 +55,29 @@ def astro_setup() -> None:
     @task
     def load_equipment(**context: Any) -> dict[str, Any]:
         """Validate the equipment file and upsert it; bad items are reported, the rest loaded."""
-        import logging
-
         from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
-        from include.astro.equipment import EquipmentError, apply_equipment
-        from include.astro.equipment import load_equipment as load
+        from include.astro.equipment import EquipmentError
+        from include.astro.steps.setup_equipment import load
         from include.common.db import session_scope
 
-        log = logging.getLogger("airflow.task")
         try:
-            eq = load(context["params"]["config"] or None)
+            with session_scope(app_engine()) as s:
+                return load(s, context["params"].get("config"))
         except EquipmentError as exc:
             raise AirflowFailException(str(exc)) from exc
-        with session_scope(app_engine()) as s:
-            out = apply_equipment(s, eq)
-        for err in out["errors"]:
-            log.warning("skipped: %s", err)
-        log.info(
-            "loaded %d profiles, %d locations, %d filters from %s",
-            out["profiles"],
-            out["locations"],
-            out["filters"],
-            eq.source,
-        )
-        return out
 
-    migrate_catalog() >> load_equipment()
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def summary(**context: Any) -> dict[str, Any]:
+        """The run's summary page (fails when another task failed)."""
+        from imaging.astro import publish_summary
+        from include.astro.steps.setup_equipment import setup_summary
+
+        out = context["ti"].xcom_pull(task_ids="load_equipment")
+        return publish_summary(context, setup_summary(context["run_id"], out))
+
+    migrate_catalog() >> load_equipment() >> summary()
 
 
 astro_setup()

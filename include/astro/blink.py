@@ -18,9 +18,10 @@ import numpy as np
 
 from include.common.files import atomic_write_bytes
 
-THUMB = 160
-LABEL_H = 14
-COLUMNS = 6
+THUMB = 480  # a tile big enough to blink (small frames are enlarged to it)
+LABEL_H = 30  # two label lines: the full file name
+LABEL_CHARS = 76
+COLUMNS = 3
 
 
 _XISF_DTYPES = {
@@ -111,7 +112,7 @@ def contact_sheet(
     n = len(frames)
     cols = max(1, min(COLUMNS, n))
     rows = max(1, -(-n // cols))
-    head = LABEL_H + 4 if title else 0
+    head = 32 if title else 0
     sheet = Image.new("L", (cols * THUMB, head + rows * (THUMB + LABEL_H)), 0)
     draw = ImageDraw.Draw(sheet)
     if title:
@@ -122,14 +123,19 @@ def contact_sheet(
         r, c = divmod(i, cols)
         x, y = c * THUMB, head + r * (THUMB + LABEL_H)
         try:
-            tile = _thumb(stretch(read_pixels(f)))
+            from include.astro.preview import preview_image
+
+            tile = preview_image(f, THUMB)
             sheet.paste(tile, (x + (THUMB - tile.width) // 2, y + (THUMB - tile.height) // 2))
         except Exception as exc:  # any unreadable frame: grey tile, reported
             draw.rectangle([x + 2, y + 2, x + THUMB - 3, y + THUMB - 3], fill=64)
             draw.text((x + 8, y + THUMB // 2), "no preview", fill=200)
             errors.append({"file": str(f), "reason": f"no preview: {exc}"})
         name = Path(f).name
-        draw.text((x + 2, y + THUMB), f"{i + 1}: {name[:22]}", fill=255)
+        label = f"{i + 1}: {name}"
+        draw.text((x + 2, y + THUMB), label[:LABEL_CHARS], fill=255)
+        if len(label) > LABEL_CHARS:
+            draw.text((x + 2, y + THUMB + 14), label[LABEL_CHARS : 2 * LABEL_CHARS], fill=255)
         index.append({"n": i + 1, "file": str(f)})
     buf = BytesIO()
     sheet.save(buf, format="PNG", optimize=False)

@@ -29,27 +29,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from include.astro.matching import MASTER_KEYS
+
 CAL_TYPES = ("BIAS", "DARK", "FLAT")
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 SCANNED_SUFFIXES = (*FITS_SUFFIXES, ".xisf")  # XISF frames are found and reported, not integrated
 # One master per distinct value of these properties: exactly the properties the lights pipeline
 # matches masters on (darks: exposure, settemp, camera, gain, offset, readout mode; flats: date,
 # optic, filter, settemp, camera, gain, offset, readout mode; bias: no exposure).
-GROUP_PROPS: dict[str, tuple[str, ...]] = {
-    "BIAS": ("camera", "gain", "offset", "settemp", "readoutmode"),
-    "DARK": ("camera", "gain", "offset", "settemp", "readoutmode", "exposure"),
-    "FLAT": (
-        "camera",
-        "optic",
-        "fratio",
-        "gain",
-        "offset",
-        "settemp",
-        "readoutmode",
-        "filter",
-        "date",
-    ),
-}
+GROUP_PROPS = MASTER_KEYS  # defined once, in include.astro.matching
 TYPE_ALIASES = {"DARKFLAT": "DARK"}  # dark flats are darks at the flats' exposure
 
 
@@ -304,29 +292,20 @@ def validate_group(group: CalGroup, *, min_frames: int = 3) -> None:
 
 
 def _preview(path: str, size: int) -> Any:
-    """A stretched 8-bit preview of a frame (strided read: a thumbnail never loads all pixels)."""
-    import numpy as np
-    from astropy.io import fits
-    from PIL import Image
+    """A stretched 8-bit preview of a frame (streaming read: see :mod:`include.astro.preview`;
+    16-bit NINA frames with ``BZERO=32768`` work, astropy's memmap refuses them)."""
+    from include.astro.preview import preview_image
 
-    with fits.open(path, memmap=True) as hdul:
-        data = hdul[0].data
-        step = max(1, max(data.shape) // (size * 2))
-        small = np.asarray(data[::step, ::step], dtype=np.float32)
-    lo, hi = np.percentile(small, [0.5, 99.5])
-    scaled = np.clip((small - lo) / max(hi - lo, 1e-6), 0, 1)
-    img = Image.fromarray((np.sqrt(scaled) * 255).astype(np.uint8))
-    img.thumbnail((size, size))
-    return img
+    return preview_image(path, size)
 
 
 def contact_sheet(
     group: CalGroup | dict[str, Any],
     out_path: str | os.PathLike[str],
     *,
-    thumb: int = 160,
+    thumb: int = 320,
     max_frames: int = 24,
-    columns: int = 6,
+    columns: int = 4,
 ) -> str:
     """A PNG grid of stretched previews of the group's frames (for the blink approval)."""
     from PIL import Image, ImageDraw
@@ -338,7 +317,7 @@ def contact_sheet(
     n = max(1, len(paths))
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
-    label_h = 14
+    label_h = 28
     sheet = Image.new("L", (cols * thumb, rows * (thumb + label_h) + 18), color=0)
     draw = ImageDraw.Draw(sheet)
     draw.text((4, 2), f"{g['group_id']} ({g['n_frames']} frames)", fill=255)
@@ -348,7 +327,10 @@ def contact_sheet(
             sheet.paste(_preview(p, thumb), (x, y))
         except Exception as exc:  # a broken frame shows as a labelled blank tile
             draw.text((x + 4, y + 4), f"unreadable: {type(exc).__name__}", fill=255)
-        draw.text((x + 2, y + thumb), Path(p).name[:26], fill=200)
+        name = Path(p).name
+        draw.text((x + 2, y + thumb), name[:52], fill=200)
+        if len(name) > 52:
+            draw.text((x + 2, y + thumb + 13), name[52:104], fill=200)
     import io
 
     buf = io.BytesIO()

@@ -5,8 +5,11 @@ Per light directory (``<target>/DATE_<d>/FILTER_.._EXP_..``) and pass: a frame i
 directory is below the pass's ``auto_percent`` the flagged frames are rejected right away; otherwise
 the directory is *pending*: a human decides (reject flagged / keep all) in an approval task.
 
-Decisions are remembered by :func:`decision_key` (pass, directory and the exact flagged set), so a
-rerun applies an earlier answer instead of asking again; a changed flagged set asks again.
+Human answers are remembered **per frame** by :func:`frame_key` (the frame's path and the flag
+reason, which holds its metrics and the thresholds): a frame a human kept is never auto-rejected
+later by the same thresholds unless its metrics change, and a frame a human rejected is rejected
+again if it comes back. Remembered frames are taken out before the automatic share is computed;
+only frames nobody decided on are rejected automatically or asked about.
 
 Rejected frames move to ``<rig>/_Reject/<path relative to the rig folder>`` (never deleted).
 """
@@ -16,15 +19,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from include.astro import layout
 from include.astro.frames import Frame, try_parse_frame
 from include.astro.headers import is_frame_file
-from include.astro.moves import ItemOutcome, move_one
+from include.astro.moves import ItemOutcome, move_one, prune_light_dir
 from include.astro.rigs import CullPass, RigsConfig
 from include.common.files import FileConflictError, MoveResult
 
@@ -58,8 +61,19 @@ def light_dirs(
 
 
 def decision_key(pass_name: str, directory: str, flagged: Iterable[str]) -> str:
+    """Key of one approval request (a pass, a directory and its undecided flagged set)."""
     digest = hashlib.sha1("\n".join(sorted(flagged)).encode()).hexdigest()[:12]
     return f"{pass_name}:{directory}:{digest}"
+
+
+def frame_key(file: str, reason: str) -> str:
+    """Key of a human answer about one frame: its path (relative to the library) and the flag
+    reason (metrics and thresholds, e.g. ``HFR 4.8 > 4.6``). Changed metrics = a new question."""
+    return f"frame:{file}|{reason}"
+
+
+def frame_keys(verdict: Mapping[str, Any]) -> list[str]:
+    return [frame_key(f["file"], f["reason"]) for f in verdict["flagged"]]
 
 
 @dataclass
@@ -98,9 +112,11 @@ def reject_files(
     library_dir: str | os.PathLike[str], rig: str, files: Iterable[str], why: str
 ) -> list[ItemOutcome]:
     """Move files (relative to ``library_dir``) to the rig's reject folder, keeping their relative
-    path. A file already gone but present in the reject folder counts as done (rerun)."""
+    path. A file already gone but present in the reject folder counts as done (rerun). Folders
+    emptied by the rejects are removed (group, ``DATE_`` and target folder)."""
     lib = Path(library_dir)
     out: list[ItemOutcome] = []
+    touched: set[Path] = set()
     for rel in files:
         src = lib / rel
         dest = layout.reject_dir(lib, rig) / src.relative_to(layout.rig_dir(lib, rig))
@@ -135,6 +151,10 @@ def reject_files(
             continue
         status = "already_present" if res is MoveResult.ALREADY_PRESENT else "moved"
         out.append(ItemOutcome(src=rel, status=status, dest=dest_rel, rig=rig, reason=why))
+        touched.add(src.parent)
+    for d in sorted(touched):
+        if d.is_dir() and not any(d.iterdir()):
+            prune_light_dir(d)
     return out
 
 
@@ -144,12 +164,16 @@ def cull_rig(
     cfg: RigsConfig,
     pass_index: int,
     decisions: Mapping[str, str] | None = None,
+    measure_hfr: Callable[[Path], float | None] | None = None,
 ) -> dict[str, Any]:
     """Run one cull pass over a rig's ``10_Blink`` tree.
 
+    ``measure_hfr`` gives the HFR measured from the pixels (:mod:`include.astro.metrics_store`) for
+    frames whose NINA name and header have none; its flag reason says "HFR (measured)".
+
     Returns ``{"rig", "pass", "auto_rejected": [outcome], "decided": [{"key", "decision", ...}],
     "pending": [verdict], "errors": [outcome], "directories": n}``; ``decisions`` maps
-    :func:`decision_key` → ``REJECT``/``KEEP`` from earlier answers."""
+    :func:`frame_key` → ``REJECT``/``KEEP`` from earlier human answers (per frame)."""
     decisions = decisions or {}
     rc = cfg.for_rig(rig)
     lib = Path(library_dir)
@@ -181,27 +205,42 @@ def cull_rig(
                     ).to_dict()
                 )
             else:
+                if frame.hfr is None and measure_hfr is not None and cp.max_hfr is not None:
+                    hfr = measure_hfr(p)
+                    if hfr is not None:
+                        frame = replace(frame, hfr=round(hfr, 2), hfr_src="measured")
                 frames.append(frame)
         verdict = DirVerdict(rig, cp.name, directory, total=len(frames))
+        remembered: dict[str, list[dict[str, str]]] = {REJECT: [], KEEP: []}
         for f, why in flag_frames(frames, cp):
-            verdict.flagged.append({"file": str(Path(f.path).relative_to(lib)), "reason": why})
+            item = {"file": str(Path(f.path).relative_to(lib)), "reason": why}
+            earlier = decisions.get(frame_key(item["file"], why))
+            if earlier in remembered:
+                remembered[earlier].append(item)
+            else:
+                verdict.flagged.append(item)
+        why = f"cull {cp.name}"
+        for decision, items in remembered.items():
+            if not items:
+                continue
+            entry: dict[str, Any] = {
+                "key": decision_key(cp.name, directory, (i["file"] for i in items)),
+                "decision": decision,
+                "remembered": True,
+                **DirVerdict(rig, cp.name, directory, len(frames), items).to_dict(),
+            }
+            if decision == REJECT:
+                outs = reject_files(lib, rig, [i["file"] for i in items], why + " (approved)")
+                entry["rejected"] = [o.to_dict() for o in outs if o.status != "error"]
+                result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
+            result["decided"].append(entry)
         if not verdict.flagged:
             continue
-        why = f"cull {cp.name}"
         files_to_reject = [f["file"] for f in verdict.flagged]
         if verdict.share < cp.auto_percent:
             outs = reject_files(lib, rig, files_to_reject, why)
             result["auto_rejected"] += [o.to_dict() for o in outs if o.status != "error"]
             result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
-            continue
-        earlier = decisions.get(verdict.key)
-        if earlier in (REJECT, KEEP):
-            entry = {"key": verdict.key, "decision": earlier, **verdict.to_dict()}
-            if earlier == REJECT:
-                outs = reject_files(lib, rig, files_to_reject, why + " (approved)")
-                entry["rejected"] = [o.to_dict() for o in outs if o.status != "error"]
-                result["errors"] += [o.to_dict() for o in outs if o.status == "error"]
-            result["decided"].append(entry)
             continue
         result["pending"].append(verdict.to_dict())
     return result
@@ -232,6 +271,7 @@ def apply_decision(
 ) -> dict[str, Any]:
     """Apply a human answer to a pending directory; returns the ``decided`` entry."""
     entry: dict[str, Any] = {"key": verdict["key"], "decision": decision, **dict(verdict)}
+    entry["frame_keys"] = frame_keys(verdict)  # what to remember (per frame)
     if decision == REJECT:
         outs = reject_files(
             library_dir,

@@ -170,6 +170,9 @@ class Frame:
     rmsac: float | None = None
     temp: str | None = None
     panel: str | None = None
+    # the metric texts as written (``3.70`` stays ``3.70`` in renamed files)
+    hfr_src: str | None = field(default=None, compare=False, repr=False)
+    rmsac_src: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def rig(self) -> RigId | None:
@@ -191,11 +194,15 @@ class Frame:
 
     @property
     def hfr_text(self) -> str | None:
-        return None if self.hfr is None else _num_text(self.hfr)
+        if self.hfr is None:
+            return None
+        return self.hfr_src if _same_number(self.hfr_src, self.hfr) else _num_text(self.hfr)
 
     @property
     def rmsac_text(self) -> str | None:
-        return None if self.rmsac is None else _num_text(self.rmsac)
+        if self.rmsac is None:
+            return None
+        return self.rmsac_src if _same_number(self.rmsac_src, self.rmsac) else _num_text(self.rmsac)
 
     def get(self, prop: str) -> str | None:
         """Property by matching name as text (aliases ``type``→imagetyp, ``exposureseconds``→exposure,
@@ -240,6 +247,30 @@ def _num_text(v: float) -> str:
     return repr(float(v))
 
 
+def _same_number(text: str | None, value: float) -> bool:
+    if not text:
+        return False
+    try:
+        return float(text) == float(value)
+    except ValueError:
+        return False
+
+
+_QUOTES = "'\"\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u00ab\u00bb`"
+# what file managers append to a copied file: "name (1)", "name - Copy", "name copy 2"
+_COPY_SUFFIX = re.compile(r"(?:\s*\(\d+\)|\s*-\s*copy(?:\s*\(\d+\))?|\s+copy(?:\s+\d+)?)+$", re.I)
+
+
+def normalize_target(value: str) -> str:
+    """Target text as the catalog and NINA's scheduler match it: Unicode NFC (macOS folder names
+    are NFD), no quotes of any kind, single spaces."""
+    import unicodedata
+
+    v = unicodedata.normalize("NFC", str(value))
+    v = v.translate({ord(c): None for c in _QUOTES})
+    return " ".join(v.split())
+
+
 def _f2(text: str) -> str:
     t = text.strip()
     if t.lower().endswith("s"):
@@ -270,8 +301,8 @@ def normalize_filter(value: str) -> str:
 
 
 def split_target(value: str) -> tuple[str, str | None]:
-    """``"M 31 Panel 2"`` → ``("M 31", "2")``; single quotes are stripped."""
-    target, panel = str(value).replace("'", "").strip(), None
+    """``"M 31 Panel 2"`` → ``("M 31", "2")``; quotes are stripped, Unicode is NFC."""
+    target, panel = normalize_target(value), None
     m = re.match(r"^(.*) Panel (.*)$", target)
     if m:
         target, panel = m.group(1).strip(), m.group(2).strip() or None
@@ -340,9 +371,14 @@ def parse_name(
     if not parts:
         return {}
     parts[-1] = os.path.splitext(parts[-1])[0]
+    stem = _COPY_SUFFIX.sub("", parts[-1])
+    out_suffix = parts[-1][len(stem) :].strip()
+    parts[-1] = stem
     keys = {k.upper(): v for k, v in pattern.keys.items()}
     rig_re = re.compile(pattern.rig_regex)
     out: dict[str, str] = {}
+    if out_suffix:
+        out["__name_suffix__"] = out_suffix
     sep = pattern.separator
     first_date_index: int | None = None
     for idx, comp in enumerate(parts):
@@ -398,7 +434,8 @@ def parse_name(
             and not any(t.upper() in keys for t in cand.split(sep))
             and cand not in _STAGE_DIRS
         ):
-            out["target"] = cand
+            # the folder only names the target when neither the name nor the header does
+            out["__target_folder__"] = cand
     return out
 
 
@@ -438,6 +475,10 @@ def build_frame(
     raw: dict[str, str] = dict(header_fields)
     raw.pop("__date_obs__", None)
     raw.update(name_fields)  # name wins, including explicit empty values
+    folder_target = raw.pop("__target_folder__", None)
+    suffix = raw.pop("__name_suffix__", None)
+    if folder_target and not (raw.get("target") or "").strip():
+        raw["target"] = folder_target  # the OBJECT header beats the folder name
     obs = header_fields.get("__date_obs__")
     values: dict[str, Any] = {}
     bad: list[str] = []
@@ -449,7 +490,13 @@ def build_frame(
         try:
             values[name] = _normalize_field(name, text)
         except (ValueError, TypeError):
-            bad.append(f"{name}={text!r}")
+            hint = ""
+            if name in name_fields and " " in text.strip():
+                hint = " (text after the last KEY_value token of the file name?)"
+            bad.append(f"{name}={text!r}{hint}")
+        else:
+            if name in ("hfr", "rmsac") and values[name] is not None:
+                values[name + "_src"] = text.strip()
     if "datetime" in raw:
         values["datetime"] = raw["datetime"]
     elif obs:
@@ -480,7 +527,10 @@ def build_frame(
             if values[k] is None:
                 values[k] = v
     if bad:
-        raise FrameError(path, "invalid value(s) " + ", ".join(sorted(bad)))
+        msg = "invalid value(s) " + ", ".join(sorted(bad))
+        if suffix:
+            msg += f" (ignored file-name suffix {suffix!r})"
+        raise FrameError(path, msg)
     imagetyp = values.get("imagetyp")
     if not imagetyp:
         raise FrameError(path, "unknown frame type (no IMAGETYP in name or header)")

@@ -181,7 +181,7 @@ def calibration_dest(
     return (
         calibration_input_dir(library_dir)
         / (frame.imagetyp or "UNKNOWN")
-        / safe_component(f"{frame.optic}+{frame.camera}")
+        / safe_component("+".join(str(v) for v in (frame.optic, frame.camera) if v))
         / f"DATE_{frame.date}"
         / calibration_group(frame)
         / frame_file_name(frame, ext)

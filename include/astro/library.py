@@ -37,49 +37,6 @@ from include.common.files import (
 DELETE_ORDER = ("BIAS", "DARK", "FLAT")
 
 
-def master_frame(imagetyp: str, props: Mapping[str, Any]) -> Any:
-    """A :class:`include.astro.frames.Frame` describing a master (for the shared layout rules)."""
-    from include.astro.frames import Frame
-
-    return Frame(
-        path="",
-        imagetyp=f"MASTER {imagetyp}",
-        camera=props.get("camera"),
-        optic=props.get("optic"),
-        fratio=props.get("fratio"),
-        date=props.get("date"),
-        filter=props.get("filter"),
-        exposure=props.get("exposure"),
-        settemp=props.get("settemp"),
-        gain=props.get("gain"),
-        offset=props.get("offset"),
-        readoutmode=props.get("readoutmode"),
-    )
-
-
-def library_path(
-    library_dir: str | os.PathLike[str],
-    imagetyp: str,
-    props: Mapping[str, Any],
-    *,
-    subdir: str | None = None,
-    ext: str = ".fits",
-) -> Path:
-    """Where the master of a group belongs in the library."""
-    from include.astro.layout import master_dest
-
-    return master_dest(library_dir, master_frame(imagetyp, props), ext=ext, subdir=subdir)
-
-
-def subdirs_by_camera(rigs: Any) -> dict[str, str]:
-    """``{camera: library_subdir}`` from a :class:`include.astro.rigs.RigsConfig`."""
-    out: dict[str, str] = {}
-    for name, cfg in rigs.rigs.items():
-        if cfg.library_subdir and "+" in name:
-            out[name.rsplit("+", 1)[1]] = cfg.library_subdir
-    return out
-
-
 @dataclass
 class LibraryCopy:
     group_id: str

@@ -471,7 +471,7 @@ def write_fits(path: str | os.PathLike[str], data: np.ndarray, header: Any) -> s
 
 def master_file_name(imagetyp: str, props: dict[str, Any]) -> str:
     """The master's file name in the library (shared rule of :mod:`include.astro.layout`)."""
-    from include.astro.library import library_path
+    from include.astro.matching import library_path
 
     return library_path("/", imagetyp, props).name
 

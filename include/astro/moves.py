@@ -27,7 +27,7 @@ from include.astro import layout
 from include.astro.frames import Frame, try_parse_frame
 from include.astro.headers import is_frame_file
 from include.astro.rigs import RigsConfig
-from include.common.files import FileConflictError, MoveResult, is_within, safe_move
+from include.common.files import FileConflictError, MoveResult, is_within, safe_copy, safe_move
 
 # ledger callback: (kind, key, status, detail, error) -> None
 Ledger = Callable[[str, str, str, dict[str, Any] | None, str | None], None]
@@ -144,7 +144,23 @@ def move_one(src: Path, dest: Path) -> MoveResult:
     existing = next((p for p in [dest.parent, *dest.parents] if p.exists()), None)
     if existing is not None and existing.is_dir() and is_read_only(existing):
         raise PermissionError(f"destination folder is read-only: {existing}")
+    if src.is_symlink():
+        return _move_symlink(src, dest)
     return safe_move(src, dest)
+
+
+def _move_symlink(link: Path, dest: Path) -> MoveResult:
+    """A symlinked raw file: its *content* is copied (verified) into the library and only the link
+    is removed; the file it points to is left alone (it may live anywhere). A hard link of the link
+    would leave a dangling link in the library."""
+    if not link.exists():
+        raise FileNotFoundError(f"dangling symlink (points to {os.readlink(link)})")
+    target = link.resolve()
+    if not target.is_file():
+        raise ValueError(f"symlink to something that is not a file: {target}")
+    res = safe_copy(target, dest)
+    link.unlink()
+    return MoveResult.ALREADY_PRESENT if res is MoveResult.ALREADY_PRESENT else MoveResult.MOVED
 
 
 def prepare_raw(
@@ -174,6 +190,10 @@ def prepare_raw(
     accept: set[Path] = set()
     for src in files:
         rel = str(src.relative_to(raw))
+        if src.is_symlink() and not src.exists():
+            why = f"dangling symlink (points to {os.readlink(src)})"
+            result.items.append(ItemOutcome(src=rel, status="error", reason=why))
+            continue
         frame, reason = try_parse_frame(
             src,
             root=raw,
@@ -203,7 +223,7 @@ def prepare_raw(
                 )
             )
             continue
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             result.items.append(
                 ItemOutcome(
                     src=rel,
@@ -282,8 +302,14 @@ def promote_dir(
         )
     if not any(o.status == "error" for o in out):
         layout.ensure_accept_dir(dest_dir / "x")
-        _prune(src_dir)
+        prune_light_dir(src_dir)
     return out
+
+
+def prune_light_dir(light_dir: str | os.PathLike[str]) -> None:
+    """Remove an emptied light folder, its ``DATE_`` folder and the target folder when nothing but
+    an empty ``accept/`` is left (after promotion or rejects)."""
+    _prune(Path(light_dir))
 
 
 def _prune(light_dir: Path) -> None:

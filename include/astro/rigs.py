@@ -15,21 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from include.astro.frames import PROPERTY_ALIASES, Frame, TokenPattern
+from include.astro.matching import RIG_PROPERTIES
 
 DEFAULT_RIGS_FILE = Path(__file__).with_name("rigs_default.yaml")
-KNOWN_PROPERTIES = {
-    "exposure",
-    "settemp",
-    "camera",
-    "gain",
-    "offset",
-    "imagetyp",
-    "readoutmode",
-    "date",
-    "optic",
-    "filter",
-    "fratio",
-}
+KNOWN_PROPERTIES = RIG_PROPERTIES - {"type"}  # the matching keys (include.astro.matching)
 
 
 class RigConfigError(ValueError):
@@ -50,7 +39,10 @@ class CullPass:
         """The reason a frame fails this pass, or None. A missing value never rejects."""
         reasons = []
         if self.max_hfr is not None and frame.hfr is not None and frame.hfr > self.max_hfr:
-            reasons.append(f"HFR {frame.hfr_text} > {self.max_hfr:g}")
+            if frame.hfr_src == "measured":
+                reasons.append(f"HFR (measured) {frame.hfr:.2f} > {self.max_hfr:g}")
+            else:
+                reasons.append(f"HFR {frame.hfr_text} > {self.max_hfr:g}")
         if self.max_rms is not None and frame.rmsac is not None and frame.rmsac > self.max_rms:
             reasons.append(f"RMS {frame.rmsac_text} > {self.max_rms:g}")
         return "; ".join(reasons) or None

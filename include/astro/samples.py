@@ -146,6 +146,36 @@ def star_field(seed: int, hfr: float | None, shape: tuple[int, int] = (48, 64)) 
     return np.clip(img, 0, 65535).astype(np.uint16)
 
 
+def star_frame(
+    seed: int,
+    shape: tuple[int, int],
+    n_stars: int,
+    sigma: float = 1.8,
+    elongation: float = 1.0,
+    background: float = 1000.0,
+    noise: float = 20.0,
+) -> np.ndarray:
+    """A large synthetic light (uint16): background + Gaussian noise + ``n_stars`` Gaussian stars
+    of width ``sigma`` (x-axis stretched by ``elongation``: trails). Stars are added as 25 px
+    stamps, so a 26 Mpx frame with thousands of stars takes about a second to make."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    img = rng.normal(background, noise, size=shape).astype(np.float32)
+    half = 12
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
+    ys = rng.uniform(half, h - half - 1, n_stars)
+    xs = rng.uniform(half, w - half - 1, n_stars)
+    amps = rng.uniform(300, 20000, n_stars).astype(np.float32)
+    for y, x, a in zip(ys, xs, amps, strict=True):
+        iy, ix = int(y), int(x)
+        dy, dx = y - iy, x - ix
+        g = np.exp(
+            -((yy - dy) ** 2 / (2 * sigma**2) + (xx - dx) ** 2 / (2 * (sigma * elongation) ** 2))
+        )
+        img[iy - half : iy + half + 1, ix - half : ix + half + 1] += a * g
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
 def flat_field(seed: int, shape: tuple[int, int] = (48, 64)) -> np.ndarray:
     rng = np.random.default_rng(seed)
     h, w = shape

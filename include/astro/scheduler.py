@@ -23,7 +23,7 @@ import hashlib
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -332,17 +332,45 @@ def _backup(path: Path) -> Path:
     return dest
 
 
+def held_light_keys(
+    library_dir: str | os.PathLike[str], rig_regex: str | None = None
+) -> set[tuple[str, str, str, str]]:
+    """``{(target, panel, filter, exposure "%.2f")}`` of the lights still held in ``10_Blink``
+    (waiting for a blink review or masters): their plans must not be lowered."""
+    import re
+
+    from include.astro.cull import light_dirs
+    from include.astro.frames import DEFAULT_PATTERN, try_parse_frame
+
+    lib = Path(library_dir)
+    rig_re = re.compile(rig_regex or DEFAULT_PATTERN.rig_regex)
+    out: set[tuple[str, str, str, str]] = set()
+    if not lib.is_dir():
+        return out
+    for rig in sorted(p.name for p in lib.iterdir() if p.is_dir() and rig_re.match(p.name)):
+        for files in light_dirs(lib, rig).values():
+            frame, _ = try_parse_frame(files[0], root=lib, use_header=False)
+            if frame is not None and frame.target and frame.exposure:
+                out.add(
+                    (frame.target, frame.panel or "", frame.filter or "", _exp_text(frame.exposure))
+                )
+    return out
+
+
 def update_accepted(
     db_path: str | os.PathLike[str],
     counts: Mapping[tuple[str, str, str, str, str], int],
     *,
     ready: float = MASTER_READY_PERCENT,
     dry_run: bool = False,
+    held: Collection[tuple[str, str, str, str]] = (),
 ) -> dict[str, Any]:
     """Write accepted (and acquired) counts into every matching exposure plan, in one transaction.
 
-    Plans with no catalog data get 0, like the origin script. Returns the changes, the backup path
-    and the plans whose profile is unknown to the catalog (left untouched)."""
+    Plans with no catalog data get 0, like the origin script, except plans with lights still held
+    in ``10_Blink`` (``held``, see :func:`held_light_keys`): those are never lowered, or NINA would
+    keep imaging a target whose frames only wait for review. Returns the changes, the backup path,
+    the plans whose profile is unknown to the catalog (left untouched) and the held plans."""
     path = Path(db_path)
     conn = _connect(path)
     try:
@@ -350,6 +378,8 @@ def update_accepted(
         known_profiles = {k[0] for k in counts}
         changes: list[PlanChange] = []
         untouched: list[int] = []
+        held_plans: list[int] = []
+        held_set = set(held)
         for plan in plans:
             if known_profiles and plan["profile_id"] not in known_profiles:
                 untouched.append(plan["plan_id"])
@@ -362,6 +392,9 @@ def update_accepted(
                 plan["exposure"],
             )
             new = planned_accepted(plan["desired"], int(counts.get(key, 0)), ready)
+            if key[1:] in held_set and new < (plan["accepted"] or 0):
+                held_plans.append(plan["plan_id"])
+                continue
             if new != plan["accepted"]:
                 changes.append(
                     PlanChange(
@@ -391,6 +424,7 @@ def update_accepted(
             "plans": len(plans),
             "changes": [c.to_dict() for c in changes],
             "untouched_profiles": untouched,
+            "held": held_plans,
             "backup": str(backup) if backup else None,
             "dry_run": dry_run,
         }

@@ -1,9 +1,12 @@
 """Run summary of the lights pipeline: one JSON and one markdown file per run in the library
 (``_Summary/astro_prepare_lights/<run key>.json|.md``) plus the text for the task log.
 
-Counts: frames moved (lights, calibration), errors (per item with reason), frames culled (per pass,
-automatic or approved), kept by decision, rejected by blink review, masters copied, MISSING masters,
-directories promoted to ``20_Data``.
+Counts: frames moved (lights, calibration), errors (per item with reason, each once even when
+several steps met it), frames culled (per pass, automatic or approved), kept by decision, every
+human answer (approval, option, who; a timed-out default is marked), rejected by blink review,
+masters copied, MISSING masters, directories promoted to ``20_Data``, skipped ``_stash`` folders.
+
+:func:`to_run_summary` turns it into the run's summary page (:class:`include.common.results.RunSummary`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ def build_summary(
     blink: Sequence[Mapping[str, Any]],
     distribute: Sequence[Mapping[str, Any]],
     promote: Sequence[Mapping[str, Any]],
+    answers: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Combine the step results (plain dicts from XCom) into one deterministic summary."""
+    """Combine the step results (plain dicts) into one deterministic summary."""
     prepare = prepare or {}
     items = list(prepare.get("items") or [])
     culled: list[dict[str, Any]] = []
@@ -103,6 +107,10 @@ def build_summary(
             for e in p.get("errors") or []
         ]
     counts = prepare.get("counts") or {}
+    once: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for e in sorted(errors, key=lambda x: (x["step"], str(x["item"]))):
+        once.setdefault((str(e["item"]), e.get("reason")), e)  # e.g. a corrupt frame in 2 passes
+    errors = list(once.values())
     return {
         "run": run_key,
         "frames_moved": {
@@ -118,6 +126,8 @@ def build_summary(
         "promoted": sorted(promoted),
         "held": sorted(held, key=lambda x: x["directory"]),
         "errors": sorted(errors, key=lambda x: (x["step"], str(x["item"]))),
+        "answers": [dict(a) for a in answers],
+        "skipped_dirs": sorted(prepare.get("skipped_dirs") or []),
         "counts": {
             "lights_moved": counts.get("light_moved", 0) + counts.get("light_already_present", 0),
             "calibration_moved": counts.get("calibration_moved", 0)
@@ -132,6 +142,19 @@ def build_summary(
     }
 
 
+def answer_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "approval": a.get("approval"),
+            "about": a.get("about"),
+            "answer": a.get("decision"),
+            "frames": a.get("frames", ""),
+            "by": a.get("by") or ("nobody (default at the timeout)" if a.get("timed_out") else ""),
+        }
+        for a in summary.get("answers") or []
+    ]
+
+
 def to_markdown(summary: Mapping[str, Any]) -> str:
     c = summary["counts"]
     lines = [
@@ -143,6 +166,23 @@ def to_markdown(summary: Mapping[str, Any]) -> str:
         f"- directories promoted to 20_Data: {c['promoted_directories']}",
         f"- errors: {c['errors']}",
     ]
+    if summary.get("answers"):
+        lines += ["", "## Answers", ""]
+        lines += [
+            f"- {r['approval']} `{r['about']}`: **{r['answer']}**"
+            + (f" (frames: {r['frames']})" if r["frames"] else "")
+            + (f" by {r['by']}" if r["by"] else "")
+            for r in answer_rows(summary)
+        ]
+    if summary["kept_by_decision"]:
+        lines += ["", "## Kept by decision", ""]
+        lines += [
+            f"- `{k['directory']}` ({k['pass']}): {k['frames']} flagged frame(s) kept"
+            for k in summary["kept_by_decision"]
+        ]
+    if summary.get("skipped_dirs"):
+        lines += ["", "## Skipped folders", ""]
+        lines += [f"- `{d}`" for d in summary["skipped_dirs"]]
     if summary["missing_masters"]:
         lines += ["", "## MISSING masters", ""]
         lines += [
@@ -176,3 +216,83 @@ def write_summary(
     atomic_write_text(jp, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     atomic_write_text(mp, to_markdown(summary))
     return {"json": str(jp), "markdown": str(mp)}
+
+
+def to_run_summary(
+    summary: Mapping[str, Any],
+    *,
+    dag_id: str,
+    run_id: str,
+    sheets: Sequence[Mapping[str, Any]] = (),
+    links: Sequence[Any] = (),
+) -> Any:
+    """The run's summary page: counts, contact sheets as pictures, answers, kept directories,
+    skipped folders, held/promoted directories, errors (once)."""
+    from include.common.results import ItemError, Link, Picture, RunSummary, Section
+
+    c = summary["counts"]
+    headline = (
+        f"{c['lights_moved']} lights moved, {c['culled']} culled, "
+        f"{c['rejected_by_review']} rejected in review, {c['promoted_directories']} "
+        f"director{'y' if c['promoted_directories'] == 1 else 'ies'} promoted"
+    )
+    warnings = [
+        f"MISSING {m['master']} master: {m['directory']}" for m in summary["missing_masters"]
+    ]
+    rs = RunSummary(
+        dag_id=dag_id,
+        run_id=run_id,
+        title="Astro lights",
+        headline=headline,
+        counts=dict(c),
+        errors=[
+            ItemError(str(e["item"]), str(e.get("reason")), e["step"]) for e in summary["errors"]
+        ],
+        warnings=warnings,
+        links=[lk if isinstance(lk, Link) else Link(*lk) for lk in links],
+        total_items=c["lights_moved"] + c["calibration_moved"] + c["errors"] or None,
+    )
+    pics = [
+        Picture(url=s["url"], caption=f"{s['rig']} ({s['count']} frames)", href=s.get("page_url"))
+        for s in sheets
+        if s.get("url")
+    ]
+    if pics:
+        rs.sections.append(Section("Blink contact sheets", pictures=pics))
+    if summary.get("answers"):
+        rs.sections.append(
+            Section(
+                "Human answers",
+                columns=["approval", "about", "answer", "frames", "by"],
+                rows=answer_rows(summary),
+            )
+        )
+    if summary["kept_by_decision"]:
+        rs.sections.append(
+            Section(
+                "Kept by decision (Keep all)",
+                columns=["directory", "pass", "frames"],
+                rows=list(summary["kept_by_decision"]),
+            )
+        )
+    if summary.get("skipped_dirs"):
+        rs.sections.append(
+            Section(
+                "Skipped folders",
+                text="Left untouched in the raw folder (_stash and hidden folders).",
+                columns=["folder"],
+                rows=[{"folder": d} for d in summary["skipped_dirs"]],
+            )
+        )
+    for title, key, cols in (
+        ("Culled", "culled", ["file", "pass", "how"]),
+        ("Rejected in blink review", "rejected_by_review", ["rig", "file"]),
+        ("Promoted to 20_Data", "promoted", ["directory"]),
+        ("Held in 10_Blink", "held", ["directory", "reason"]),
+        ("MISSING masters", "missing_masters", ["directory", "master"]),
+    ):
+        rows = summary.get(key) or []
+        if rows:
+            rows = [r if isinstance(r, Mapping) else {"directory": r} for r in rows]
+            rs.sections.append(Section(title, columns=cols, rows=list(rows)))
+    return rs

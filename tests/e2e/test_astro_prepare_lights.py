@@ -30,35 +30,35 @@ SQ_SUFFIX = "SETTEMP_-5.00_GAIN_100_OFFSET_20_READOUTM_Normal.xisf"
 EXPECTED_LIBRARY_RIGS = sorted(
     [
         # C8E Ha: 7 lights - 2 culled (pass 1, auto) - 1 rejected in blink review
-        f"{C8E}/20_Data/{HA}/2026-11-21T03-00-00_HFR_2.1_STARS_812_RMSAC_0.61_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-00-00_HFR_2.10_STARS_812_RMSAC_0.61_TEMP_-10.00.fits",
         f"{C8E}/20_Data/{HA}/2026-11-21T03-05-10_HFR_2.31_STARS_790_RMSAC_0.58_TEMP_-9.90.fits",
         f"{C8E}/20_Data/{HA}/2026-11-21T03-15-30_RMSAC_0.66_TEMP_-10.10.fits",
-        f"{C8E}/20_Data/{HA}/2026-11-21T03-35-10_HFR_2.25_STARS_801_RMSAC_0.6_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{HA}/2026-11-21T03-35-10_HFR_2.25_STARS_801_RMSAC_0.60_TEMP_-10.00.fits",
         f"{C8E}/20_Data/{HA}/{C8_DARK}",
         f"{C8E}/20_Data/{HA}/masterFlat_FILTER_H_SETTEMP_-10.00_GAIN_100_OFFSET_50.xisf",
         # C8E O3: pass 1 flagged 3 of 5 -> "Keep all"; pass 2 (HFR > 5.5) rejects the 6.0 frame
-        f"{C8E}/20_Data/{O3}/2026-11-21T04-00-00_HFR_2.5_STARS_700_RMSAC_0.6_TEMP_-10.00.fits",
-        f"{C8E}/20_Data/{O3}/2026-11-21T04-05-10_HFR_4.9_STARS_410_RMSAC_0.62_TEMP_-10.00.fits",
-        f"{C8E}/20_Data/{O3}/2026-11-21T04-10-20_HFR_5.0_STARS_400_RMSAC_0.64_TEMP_-10.00.fits",
-        f"{C8E}/20_Data/{O3}/2026-11-21T04-15-30_HFR_2.6_STARS_690_RMSAC_0.59_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-00-00_HFR_2.50_STARS_700_RMSAC_0.60_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-05-10_HFR_4.90_STARS_410_RMSAC_0.62_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-10-20_HFR_5.00_STARS_400_RMSAC_0.64_TEMP_-10.00.fits",
+        f"{C8E}/20_Data/{O3}/2026-11-21T04-15-30_HFR_2.60_STARS_690_RMSAC_0.59_TEMP_-10.00.fits",
         f"{C8E}/20_Data/{O3}/{C8_DARK}",
         f"{C8E}/20_Data/{O3}/masterFlat_FILTER_O_SETTEMP_-10.00_GAIN_100_OFFSET_50.xisf",
-        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
-        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
-        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
-        f"{C8E}/_Reject/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.80_STARS_301_RMSAC_0.70_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.20_STARS_805_RMSAC_2.50_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.40_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
+        f"{C8E}/_Reject/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.00_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
         # SQA55: frame number 2 rejected in review; scaled dark -> bias distributed too
-        f"{SQA55}/20_Data/{M42}/2026-11-21T05-00-00_HFR_1.9_STARS_1500_RMSAC_0.8_TEMP_-5.00.fits",
+        f"{SQA55}/20_Data/{M42}/2026-11-21T05-00-00_HFR_1.90_STARS_1500_RMSAC_0.80_TEMP_-5.00.fits",
         f"{SQA55}/20_Data/{M42}/2026-11-21T05-04-20_HFR_1.95_STARS_1510_RMSAC_0.79_TEMP_-5.10.fits",
         f"{SQA55}/20_Data/{M42}/2026-11-21T05-06-30_HFR_2.05_STARS_1480_RMSAC_0.81_TEMP_-5.00.fits",
         f"{SQA55}/20_Data/{M42}/masterBias_{SQ_SUFFIX}",
         f"{SQA55}/20_Data/{M42}/masterDark_{SQ_SUFFIX}",
         f"{SQA55}/20_Data/{M42}/masterFlat_FILTER_L_{SQ_SUFFIX}",
-        f"{SQA55}/_Reject/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.0_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
+        f"{SQA55}/_Reject/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.00_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
         # DWARFIII: no master flat -> stays in 10_Blink with its dark
-        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-00_HFR_3.1_STARS_400_TEMP_21.00.fits",
-        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-20_HFR_3.2_STARS_390_TEMP_21.00.fits",
-        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-40_HFR_3.0_STARS_410_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-00_HFR_3.10_STARS_400_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-20_HFR_3.20_STARS_390_TEMP_21.00.fits",
+        f"{DWARF}/10_Blink/{M45}/2026-11-21T02-00-40_HFR_3.00_STARS_410_TEMP_21.00.fits",
         f"{DWARF}/10_Blink/{M45}/masterDark_EXPOSURE_15.00_GAIN_60.xisf",
     ]
 )
@@ -92,7 +92,7 @@ def answers(asked: list[dict[str, Any]]) -> Any:
             return {"chosen_options": ["Keep all"], "params_input": {}}
         assert task_id == "blink_review", task_id
         if C8E in detail["subject"]:
-            reject = "2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits"
+            reject = "2026-11-21T03-30-00_HFR_2.40_STARS_770_RMSAC_0.63_TEMP_-10.00.fits"
         elif SQA55 in detail["subject"]:
             reject = "2"
         else:
@@ -117,7 +117,7 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
         f"Cull moderate: 3 of 5 frames flagged in {C8E}/10_Blink/{O3}"
     }
     assert (
-        "| `2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits` | HFR 6.0 > 4.6 |"
+        "| `2026-11-21T04-20-40_HFR_6.00_STARS_150_RMSAC_0.65_TEMP_-10.00.fits` | HFR 6.00 > 4.6 |"
         in (cull_asks[0]["body"])
     )
     assert sorted({a["subject"] for a in asked if a["task_id"] == "blink_review"}) == [
@@ -137,7 +137,7 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
         assert "file://" not in a["body"]
         if a["task_id"] != "blink_review":
             continue
-        ((text, url),) = artefact_links.links(a["body"])
+        ((text, url),) = [lk for lk in artefact_links.links(a["body"]) if "/artefacts/" in lk[1]]
         assert url.startswith(f"{artefact_links.BASE}astro_prepare_lights/{run_dir}/blink_")
         assert text == url.rsplit("/", 1)[1] and url.endswith(".png")
         published = artefact_links.published_path(url)
@@ -172,12 +172,11 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     summary = json.loads(
         (lib / summary_dir / "astro_prepare_lights" / f"{run_key}.json").read_text()
     )
-    # ... also published for the browser
+    # ... and the run's summary page for the browser: contact sheets, answers, skipped folders
     pub = published_root() / "astro_prepare_lights" / run_key
-    assert json.loads((pub / "summary.json").read_text()) == summary
-    assert (pub / "summary.md").read_text() == (
-        lib / summary_dir / "astro_prepare_lights" / f"{run_key}.md"
-    ).read_text()
+    page = (pub / "summary.html").read_text()
+    assert page.count("<img") == 3 and "Human answers" in page and "_stash" in page
+    assert json.loads((pub / "summary.json").read_text())["counts"] == summary["counts"]
     assert summary["counts"] == {
         "lights_moved": 19,
         "calibration_moved": 8,
@@ -197,19 +196,19 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert [(c["rig"], c["file"], c["pass"], c["how"]) for c in summary["culled"]] == [
         (
             C8E,
-            f"{C8E}/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
+            f"{C8E}/10_Blink/{HA}/2026-11-21T03-10-20_HFR_4.80_STARS_301_RMSAC_0.70_TEMP_-10.00.fits",
             "moderate",
             "auto",
         ),
         (
             C8E,
-            f"{C8E}/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+            f"{C8E}/10_Blink/{HA}/2026-11-21T03-20-40_HFR_2.20_STARS_805_RMSAC_2.50_TEMP_-10.00.fits",
             "moderate",
             "auto",
         ),
         (
             C8E,
-            f"{C8E}/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
+            f"{C8E}/10_Blink/{O3}/2026-11-21T04-20-40_HFR_6.00_STARS_150_RMSAC_0.65_TEMP_-10.00.fits",
             "strict",
             "auto",
         ),
@@ -217,11 +216,11 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert summary["rejected_by_review"] == [
         {
             "rig": C8E,
-            "file": f"{C8E}/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.4_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
+            "file": f"{C8E}/10_Blink/{HA}/2026-11-21T03-30-00_HFR_2.40_STARS_770_RMSAC_0.63_TEMP_-10.00.fits",
         },
         {
             "rig": SQA55,
-            "file": f"{SQA55}/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.0_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
+            "file": f"{SQA55}/10_Blink/{M42}/2026-11-21T05-02-10_HFR_2.00_STARS_1490_RMSAC_0.82_TEMP_-5.00.fits",
         },
     ]
     assert summary["masters_copied"] == sorted(
@@ -257,8 +256,9 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert counts == {
         "raw_move": 30,  # 27 moved + 3 failed
         "cull_reject": 3,
-        "cull_decision": 1,
+        "cull_decision": 3,  # one remembered answer per frame
         "blink_reject": 2,
+        "blink_decision": 3,  # every review answer is recorded
         "master_copy": 8,
         "promote": 3,
     }
@@ -271,7 +271,7 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     assert [a["task_id"] for a in asked] == ["blink_review"]  # only the held DWARFIII data
     assert tree(lib, skip=(summary_dir,)) == before
     assert again.task_states["promote"] == "skipped"
-    assert again.task_states["watcher"] == "skipped"
+    assert again.task_states["summary"] == "success"
 
 
 def test_sync_service_restarts_when_the_raw_step_fails(
@@ -303,8 +303,8 @@ def test_sync_service_restarts_when_the_raw_step_fails(
         "success",
     )
     assert marker.read_text().split() == ["stop", "start"]
-    assert states["summary"] == "success"  # the summary is written even for a failed run
-    assert states["watcher"] == "failed" and states["list_rigs"] == "upstream_failed"
+    # the summary is written even for a failed run, then fails itself so the run ends failed
+    assert states["summary"] == "failed" and states["list_rigs"] == "upstream_failed"
     assert list((tmp_path / "lib" / "_Summary" / "astro_prepare_lights").glob("*.json"))
 
 

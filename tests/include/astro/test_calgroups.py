@@ -98,8 +98,30 @@ def test_contact_sheet(cal: tuple[Path, dict[str, list[str]]], tmp_path: Path) -
     g = group_frames(root).groups[0]
     out = contact_sheet(g, tmp_path / "sheets" / f"{g.group_id}.png", thumb=40, columns=2)
     img = Image.open(out)
-    assert img.size == (80, 2 * (40 + 14) + 18)
+    assert img.size == (80, 2 * (40 + 28) + 18)
     assert np.asarray(img).max() > 0
+
+
+def test_contact_sheet_of_real_nina_16bit_frames(tmp_path: Path) -> None:
+    """Issue 15.2: NINA writes BITPIX=16 + BZERO=32768; astropy refuses memmap for scaled data, so
+    the tiles were black with an "unreadable" label. Every tile must show the sky (not just text)."""
+    from PIL import Image
+
+    from include.astro.samples import star_field, write_fits
+
+    frames = []
+    for i in range(3):
+        p = tmp_path / "cal" / f"2026-11-21_03-0{i}-00_DARK.fits"
+        write_fits(p, star_field(i, 2.0, shape=(120, 160)) + 1000, {"IMAGETYP": "DARK"})
+        with fits.open(p) as h:  # really the NINA layout
+            assert (h[0].header["BITPIX"], h[0].header["BZERO"]) == (16, 32768)
+        frames.append(str(p))
+    g = {"group_id": "DARK", "n_frames": 3, "frames": frames}
+    out = contact_sheet(g, tmp_path / "sheet.png", thumb=100, columns=3)
+    arr = np.asarray(Image.open(out), dtype=float)
+    for i in range(3):
+        tile = arr[18 + 20 : 18 + 100, i * 100 : (i + 1) * 100]  # below any label text
+        assert tile.mean() > 20 and tile.std() > 5, i
 
 
 def test_corrupt_flat_holds_back_its_group(cal: tuple[Path, dict[str, list[str]]]) -> None:

@@ -43,8 +43,8 @@ def test_two_passes_with_approval(lib: Path) -> None:
     p1 = cull_rig(lib, C8E, cfg, 0)
     # Ha: 2 of 7 flagged (28.6% < 30%) -> rejected without asking
     assert names(p1["auto_rejected"]) == [
-        "2026-11-21T03-10-20_HFR_4.8_STARS_301_RMSAC_0.7_TEMP_-10.00.fits",
-        "2026-11-21T03-20-40_HFR_2.2_STARS_805_RMSAC_2.5_TEMP_-10.00.fits",
+        "2026-11-21T03-10-20_HFR_4.80_STARS_301_RMSAC_0.70_TEMP_-10.00.fits",
+        "2026-11-21T03-20-40_HFR_2.20_STARS_805_RMSAC_2.50_TEMP_-10.00.fits",
     ]
     assert all(
         i["dest"].startswith(
@@ -57,16 +57,16 @@ def test_two_passes_with_approval(lib: Path) -> None:
     assert (pending["directory"], pending["total"], pending["share"]) == (O3, 5, 60.0)
     subject, body = approval_text(pending)
     assert subject == f"Cull moderate: 3 of 5 frames flagged in {O3}"
-    assert "HFR 6.0 > 4.6" in body and "Keep all" in body
+    assert "HFR 6.00 > 4.6" in body and "Keep all" in body
     decided = apply_decision(lib, pending, KEEP)
     assert decided["decision"] == KEEP and "rejected" not in decided
     # a rerun with the remembered decision does not ask again
-    again = cull_rig(lib, C8E, cfg, 0, decisions={pending["key"]: KEEP})
+    again = cull_rig(lib, C8E, cfg, 0, decisions=dict.fromkeys(decided["frame_keys"], KEEP))
     assert again["pending"] == [] and [d["decision"] for d in again["decided"]] == [KEEP]
     # pass 2 (HFR > 5.5, auto 100%) rejects only the 6.0 frame
     p2 = cull_rig(lib, C8E, cfg, 1)
     assert names(p2["auto_rejected"]) == [
-        "2026-11-21T04-20-40_HFR_6.0_STARS_150_RMSAC_0.65_TEMP_-10.00.fits"
+        "2026-11-21T04-20-40_HFR_6.00_STARS_150_RMSAC_0.65_TEMP_-10.00.fits"
     ]
     assert [len(v) for v in light_dirs(lib, C8E).values()] == [5, 4]
     assert cull_rig(lib, SQA55, cfg, 0)["auto_rejected"] == []
@@ -106,10 +106,10 @@ def test_stretch_and_contact_sheet(lib: Path, tmp_path: Path) -> None:
     assert sheet["count"] == 13 and [e["n"] for e in sheet["index"]] == list(range(1, 14))
     assert len(sheet["errors"]) == 1 and sheet["errors"][0]["file"] == str(bad)
     img = Image.open(sheet["path"])
-    assert img.format == "PNG" and img.size == (6 * 160, 18 + 3 * (160 + 14))
-    # the first tile shows a stretched star field, not a blank tile
-    tile = np.asarray(img)[18 : 18 + 160, 0:160]
-    assert tile.std() > 10
+    # issue 15.2: tiles at blinking size (48x64 px sample frames are enlarged), full names
+    assert img.format == "PNG" and img.size == (3 * 480, 32 + 5 * (480 + 30))
+    tile = np.asarray(img)[32 + 60 : 32 + 420, 0:480]  # 4:3 frame centred in the tile
+    assert tile.std() > 10 and (tile > 0).mean() > 0.9  # the picture fills the tile
 
 
 def test_resolve_reviewer_input() -> None:
@@ -134,3 +134,45 @@ def test_xisf_preview_pixels(tmp_path: Path) -> None:
     p.write_bytes(p.read_bytes()[:-8])
     with pytest.raises(ValueError, match="truncated XISF image data"):
         read_pixels(p)
+
+
+def test_keep_all_is_sticky_per_frame(lib: Path) -> None:
+    """Issue 15.1: a human "Keep all" survives later runs, also when the flagged set changes."""
+    cfg = load_rigs()
+    [pending] = cull_rig(lib, C8E, cfg, 0)["pending"]
+    kept = apply_decision(lib, pending, KEEP)
+    decisions = {k: KEEP for k in kept["frame_keys"]}
+    # a new flagged frame lands in the directory (e.g. the next night's run added one)
+    src = lib / O3 / Path(pending["flagged"][0]["file"]).name
+    extra = src.with_name("2026-11-21T06-00-00_HFR_7.0_STARS_100_RMSAC_0.5_TEMP_-10.00.fits")
+    extra.write_bytes(src.read_bytes())
+    again = cull_rig(lib, C8E, cfg, 0, decisions=decisions)
+    # the 3 kept frames stay; only the new one is judged (1 of 6 < 30%: rejected automatically)
+    assert names(again["auto_rejected"]) == [extra.name]
+    assert again["pending"] == []
+    assert [(d["decision"], len(d["flagged"])) for d in again["decided"]] == [(KEEP, 3)]
+    assert len(light_dirs(lib, C8E)[O3]) == 5
+    # a kept frame whose metrics change is asked about again
+    renamed = lib / pending["flagged"][0]["file"]
+    renamed.rename(renamed.with_name(renamed.name.replace("HFR_", "HFR_9")))
+    third = cull_rig(lib, C8E, cfg, 0, decisions=decisions)
+    assert [len(d["flagged"]) for d in third["decided"]] == [2]
+
+
+def test_frames_without_hfr_in_the_name_are_culled_on_the_measured_hfr(
+    lib: Path, tmp_path: Path
+) -> None:
+    """Issue 15 deliverable 3: a light whose NINA name has no HFR is judged on its pixels."""
+    from include.astro.metrics_store import MetricsStore
+    from include.astro.samples import star_frame, write_fits
+
+    d = lib / HA
+    blurry = d / "2026-11-21T05-10-00_RMSAC_0.50_TEMP_-10.00.fits"
+    write_fits(blurry, star_frame(3, (200, 260), 40, sigma=6.0), {"IMAGETYP": "LIGHT"})
+    store = MetricsStore(lib, C8E)
+    res = cull_rig(lib, C8E, load_rigs(), 0, measure_hfr=store.hfr)
+    reasons = {Path(f["file"]).name: f["reason"] for v in res["pending"] for f in v["flagged"]}
+    assert reasons[blurry.name].startswith("HFR (measured) ")
+    assert cull_rig(lib, C8E, load_rigs(), 0)["auto_rejected"]  # without pixels: not flagged
+    store.save()
+    assert (lib / "_Metrics").is_dir() and MetricsStore(lib, C8E).data  # measured once, kept

@@ -414,3 +414,72 @@ def test_header_scan_only_parses_requested_keys(tmp_path: Path) -> None:
     t.write_bytes(p.read_bytes()[:3000])
     with pytest.raises(HeaderError, match="truncated FITS data"):
         read_header(t, keys={"GAIN"})
+
+
+RIG_DIR = "C8E@f10.0+ZWO ASI2600MM Pro"
+LIGHT_NAME = "2026-11-21_03-00-00_HFR_3.70_STARS_812_RMSAC_0.60_TEMP_-10.00"
+
+
+def _light(raw: Path, rel: str, **header: object) -> Path:
+    from include.astro.samples import write_fits
+
+    return write_fits(
+        raw / rel,
+        np.full((8, 8), 1000.0),
+        {"IMAGETYP": "LIGHT", "FILTER": "Ha", "EXPOSURE": 300.0, **header},
+    )
+
+
+def test_object_header_beats_folder_and_targets_are_normalised(tmp_path: Path) -> None:
+    """Issue 15.4: the OBJECT header names the target, not a folder the user renamed; quotes and
+    decomposed Unicode (macOS folder names) do not mangle it."""
+    import unicodedata
+
+    p = _light(
+        tmp_path, f"{RIG_DIR}/M 51 (restored)/DATE_2026-11-20/{LIGHT_NAME}.fits", OBJECT="M 51"
+    )
+    assert parse_frame(p, root=tmp_path).target == "M 51"
+    nfd = unicodedata.normalize("NFD", "“Pélican” Nébula")
+    q = _light(tmp_path, f"{RIG_DIR}/{nfd}/DATE_2026-11-20/{LIGHT_NAME}.fits")
+    f = parse_frame(q, root=tmp_path)
+    assert f.target == unicodedata.normalize("NFC", "Pélican Nébula")
+    assert layout.light_rel_path(f).parts[0] == f.target
+    assert split_target("'M 31' Panel 2") == ("M 31", "2")
+
+
+@pytest.mark.parametrize("suffix", [" (1)", " - Copy", " copy 2"])
+def test_copy_suffix_after_the_last_token(tmp_path: Path, suffix: str) -> None:
+    """Issue 15.8: ``..._TEMP_-10.00 (1).fits`` (a copied file) parses like the original."""
+    p = _light(tmp_path, f"{RIG_DIR}/NGC 7000/DATE_2026-11-20/{LIGHT_NAME}{suffix}.fits")
+    f = parse_frame(p, root=tmp_path)
+    assert (f.temp, f.hfr) == ("-10.00", 3.7)
+
+
+def test_unparseable_suffix_is_named_in_the_message(tmp_path: Path) -> None:
+    p = _light(tmp_path, f"{RIG_DIR}/NGC 7000/DATE_2026-11-20/{LIGHT_NAME} final.fits")
+    frame, reason = try_parse_frame(p, root=tmp_path)
+    assert frame is None
+    assert "text after the last KEY_value token" in reason and "'-10.00 final'" in reason
+
+
+def test_renamed_files_keep_trailing_zeros_and_cal_folders_without_optic(tmp_path: Path) -> None:
+    """Issue 15.10: ``HFR_3.70`` stays ``3.70``; a calibration frame without TELESCOP is filed under
+    its camera, not ``None+<camera>``."""
+    p = _light(tmp_path, f"{RIG_DIR}/NGC 7000/DATE_2026-11-20/{LIGHT_NAME}.fits")
+    f = parse_frame(p, root=tmp_path)
+    assert (
+        layout.frame_file_name(f)
+        == "2026-11-21T03-00-00_HFR_3.70_STARS_812_RMSAC_0.60_TEMP_-10.00.fits"
+    )
+    dark = build_frame(
+        "x/2026-11-21_11-00-00_DARK.fits",
+        {
+            "imagetyp": "DARK",
+            "camera": "ZWO ASI2600MM Pro",
+            "datetime": "2026-11-21T11-00-00",
+            "date": "2026-11-20",
+            "exposure": "300",
+        },
+    )
+    dest = layout.calibration_dest(tmp_path, dark)
+    assert dest.relative_to(tmp_path).parts[2] == "ZWO ASI2600MM Pro"

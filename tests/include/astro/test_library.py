@@ -14,10 +14,9 @@ from include.astro.library import (
     copy_to_library,
     covers,
     delete_raw_frames,
-    library_path,
-    subdirs_by_camera,
 )
 from include.astro.masters import integrate_group
+from include.astro.matching import library_path, subdirs_by_camera
 from include.astro.rigs import load_rigs
 from include.astro.samples_masters import make_calibration_sets
 
@@ -193,3 +192,18 @@ def test_library_masters_parse_back_with_the_lights_parser(
         frame = parse_frame(dest, root=root)
         assert frame.imagetyp == f"MASTER {g['imagetyp']}"
         assert {k: frame.get(k) for k in g["props"]} == g["props"], g["group_id"]
+
+
+def test_no_import_cycle_between_library_and_masters() -> None:
+    """Issue 15.11: matching keys and library paths live in include.astro.matching (defined once);
+    masters.py no longer imports library.py (which imports masters.py)."""
+    import ast
+
+    import include.astro.masters as masters
+
+    tree = ast.parse(Path(masters.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "include.astro.library" not in imported
+    from include.astro import calgroups, matching
+
+    assert calgroups.GROUP_PROPS is matching.MASTER_KEYS

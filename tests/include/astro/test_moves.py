@@ -86,7 +86,7 @@ def test_conflict_and_read_only_are_per_item(tree: tuple[Path, Path, dict[str, l
     raw, lib, made = tree
     cfg = load_rigs()
     # a different file already sits where the first light would go
-    dest = lib / HA_DIR / "2026-11-21T03-00-00_HFR_2.1_STARS_812_RMSAC_0.61_TEMP_-10.00.fits"
+    dest = lib / HA_DIR / "2026-11-21T03-00-00_HFR_2.10_STARS_812_RMSAC_0.61_TEMP_-10.00.fits"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"something else")
     # the SQA55 flats folder is read-only
@@ -220,3 +220,40 @@ def test_non_frame_files_are_reported_and_left(tmp_path: Path) -> None:
         "IMG_0001.CR2",
         "session.log",
     ]
+
+
+def test_symlinked_raw_file_lands_as_a_real_file(tmp_path: Path) -> None:
+    """Issue 15.6: the library gets the content, not a (dangling) link; the link's target stays."""
+    raw, lib, elsewhere = tmp_path / "raw", tmp_path / "lib", tmp_path / "elsewhere"
+    real = write_fits(
+        elsewhere / "x.fits",
+        star_field(1, 2.0),
+        {"IMAGETYP": "LIGHT", "FILTER": "L", "EXPOSURE": 60.0, "OBJECT": "M 42"},
+    )
+    link = raw / f"{SQA55}/M 42/DATE_2026-11-20/2026-11-21_05-00-00_HFR_1.90.fits"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    dangling = link.with_name("2026-11-21_05-01-00_HFR_1.90.fits")
+    dangling.symlink_to(elsewhere / "gone.fits")
+    res = prepare_raw(raw, lib, load_rigs())
+    [moved] = [i for i in res.items if i.status == "moved"]
+    dest = lib / moved.dest
+    assert dest.is_file() and not dest.is_symlink() and dest.read_bytes() == real.read_bytes()
+    assert not link.is_symlink() and real.is_file()
+    [err] = res.errors
+    assert err.src.endswith(dangling.name) and (err.reason or "").startswith("dangling symlink")
+    # the moved file is usable by the next steps (the link would dangle once the raw side goes)
+    real.unlink()
+    assert dest.read_bytes()[:6] == b"SIMPLE"
+
+
+def test_folders_emptied_by_rejects_are_removed(tmp_path: Path) -> None:
+    """Issue 15.7: rejecting every frame of a set leaves no empty FILTER_/DATE_/target folders."""
+    from include.astro.cull import light_dirs, reject_files
+
+    generate_raw_tree(tmp_path / "raw")
+    prepare_raw(tmp_path / "raw", lib := tmp_path / "lib", load_rigs())
+    [(m42_dir, files)] = light_dirs(lib, SQA55).items()
+    reject_files(lib, SQA55, [str(f.relative_to(lib)) for f in files], "test")
+    assert not (lib / SQA55 / "10_Blink" / "M 42").exists()
+    assert (lib / SQA55 / "_Reject" / "10_Blink" / "M 42").is_dir()

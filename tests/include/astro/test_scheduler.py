@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from include.astro.catalog import list_rigs, scan_rig, upsert_rig
@@ -143,3 +144,29 @@ def test_dry_run_and_bad_files(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE x (a)").connection.close()
     with pytest.raises(SchedulerDBError, match="not a Target Scheduler database"):
         update_accepted(other, {})
+
+
+def test_held_lights_keep_their_plan_counts(tmp_path: Path) -> None:
+    """Issue 15.5: a target whose lights wait in 10_Blink keeps NINA's accepted/acquired count
+    (zeroing it made the Target Scheduler image it again)."""
+    from include.astro.samples import write_fits
+    from include.astro.scheduler import held_light_keys
+
+    lib = tmp_path / "lib"
+    held_dir = lib / "SQA55@f4.8+ZWO ASI2600MM Pro/10_Blink/NGC 7000/DATE_2026-11-20"
+    write_fits(
+        held_dir / "FILTER_S_EXP_300.00/2026-11-21T03-00-00_HFR_2.10.fits",
+        np.full((8, 8), 1000.0),
+        {"IMAGETYP": "LIGHT"},
+    )
+    held = held_light_keys(lib)
+    assert held == {("NGC 7000", "", "S", "300.00")}
+    db = Path(create_scheduler_db(tmp_path / "s.sqlite", sample_scheduler_plans()))
+    from include.astro.samples_masters import PROFILE_IDS
+
+    sqa = list(PROFILE_IDS.values())[1]
+    counts = {(sqa, "NGC 7000", "", "H", "300.00"): 4}  # S has no catalog data yet
+    assert 8 in [c["plan_id"] for c in update_accepted(db, counts, dry_run=True)["changes"]]
+    out = update_accepted(db, counts, held=held)
+    assert 8 not in [c["plan_id"] for c in out["changes"]] and out["held"] == [8]
+    assert _plans(db)[8] == (10, 3, 3)

@@ -1,0 +1,55 @@
+"""Per-frame pixel metrics kept next to the library (``<library>/_Metrics/<rig>.json``), keyed by
+the frame's path relative to the library plus its size and mtime: a frame is measured once, a
+changed file is measured again. Used by the cull (frames whose NINA name has no HFR), the blink
+page and the run summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from include.astro.metrics import FrameMetrics, frame_metrics
+from include.common.files import atomic_write_text, safe_name
+
+METRICS_DIR = "_Metrics"
+
+
+class MetricsStore:
+    def __init__(self, library_dir: str | os.PathLike[str], rig: str) -> None:
+        self.lib = Path(library_dir)
+        self.path = self.lib / METRICS_DIR / f"{safe_name(rig)}.json"
+        try:
+            self.data: dict[str, Any] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+        self.dirty = False
+
+    def get(self, frame: str | os.PathLike[str]) -> FrameMetrics | None:
+        """Cached or measured metrics; ``None`` for an unreadable frame."""
+        p = Path(frame)
+        try:
+            st = p.stat()
+            rel = str(p.relative_to(self.lib))
+        except (OSError, ValueError):
+            return None
+        hit = self.data.get(rel)
+        if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+            return FrameMetrics(**hit["metrics"])
+        try:
+            m = frame_metrics(p)
+        except (OSError, ValueError):
+            return None
+        self.data[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "metrics": m.to_dict()}
+        self.dirty = True
+        return m
+
+    def hfr(self, frame: str | os.PathLike[str]) -> float | None:
+        m = self.get(frame)
+        return None if m is None else m.hfr
+
+    def save(self) -> None:
+        if self.dirty:
+            atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+            self.dirty = False
