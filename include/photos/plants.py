@@ -1,0 +1,332 @@
+"""Count live plants in a top-view photo: the photo's own evidence sets the plant size.
+
+1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's near-neutral pixels,
+   then a hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish
+   succulents included; brown, straw, grey, white, pink and yellow excluded; dark moss film and
+   dark ground cover fall under the brightness floor, taken relative to the photo's plants).
+2. **Green confounders** (:func:`drop_green_structures`): green plastic and ground cover are long
+   straight or large structures; their pixels (line openings longer than a plant) give a colour
+   model that is compared with the colour of blob-like vegetation: where the two differ, pixels
+   of the structure's colour are removed.
+3. **Scale and count** (:func:`count_mask`): components after a closing (which joins a plant's
+   leaves, cotyledons and stalked leaves) are measured; the single-plant area is the mode of the
+   component areas (robust to clumps and fragments); a component counts ``round(area/typ)``
+   plants (at least one when it is at least ``min_fraction`` of a plant). The closing radius is
+   chosen by scanning a few radii and keeping the one whose components are best explained as
+   whole multiples of one plant size. A location's calibration is only a prior, used when the
+   photo has too few components to measure a size; it never removes plants.
+4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
+   are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+MIN_RADIUS_WORK = 7.0
+RATIO_PERCENTILE = 50.0  # single plants have the lowest area / thickness^2
+WEAK_REACH = 1.5  # weak pixels count within this many plant half-thicknesses
+CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
+
+
+@dataclass
+class PlantCount:
+    count: int
+    plant_area: float  # single-plant area, work px
+    radius: float  # equivalent radius of one plant, work px
+    scale: float  # full-resolution px per work px
+    close_radius: int
+    centers: list[tuple[float, float, int]] = field(default_factory=list)  # x, y, n (work px)
+    boxes: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # x0,y0,x1,y1,n
+    mask: np.ndarray | None = field(default=None, repr=False)
+    prior_used: bool = False
+
+
+def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
+    """RGB at 1/``factor`` of full resolution (JPEG DCT scaling when possible)."""
+    im = Image.open(io.BytesIO(data))
+    w, h = im.size
+    if factor > 1:
+        im.draft("RGB", (max(1, w // factor), max(1, h // factor)))
+    im = im.convert("RGB")
+    if im.width > w // factor + 1:
+        im = im.reduce(max(1, round(im.width / max(1, w // factor))))
+    return np.asarray(im), w / im.width
+
+
+# --------------------------------------------------------------------------- 1. colour
+def white_balance(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel gains that make the photo's neutral references grey: bright near-white pixels
+    (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones."""
+    small = rgb[::4, ::4].reshape(-1, 3).astype(np.float32)
+    mx, mn = small.max(axis=1), small.min(axis=1)
+    sat = (mx - mn) / np.maximum(mx, 1)
+    bright = (sat < 0.2) & (mx > 160) & (mx < 250)
+    mid = (sat < 0.15) & (mx > 50) & (mx < 250)
+    if bright.sum() >= max(20, 0.0005 * len(small)):
+        ref = small[bright]
+    elif mid.sum() >= 0.02 * len(small):
+        ref = small[mid]
+    else:
+        return rgb
+    med = np.median(ref, axis=0)
+    gains = np.clip(med.mean() / np.maximum(med, 1), 0.75, 1.33)
+    lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
+    out = np.empty_like(rgb)
+    for c in range(3):
+        out[..., c] = lut[c][rgb[..., c]]
+    return out
+
+
+def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
+    """Pixels of live foliage (bool). ``smooth``: median filter size applied first (sensor
+    noise and leaf texture at fine resolutions)."""
+    return live_masks(rgb, smooth)[0]
+
+
+def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
+    h = hsv[..., 0].astype(np.float32)
+    s = hsv[..., 1].astype(np.float32)
+    v = hsv[..., 2].astype(np.float32)
+    # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-200 deg)
+    s_min = np.where(h <= 70, 64.0, 40.0)
+    hue_ok = (h >= 33) & (h <= 100)
+    if v_min is None:
+        cand = hue_ok & (s >= s_min) & (v >= 45)
+        v_min = 45.0
+        if cand.any():
+            v_min = max(45.0, 0.4 * float(np.percentile(v[cand], 95)))
+    member = np.where(hue_ok, np.minimum(s / s_min, v / v_min), 0.0).astype(np.float32)
+    return np.minimum(member, 1.6), hue_ok, v_min
+
+
+def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(strong, weak)`` foliage masks. Strong: plant colour, smoothed so textured leaves are
+    filled and isolated speckles (sensor noise on dark cover, moss grains) fall out. Weak: half
+    the colour evidence, unsmoothed: thin stalks and leaf edges that join a plant's parts."""
+    wb = white_balance(rgb)
+    raw, _, v_min = _membership(wb)
+    weak = raw >= 0.5
+    if smooth >= 3:
+        raw, _, _ = _membership(cv2.medianBlur(wb, smooth | 1), v_min)
+    strong = cv2.GaussianBlur(raw, (0, 0), 1.2) >= 0.9
+    return strong, weak | strong
+
+
+# --------------------------------------------------------------------------- 2. confounders
+def _hist(hsv: np.ndarray, m: np.ndarray) -> np.ndarray:
+    hist = cv2.calcHist([hsv], [0, 1, 2], m.astype(np.uint8), [30, 8, 8], [0, 180, 0, 256, 0, 256])
+    hist = cv2.GaussianBlur(hist.reshape(30, 64), (3, 3), 0).reshape(30, 8, 8)
+    return hist / max(1.0, float(hist.sum()))
+
+
+def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
+    """Remove green plastic and ground cover. Reference "structure" pixels: long straight runs
+    (tray walls, box rims: line openings longer than several plants) and the vegetation-coloured
+    pixels of the frame's outer band (the floor). Reference "plant" pixels: the rest of the
+    central part of the photo. Where the two colour models differ, pixels whose colour is more
+    likely structure than plant are removed; where they agree (a mat of plants filling the
+    frame), nothing is."""
+    h, w = mask.shape
+    length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
+    m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    struct = cv2.morphologyEx(
+        m8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)
+    ) | cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    band = np.zeros_like(m8)
+    bh, bw = max(2, int(0.04 * h)), max(2, int(0.04 * w))
+    band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = 1, 1, 1, 1
+    ref = (struct | band).astype(bool) & mask
+    if ref.sum() < 0.002 * mask.size:
+        return mask
+    near = cv2.dilate((struct | band), np.ones((9, 9), np.uint8)).astype(bool)
+    centre = np.zeros_like(mask)
+    centre[int(0.15 * h) : int(0.85 * h), int(0.15 * w) : int(0.85 * w)] = True
+    plants = mask & ~near & centre
+    if plants.sum() < 30:
+        return mask  # nothing to compare with: keep everything
+    hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
+    hs, hb = _hist(hsv, ref), _hist(hsv, plants)
+    similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
+    if similarity > 0.6:
+        return mask  # same colour: the "structure" is vegetation (touching plants)
+    hq = hsv.astype(np.int32)
+    idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
+    plant_like = hb[idx] >= hs[idx]
+    return mask & plant_like
+
+
+# --------------------------------------------------------------------------- 3. count
+def _disk(r: int) -> np.ndarray:
+    r = max(1, int(r))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _components(mask: np.ndarray, close_r: int):
+    m8 = mask.astype(np.uint8)
+    if close_r > 0:
+        m8 = cv2.morphologyEx(m8, cv2.MORPH_CLOSE, _disk(close_r))
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(m8, connectivity=8)
+    return n, labels, stats, cents, m8
+
+
+def _comp_dt(labels: np.ndarray, n: int, m8: np.ndarray) -> np.ndarray:
+    """Maximum distance-to-background of every component (its half-thickness)."""
+    dt = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
+    on = m8 > 0
+    out = np.zeros(n, np.float64)
+    np.maximum.at(out, labels[on], dt[on])
+    return out[1:]
+
+
+def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
+    """``(single-plant area, half-thickness)`` from components: the half-thickness of a plant is
+    the median component half-thickness (a clump of touching plants is as thick as one plant);
+    the area per squared thickness of a single plant is a low percentile of the
+    components' ratio (clumps and fragments have larger ratios)."""
+    ok = (areas >= 6) & (dmax >= 1.0)
+    if not ok.any():
+        return 0.0, 0.0
+    order = np.sort(areas[ok])
+    cum = np.cumsum(order)
+    wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])  # area-weighted median
+    ok &= areas >= 0.05 * wmed  # specks
+    d_med = float(np.median(dmax[ok]))
+    ok &= dmax >= 0.4 * d_med
+    d_typ = float(np.median(dmax[ok]))
+    ratio = areas[ok] / dmax[ok] ** 2
+    a = areas[ok]
+    best: tuple[float, float] | None = None
+    # candidate plant areas from the ratio's percentiles; keep the one that explains the
+    # components best as whole numbers of plants (absolute residual: a too small plant area
+    # explains everything badly, not well); ties go to the larger plant
+    for p in range(15, 80, 5):
+        typ = float(np.percentile(ratio, p)) * d_typ * d_typ
+        k = a / typ
+        fit = np.where(k >= 0.5, 1.0 - 2.0 * np.abs(k - np.round(k)), 0.0)
+        score = float((fit * a).sum() / a.sum())
+        if best is None or score >= best[0] - 0.02:
+            best = (max(score, best[0]) if best else score, typ)
+    assert best is not None
+    return best[1], d_typ
+
+
+def robust_radius(mask: np.ndarray) -> float:
+    """Half-thickness of a typical plant in the mask (work px), 0 without vegetation."""
+    n, labels, stats, _, m8 = _components(mask, 1)
+    if n <= 1:
+        return 0.0
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    return plant_size(areas, _comp_dt(labels, n, m8))[1]
+
+
+def count_mask(
+    mask: np.ndarray,
+    weak: np.ndarray | None = None,
+    *,
+    prior_area: float | None = None,
+    min_fraction: float = 0.3,
+    scale: float = 1.0,
+) -> PlantCount:
+    """Plants in a live-plant ``mask``; ``weak`` (a superset) only joins parts into groups (a
+    herb's leaves through their stalks). See the module doc."""
+    total = mask.size
+    if int(mask.sum()) < 12:
+        return PlantCount(0, 0.0, 0.0, scale, 0, mask=mask)
+    d1 = robust_radius(mask)
+    cr = max(1, int(round(CLOSE_FACTOR * d1)))
+    strong8 = mask.astype(np.uint8)
+    if cr > 0:
+        strong8 = cv2.morphologyEx(strong8, cv2.MORPH_CLOSE, _disk(cr))
+    group8 = strong8
+    if weak is not None:
+        # weak evidence joins parts only close to strong foliage (a stalk between a leaf and
+        # the plant's centre), not across the floor
+        reach = cv2.dilate(strong8, _disk(max(1, int(round(WEAK_REACH * d1)))))
+        group8 = strong8 | (weak.astype(np.uint8) & reach)
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(group8, connectivity=8)
+    if n <= 1:
+        return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
+    on = strong8 > 0
+    areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
+    dt = cv2.distanceTransform(strong8, cv2.DIST_L2, 3)
+    dmax = np.zeros(n, np.float64)
+    np.maximum.at(dmax, labels[on], dt[on])
+    dmax = dmax[1:]
+    keep = (areas >= 6) & (areas < 0.5 * total)
+    prior_used = False
+    if keep.sum() >= 6 or not prior_area:
+        typ, _ = plant_size(areas[keep], dmax[keep]) if keep.any() else (0.0, 0.0)
+    else:
+        typ, prior_used = float(prior_area), True  # too few components to measure: the prior
+    if typ <= 0:
+        return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
+    count = 0
+    centers: list[tuple[float, float, int]] = []
+    boxes: list[tuple[int, int, int, int, int]] = []
+    for i in np.flatnonzero(keep & (areas >= min_fraction * typ)):
+        n_i = max(1, int(round(float(areas[i]) / typ)))
+        count += n_i
+        x, y, bw, bh = (int(v) for v in stats[i + 1, :4])
+        centers.append((float(cents[i + 1][0]), float(cents[i + 1][1]), n_i))
+        boxes.append((x, y, x + bw, y + bh, n_i))
+    return PlantCount(
+        count=count,
+        plant_area=typ,
+        radius=math.sqrt(typ / math.pi),
+        scale=scale,
+        close_radius=cr,
+        centers=centers,
+        boxes=boxes,
+        mask=strong8.astype(bool),
+        prior_used=prior_used,
+    )
+
+
+def count_rgb(
+    rgb: np.ndarray, *, prior_area: float | None = None, scale: float = 1.0, smooth: int = 0
+) -> PlantCount:
+    strong, weak = live_masks(rgb, smooth)
+    cleaned = drop_green_structures(rgb, strong, robust_radius(strong))
+    if cleaned is not strong:
+        removed = (strong & ~cleaned).astype(np.uint8)
+        weak = weak & ~cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
+    return count_mask(cleaned, weak, prior_area=prior_area, scale=scale)
+
+
+def count_plants(
+    data: bytes,
+    *,
+    prior_area_full: float | None = None,
+    work_long_side: int = 1000,
+) -> tuple[PlantCount, np.ndarray]:
+    """Count the live plants of an encoded photo. ``prior_area_full``: the location's calibrated
+    plant area in full-resolution pixels (a prior only). Returns the count and the work RGB."""
+    im = Image.open(io.BytesIO(data))
+    long_side = max(im.size)
+    factor = 1
+    while factor < 8 and long_side / (factor * 2) >= work_long_side * 0.95:
+        factor *= 2
+    rgb, scale = decode_scaled(data, factor)
+    prior = prior_area_full / (scale * scale) if prior_area_full else None
+    res = count_rgb(rgb, prior_area=prior, scale=scale)
+    # finer resolution when the plants are small at this one
+    while res.count and res.radius < MIN_RADIUS_WORK and factor > 1:
+        need = res.radius * factor
+        new = factor
+        while new > 2 and need / new < MIN_RADIUS_WORK:
+            new //= 2
+        if new == factor:
+            break
+        factor = new
+        rgb, scale = decode_scaled(data, factor)
+        prior = prior_area_full / (scale * scale) if prior_area_full else None
+        res = count_rgb(rgb, prior_area=prior, scale=scale, smooth=5 if factor == 1 else 3)
+    return res, rgb
