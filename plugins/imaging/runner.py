@@ -22,6 +22,8 @@ class RunResult:
     answered: list[dict[str, Any]] = field(default_factory=list)
     note: str | None = None  # the run's note (its one-line outcome, see imaging.run_notes)
     outcome: dict[str, Any] | None = None  # the XCom run_outcome: {line, url, clean, errors}
+    # other runs of the DAG that ran meanwhile (e.g. the scheduled run that unpausing started)
+    others: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -153,6 +155,12 @@ def run_dag_remote(
     client = httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
     )
+    before = {
+        r["dag_run_id"]
+        for r in client.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000})
+        .json()
+        .get("dag_runs", [])
+    }
     client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
     r = client.post(
         f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
@@ -206,6 +214,13 @@ def run_dag_remote(
                 value = None
         if isinstance(value, dict):
             outcome = value
+    others = [
+        {"run_id": r["dag_run_id"], "state": r["state"], "note": r.get("note")}
+        for r in client.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000})
+        .json()
+        .get("dag_runs", [])
+        if r["dag_run_id"] not in before and r["dag_run_id"] != run_id
+    ]
     return RunResult(
         dag_id,
         run_id,
@@ -214,4 +229,5 @@ def run_dag_remote(
         responder.answered if responder else [],
         note=note,
         outcome=outcome,
+        others=others,
     )
