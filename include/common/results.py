@@ -81,7 +81,12 @@ class RunSummary:
             parts.append(f"{WARN_MARK} {self.warnings[0]}")
         else:
             parts.append(OK_MARK)
-        line = " · ".join([parts[0], self.headline]) if self.headline else parts[0]
+        if not self.headline:
+            line = parts[0]
+        elif parts[0] == OK_MARK:
+            line = f"{OK_MARK} {self.headline}"
+        else:
+            line = f"{parts[0]} · {self.headline}"
         if url:
             line += f" · summary: {url}"
         return line
@@ -107,7 +112,7 @@ h1{font-size:22px;margin:8px 0 4px} h2{font-size:17px;margin:28px 0 8px;border-b
 .count b{display:block;font-size:20px}
 .count span{color:#5b6475;font-size:12px}
 table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
-th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top}
+th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#eef1f5}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:6px;width:220px}

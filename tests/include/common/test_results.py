@@ -18,7 +18,7 @@ def _summary(**kw: object) -> RunSummary:
 
 
 def test_outcome_line_marks_item_errors_and_warnings() -> None:
-    assert _summary().outcome("http://x/s.html") == "✔ · 3 done · summary: http://x/s.html"
+    assert _summary().outcome("http://x/s.html") == "✔ 3 done · summary: http://x/s.html"
     errs = [ItemError("a.jpg", "truncated", "scan"), ItemError("b.jpg", "empty")]
     line = _summary(errors=errs, total_items=10).outcome()
     assert line == "⚠ 2 item errors of 10 · 3 done"
