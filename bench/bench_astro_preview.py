@@ -48,7 +48,7 @@ for _ in range(3):
 # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's peak across exec)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
 print(json.dumps({"s": best, "shape": list(out.shape), "peak_mb": int(hwm) / 1024}))
-""" % {"size": SIZE}
+""".replace("%(size)d", str(SIZE))
 
 
 def main() -> None:
