@@ -27,6 +27,9 @@ setting `imaging_astro_calibration_dir`, else `<library_dir>/_Calibration`), `li
    conflict, never overwritten; every copy verified by checksum and recorded in `item_records`.
 5. **publish_library** — emits the Asset `astro_calibration_library` when a master was added, with
    `extra={"library_dir": ...}` (the lights pipeline distributes calibration on it, in that library).
+5b. **import_external** — masters made elsewhere (`import_dir`: WBPP output, Siril) are imported
+   into the libraries with the same matching keys (verified copy, never overwriting); with
+   `wbpp_cleanup` WBPP's temp folders go once every master of `master/` is verified.
 6. **delete_raw** — BIAS, then DARK, then FLAT: a group's raw frames are deleted only when its master
    is in the library with the recorded checksum, and only frames whose sha256 equals the input
    checksum in that master's header; then its integration temp folder is removed.
@@ -92,6 +95,18 @@ def _inp(context: dict[str, Any]) -> Any:
         ),
         "min_frames": Param(
             3, type="integer", minimum=2, description="Fewest frames a group needs for a master."
+        ),
+        "import_dir": Param(
+            None,
+            type=["null", "string"],
+            description="Folder of masters made elsewhere (PixInsight WBPP output, Siril) to import "
+            "into the libraries with the same matching keys. Empty: no import.",
+        ),
+        "wbpp_cleanup": Param(
+            False,
+            type="boolean",
+            description="After the import, delete WBPP's temp folders (calibrated, registered, ...) "
+            "of import_dir when every master of its master/ folder is verified in the library.",
         ),
         "delete_raw": Param(
             True,
@@ -161,12 +176,27 @@ def astro_calibration_masters() -> None:
         ledger.flush()
         return out
 
-    @task(outlets=[ASSET_CALIBRATION_LIBRARY])
-    def publish_library(copies: list[dict[str, Any]], **context: Any) -> int:
+    @task(queue=IO)
+    def import_external(**context: Any) -> dict[str, Any]:
+        """Masters made elsewhere (WBPP, Siril) into the libraries; optional WBPP temp cleanup."""
+        from imaging.astro import ItemLedger
+        from include.astro.steps.masters_import import import_external as step
+
+        ledger = ItemLedger(PIPELINE, context["run_id"])
+        p = context["params"]
+        out = step(_inp(context), p.get("import_dir"), bool(p.get("wbpp_cleanup")), ledger)
+        ledger.flush()
+        return out
+
+    @task(outlets=[ASSET_CALIBRATION_LIBRARY], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def publish_library(
+        copies: list[dict[str, Any]] | None, imported: dict[str, Any] | None, **context: Any
+    ) -> int:
         """Emit the library Asset (with the library folder) when a master was added."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        added = sum(1 for c in copies if c.get("status") == "copied")
+        added = sum(1 for c in copies or [] if c.get("status") == "copied")
+        added += sum(1 for c in (imported or {}).get("imported") or [] if c["status"] == "copied")
         if not added:
             raise AirflowSkipException("no new master in the library")
         context["outlet_events"][ASSET_CALIBRATION_LIBRARY].extra = {
@@ -202,6 +232,7 @@ def astro_calibration_masters() -> None:
             human_answer(raw_answer, "Approve").to_dict() if raw_answer else None,
             ti.xcom_pull(task_ids="copy_to_library") or [],
             ti.xcom_pull(task_ids="delete_raw") or [],
+            imported=ti.xcom_pull(task_ids="import_external"),
             links=[("All artefacts of this run", run_artefacts_url(context))],
         )
         return publish_summary(context, rs)
@@ -210,10 +241,11 @@ def astro_calibration_masters() -> None:
     plan >> blink_calibration >> selected
     masters = integrate_master.expand(group=selected)
     copies = copy_to_library(selected, masters)
-    published = publish_library(copies)
+    imported = import_external()
+    published = publish_library(copies, imported)
     cleaned = delete_raw(selected, copies)
     done = summary()
-    [cleaned, published, blink_calibration] >> done
+    [cleaned, published, imported] >> done  # not directly after the approval: Reject skips those
 
 
 astro_calibration_masters()

@@ -212,8 +212,9 @@ def astro_prepare_lights() -> None:
         from imaging.astro import blink_page_url, publisher
         from include.astro.steps.blink_review import blink_sheet as step
 
-        page = blink_page_url(context, "blink_review", context["ti"].map_index)
-        return step(_inp(context), rig, publisher(context), page_url=page)
+        i = context["ti"].map_index
+        page = blink_page_url(context, "blink_review", i)
+        return step(_inp(context), rig, publisher(context), page_url=page, map_index=i)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def blink_kwargs(sheets: list[dict[str, Any]]) -> list[dict[str, str]]:

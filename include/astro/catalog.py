@@ -51,6 +51,9 @@ class LightSetRow:
     directory: str
     count: int = 0
     hfrs: list[float] = field(default_factory=list)
+    pixel: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # measured metrics (include.astro.metrics)
     latitude: float | None = None
     longitude: float | None = None
 
@@ -100,8 +103,22 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def _pixel_medians(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Medians of the measured star count, HFR, FWHM, eccentricity and background of a set."""
+    if not rows:
+        return None
+    out: dict[str, Any] = {"frames": len(rows)}
+    for k in ("stars", "hfr", "fwhm", "eccentricity", "background"):
+        vals = [r[k] for r in rows if r.get(k) is not None]
+        out[k] = statistics.median(vals) if vals else None
+    return out
+
+
 def scan_rig(library_dir: str | os.PathLike[str], rig: str) -> RigScan:
     from include.astro.frames import FrameError, parse_frame
+    from include.astro.metrics_store import MetricsStore
+
+    metrics = MetricsStore(library_dir, rig)
     from include.astro.headers import HeaderError, read_header
     from include.astro.layout import DATA_DIR, is_skipped_dir
 
@@ -161,8 +178,14 @@ def scan_rig(library_dir: str | os.PathLike[str], rig: str) -> RigScan:
                     longitude=_float(cards.get("SITELONG")),
                 )
             row.count += 1
-            if frame.hfr is not None:
-                row.hfrs.append(float(frame.hfr))
+            hfr = frame.hfr
+            m = metrics.get(path, measure=False)  # measured by the lights pipeline, if any
+            if m is not None:
+                row.pixel.append(m.to_dict())
+            if hfr is None:  # no HFR in NINA's name: the one measured from the pixels
+                hfr = None if m is None else m.hfr
+            if hfr is not None:
+                row.hfrs.append(float(hfr))
     ordered = sorted(
         sets.values(), key=lambda r: (r.target, r.date, r.filter, r.panel, r.directory)
     )
@@ -223,7 +246,7 @@ def upsert_rig(session: Session, scan: RigScan | dict[str, Any], eq: Equipment) 
                 "accepted_count": s.count,
                 "integration_seconds": s.integration_seconds,
                 "hfr_median": statistics.median(s.hfrs) if s.hfrs else None,
-                "detail": {"hfr": s.hfrs},
+                "detail": {"hfr": s.hfrs, "pixel_metrics": _pixel_medians(s.pixel)},
             }
         )
     for chunk in _chunks(rows, 200):

@@ -1,6 +1,7 @@
 """Per-frame pixel metrics kept next to the library (``<library>/_Metrics/<rig>.json``), keyed by
-the frame's path relative to the library plus its size and mtime: a frame is measured once, a
-changed file is measured again. Used by the cull (frames whose NINA name has no HFR), the blink
+the frame's file name (unique per rig: it starts with the capture time; it stays the same from
+``10_Blink`` to ``20_Data``) plus its size and mtime: a frame is measured once, a changed file is
+measured again. Used by the cull (frames whose NINA name has no HFR), the blink
 page and the run summary."""
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ class MetricsStore:
             self.data = {}
         self.dirty = False
 
-    def get(self, frame: str | os.PathLike[str]) -> FrameMetrics | None:
-        """Cached or measured metrics; ``None`` for an unreadable frame."""
+    def get(self, frame: str | os.PathLike[str], measure: bool = True) -> FrameMetrics | None:
+        """Cached (or, with ``measure``, measured) metrics; ``None`` for an unreadable frame."""
         p = Path(frame)
         try:
             st = p.stat()
-            rel = str(p.relative_to(self.lib))
-        except (OSError, ValueError):
+        except OSError:
             return None
+        rel = p.name
         hit = self.data.get(rel)
         if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
             return FrameMetrics(**hit["metrics"])
+        if not measure:
+            return None
         try:
             m = frame_metrics(p)
         except (OSError, ValueError):

@@ -62,8 +62,9 @@ SETTINGS: dict[str, InstallSetting] = {
         ),
         InstallSetting(
             "astro_calibration_dir",
-            "folder of raw calibration frames (bias/dark/flat) to integrate into masters",
-            _data("astro", "calibration"),
+            "folder of raw calibration frames (bias/dark/flat) to integrate into masters; "
+            "empty: <library>/_Calibration, where the lights pipeline sorts them",
+            _none,
         ),
         InstallSetting(
             "astro_rigs",

@@ -220,6 +220,7 @@ EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
     "astro_calibration_masters": {
         "integrate_master": (CPU, "default_pool", 1),
         "copy_to_library": (IO, "default_pool", 1),
+        "import_external": (IO, "default_pool", 1),
     },
     "astro_prepare_lights": {
         "prepare_raw": (IO, "default_pool", 1),

@@ -211,7 +211,7 @@ def test_blink_exclusion_and_reject(run_dag, app_db_url: str, tmp_path: Path) ->
     # the summary is published too; the published sheets stay after the cleanup
     published = published_root() / "astro_calibration_masters" / run_dir
     assert json.loads((published / "summary.json").read_text())["run_id"] == res.run_id
-    assert (published / "summary.md").is_file()
+    assert (published / "summary.html").is_file()
     assert len(list((published / "contact_sheets").glob("*.png"))) == 4
     assert len(_library(lib)) == 3  # bias, dark, flat O
     left = sorted(str(p) for p in calibration_input_dir(lib).rglob("*.fits"))

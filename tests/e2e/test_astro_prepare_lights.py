@@ -149,10 +149,10 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     # the final tree, exactly
     summary_dir = "_Summary/"
     assert (
-        tree(lib, skip=(summary_dir, "_Calibration/", "_Bias", "_Dark", "_Flat"))
+        tree(lib, skip=(summary_dir, "_Metrics/", "_Calibration/", "_Bias", "_Dark", "_Flat"))
         == EXPECTED_LIBRARY_RIGS
     )
-    assert tree(lib, skip=(summary_dir,)) == sorted(
+    assert tree(lib, skip=(summary_dir, "_Metrics/")) == sorted(
         EXPECTED_LIBRARY_RIGS + EXPECTED_CALIBRATION + masters_before
     )
     assert (lib / C8E / "20_Data/NGC 7000/accept").is_dir()
@@ -264,12 +264,12 @@ def test_prepare_lights_end_to_end(run_dag, app_db_url: str, tmp_path: Path) -> 
     }
 
     # rerun: nothing is asked again for the culls, no frame is lost or duplicated
-    before = tree(lib, skip=(summary_dir,))
+    before = tree(lib, skip=(summary_dir, "_Metrics/"))
     asked.clear()
     again = run_dag("astro_prepare_lights", conf=conf, approve=answers(asked))
     assert again.state == "success", again.task_states
     assert [a["task_id"] for a in asked] == ["blink_review"]  # only the held DWARFIII data
-    assert tree(lib, skip=(summary_dir,)) == before
+    assert tree(lib, skip=(summary_dir, "_Metrics/")) == before
     assert again.task_states["promote"] == "skipped"
     assert again.task_states["summary"] == "success"
 

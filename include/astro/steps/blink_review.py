@@ -25,17 +25,52 @@ OPTIONS = [CONTINUE, HOLD]
 Publish = Callable[[Any, str | None], str | None]
 
 
+def blink_manifest(
+    inp: LightsInputs, rig: str, index: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What the blink page shows: every frame with its pixel metrics, their deviation from the
+    set's median and the suggestions (clouds, trails, focus drift)."""
+    from include.astro.metrics import METRIC_KEYS, deviations, suggestions
+    from include.astro.metrics_store import MetricsStore
+
+    store = MetricsStore(inp.lib, rig)
+    rows = []
+    for e in index:
+        m = store.get(e["file"])
+        rows.append(
+            {
+                "n": e["n"],
+                "file": e["file"],
+                "name": Path(e["file"]).name,
+                "rel": str(Path(e["file"]).relative_to(inp.lib)),
+                **(m.to_dict() if m else dict.fromkeys(METRIC_KEYS)),
+            }
+        )
+    store.save()
+    hints = suggestions(rows)
+    frames = deviations(rows, METRIC_KEYS)
+    for f in frames:
+        f["hints"] = hints.get(f["file"], [])
+    return {"rig": rig, "frames": frames, "options": OPTIONS}
+
+
 def blink_sheet(
     inp: LightsInputs,
     rig: str,
     publish: Publish,
     page_url: str | None = None,
+    map_index: int = 0,
 ) -> dict[str, Any]:
-    """Contact sheet of the rig's lights in 10_Blink (published) and the review's subject/body."""
+    """Contact sheet of the rig's lights in 10_Blink (published), the blink page's manifest
+    (published as ``blink_<map_index>.json``) and the review's subject/body."""
     lib = inp.lib
     files = [str(p) for fs in light_dirs(lib, rig).values() for p in fs]
     dest = runfiles.run_dir(lib, inp.run_key) / f"blink_{safe_name(rig)}.png"
     sheet = contact_sheet(files, dest, title=rig)
+    manifest = blink_manifest(inp, rig, sheet["index"])
+    mpath = runfiles.write(lib, inp.run_key, f"manifest-{map_index}", manifest)
+    if publish(mpath, f"blink_{int(map_index)}.json") is None:
+        page_url = None  # the page would have nothing to show
     url = publish(dest, None)
     link = f"[{dest.name}]({url})" if url else f"{dest.name} (not published: see the task log)"
     lines = [f"**Rig:** {rig} - {sheet['count']} light(s) in 10_Blink."]
@@ -52,7 +87,9 @@ def blink_sheet(
         "10_Blink.",
         "",
     ]
-    lines += [f"{e['n']}. `{e['file'][len(str(lib)) + 1 :]}`" for e in sheet["index"]]
+    for f in manifest["frames"]:
+        hint = f" - {'; '.join(f['hints'])}" if f["hints"] else ""
+        lines.append(f"{f['n']}. `{f['rel']}`{hint}")
     sheet.update(
         rig=rig,
         url=url,

@@ -63,7 +63,7 @@ def plan_groups(
                 g["contact_sheet_url"] = url
                 link = f" - [contact sheet]({url})"
             else:
-                link = f" - contact sheet `{sheet}` (not published)"
+                link = f" - contact sheet `{sheet}` (not published: see the task log)"
         state = "ok" if g["valid"] else "NOT INTEGRATED: " + "; ".join(g["problems"])
         if g.get("in_library"):
             state = "already in the library (leftover frames are cleaned up)"

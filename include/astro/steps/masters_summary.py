@@ -23,6 +23,7 @@ def masters_summary(
     copies: Sequence[Mapping[str, Any]],
     cleanup: Sequence[Mapping[str, Any]],
     links: Sequence[tuple[str, str]] = (),
+    imported: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     plan = plan or {"groups": [], "errors": []}
     groups = plan["groups"]
@@ -56,7 +57,12 @@ def masters_summary(
         )
     atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
 
+    ext = list((imported or {}).get("imported") or [])
+    report["imported"] = ext
+    report["wbpp_cleanup"] = (imported or {}).get("cleanup")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
     added = sum(1 for c in copies if c.get("status") == "copied")
+    added += sum(1 for c in ext if c.get("status") == "copied")
     deleted = sum(r["deleted"] for r in report["cleanup"])
     errors = [ItemError(e["path"], e["reason"], "plan_groups") for e in plan["errors"]]
     errors += [
@@ -113,6 +119,14 @@ def masters_summary(
                         "by": answer.get("by") or "nobody (default at the timeout)",
                     }
                 ],
+            )
+        )
+    if ext:
+        rs.sections.append(
+            Section(
+                "Imported masters (WBPP, Siril)",
+                columns=["source", "imagetyp", "status", "dest"],
+                rows=ext,
             )
         )
     if copies:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,29 @@ def test_parallel_rig_upserts_on_postgresql(app_db_url: str, tmp_path: Path) -> 
         assert s.scalar(select(func.count()).select_from(AstroTarget)) == 1
         assert s.scalar(select(func.count()).select_from(AstroFilter)) == 1
     clear_catalog(app_db_url)
+
+
+def test_measured_pixel_metrics_reach_the_catalog(tmp_path: Path) -> None:
+    """Issue 15 deliverable 3: metrics measured by the lights pipeline (cached per rig, keyed by
+    file name) are stored with the light set; a frame without HFR in its name gets the measured one."""
+    from include.astro.catalog import scan_rig
+    from include.astro.metrics_store import MetricsStore
+    from include.astro.samples import star_frame, write_fits
+
+    rig = "SQA55@f5.3+ATR585M"
+    blink = tmp_path / rig / "10_Blink/M 42/DATE_2026-11-20/FILTER_L_EXP_120.00"
+    f = write_fits(
+        blink / "2026-11-21T05-00-00_TEMP_-5.00.fits",
+        star_frame(1, (200, 260), 40, sigma=2.0),
+        {"IMAGETYP": "LIGHT", "INSTRUME": "ATR585M"},
+    )
+    store = MetricsStore(tmp_path, rig)
+    m = store.get(f)
+    store.save()
+    data = tmp_path / rig / "20_Data/M 42/DATE_2026-11-20/FILTER_L_EXP_120.00"
+    data.mkdir(parents=True)
+    os.link(f, data / f.name)  # promotion keeps name, size and mtime
+    f.unlink()
+    scan = scan_rig(tmp_path, rig)
+    [row] = scan.sets
+    assert row.hfrs == [m.hfr] and row.pixel[0]["stars"] == m.stars
