@@ -90,7 +90,7 @@ def test_design_upload_sftp_nas_and_etsy(
                 select(func.count())
                 .select_from(DesignMockup)
                 .where(DesignMockup.design_image_id.in_(ids))
-            ) == 2 * len(rows)
+            ) == 3 * len(rows)
             listings = s.scalars(
                 select(DesignListing).where(DesignListing.design_image_id.in_(ids))
             ).all()
@@ -120,9 +120,9 @@ def test_design_upload_sftp_nas_and_etsy(
         assert "/artefacts/design_upload/" in page and "mockups/" in page
         assert "design_00.png" in page and "design_00_copy_swapformat.jpg" in page
         assert len(etsy.listings) == len(rows)
-        assert all(len(etsy.images(lid)) == 2 for lid in etsy.listings)
+        assert all(len(etsy.images(lid)) == 3 for lid in etsy.listings)
         mockups = list((nas_root / "e2e-shop" / "poster" / "mockups").glob("*.jpg"))
-        assert len(mockups) == 2 * len(rows)
+        assert len(mockups) == 3 * len(rows)
 
         # the same upload again: everything is a duplicate of the database, nothing new on Etsy
         again = run_dag("design_upload", conf=conf)
@@ -173,7 +173,7 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
         assert len(listings) == len(rep["new"]) and {x.state for x in listings} == {"outbox"}
         for x in listings:
             doc = json.loads((Path(x.outbox_path) / "listing.json").read_text())
-            assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 2
+            assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 3
     stored = [p for p in (nas_root / "s3-shop" / "poster").glob("*") if p.is_file()]
     assert len(stored) == len(rep["new"])
 
@@ -232,7 +232,7 @@ def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
         "AIRFLOW_CONN_NAS_DEFAULT",
         json.dumps({"conn_type": "fs", "extra": {"path": demo["nas_root"]}}),
     )
-    srv = FakeEtsyServer(per_day=7).start()  # one listing + its images take 5 requests
+    srv = FakeEtsyServer(per_day=7).start()  # one listing + its 3 images take 6 requests
     try:
         monkeypatch.setenv("AIRFLOW_CONN_ETSY_DEFAULT", json.dumps(srv.airflow_connection()))
         conf = {"source_dir": demo["source_dir"], "shop": "quota-shop", "template": "poster"}
@@ -255,7 +255,7 @@ def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
         assert len(srv.listings) == len(
             rep["new"]
         )  # the listing created before the quota ran out was reused
-        assert all([i["rank"] for i in srv.images(lid)] == [1, 2] for lid in srv.listings)
+        assert all([i["rank"] for i in srv.images(lid)] == [1, 2, 3] for lid in srv.listings)
         with session_scope(make_engine(app_db_url)) as s:
             rows = s.scalars(select(DesignListing).where(DesignListing.shop == "quota-shop")).all()
             assert {r.state for r in rows} == {"complete"} and len(
