@@ -318,3 +318,52 @@ def test_single_file_upload_is_the_same_dag(
         and rep["errors"] == {}
         and rep["listings"]["only.png"]["state"] == "outbox"
     )
+
+
+def test_a_better_copy_is_replaced_after_a_click_and_never_asked_again(
+    run_dag, app_db_url, tmp_path: Path, monkeypatch
+) -> None:
+    """The approval form has two buttons and no field; clicking "Replace" (the REST call the UI
+    makes) replaces the stored design; the same upload later is not asked about again."""
+    from PIL import Image
+
+    from include.design.approval import KEEP_OPTION, REPLACE_OPTION
+
+    nas_root = tmp_path / "nas"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(nas_root)}}),
+    )
+    im = samples.make_design(21, (600, 600), transparent=True)
+    first_dir, second_dir = tmp_path / "up1", tmp_path / "up2"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    im.resize((300, 300), Image.Resampling.BILINEAR).save(first_dir / "bloom_small.png")
+    im.save(second_dir / "bloom_full_resolution_master.png")
+    conf = {"source_dir": str(first_dir), "shop": "better-shop", "template": "poster"}
+    assert run_dag("design_upload", conf=conf).state == "success"
+
+    asked: list[dict[str, Any]] = []
+
+    def click(choice: str) -> Any:
+        def answer(detail: dict[str, Any]) -> dict[str, Any]:
+            asked.append(detail)
+            assert detail["options"] == [REPLACE_OPTION, KEEP_OPTION] and not detail.get("params")
+            return {"chosen_options": [choice], "params_input": {}}
+
+        return answer
+
+    conf2 = {**conf, "source_dir": str(second_dir)}
+    second = run_dag("design_upload", conf=conf2, approve=click(REPLACE_OPTION))
+    assert second.state == "success", second.task_states
+    assert len(asked) == 1 and "/artefacts/" in asked[0]["body"]
+    engine = make_engine(app_db_url)
+    with session_scope(engine) as s:
+        row = s.scalars(select(DesignImage).where(DesignImage.shop == "better-shop")).one()
+        assert row.source_name == "bloom_full_resolution_master.png"
+        assert row.width == 600 and (nas_root / row.nas_path).is_file()
+    third = run_dag("design_upload", conf=conf2, approve=click(KEEP_OPTION))
+    assert third.state == "success" and len(asked) == 1  # not asked again, not undone
+    with session_scope(engine) as s:
+        again = s.scalars(select(DesignImage).where(DesignImage.shop == "better-shop")).one()
+        assert again.source_name == "bloom_full_resolution_master.png"
