@@ -17,6 +17,7 @@ grows past an eighth of the index, so the within-run check (add as you go) stays
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,6 +65,36 @@ def _words(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
 
 
+class _Refs:
+    """References stored compactly: chunks of one byte buffer plus end offsets each (a list of
+    1 M Python strings costs ~70 MB; this ~20 MB). Appending never copies earlier chunks."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # first index of each chunk
+        self._chunks: list[tuple[bytes, np.ndarray]] = []
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def extend(self, refs: Sequence[str]) -> None:
+        if not refs:
+            return
+        data = [r.encode() for r in refs]
+        ends = np.cumsum(np.fromiter((len(d) for d in data), dtype=np.int64, count=len(data)))
+        self._starts.append(self._n)
+        self._chunks.append((b"".join(data), ends))
+        self._n += len(data)
+
+    def __getitem__(self, i: int) -> str:
+        i = int(i)
+        c = bisect.bisect_right(self._starts, i) - 1
+        buf, ends = self._chunks[c]
+        j = i - self._starts[c]
+        start = int(ends[j - 1]) if j > 0 else 0
+        return buf[start : int(ends[j])].decode()
+
+
 @dataclass(frozen=True)
 class Hit:
     ref: str
@@ -76,7 +107,7 @@ class DupIndex:
     def __init__(self, config: DupConfig = DEFAULT, capacity: int = 1024) -> None:
         self.config = config
         self.radius = config.index_radius
-        self.refs: list[str] = []
+        self.refs = _Refs()
         self._n = 0
         self._keys = np.zeros(capacity, dtype=np.uint64)
         self._ph = np.zeros((capacity, 4), dtype=np.uint64)
@@ -140,7 +171,9 @@ class DupIndex:
         self._tables = []
         for width, shift in zip(CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True):
             vals = ((keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-            order = np.argsort(vals, kind="stable").astype(np.int64)
+            order = np.argsort(vals, kind="stable").astype(
+                np.int32 if self._n < 2**31 else np.int64
+            )
             offsets = np.zeros((1 << width) + 1, dtype=np.int64)
             np.cumsum(np.bincount(vals, minlength=1 << width), out=offsets[1:])
             # the keys in bucket order: a probe reads one contiguous run, not scattered entries
