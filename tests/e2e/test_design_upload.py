@@ -176,6 +176,12 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
             assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 3
     stored = [p for p in (nas_root / "s3-shop" / "poster").glob("*") if p.is_file()]
     assert len(stored) == len(rep["new"])
+    # no silent fallback: the run's outcome names the missing Etsy connection and the outbox
+    from include.common.publish import artefact_path
+
+    summary = json.loads(artefact_path("design_upload", result.run_id, "summary.json").read_text())
+    assert any("etsy_default" in w and "outbox" in w for w in summary["warnings"])
+    assert not any("nas_default" in w for w in summary["warnings"])
 
 
 def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) -> None:
