@@ -142,9 +142,8 @@ def isolated(engine: str, n: int, queries: int) -> dict[str, Any]:
         fx.nflip = index.radius // 4
     for start in range(0, n, CHUNK):  # chunks, as rows arrive from the database
         ph, dh = data.chunk(start // CHUNK)
-        index.add_rows(
-            [f"db:{i}" for i in range(start, start + len(ph))], ph, dh, col1.repeat(len(ph), 0)
-        )
+        col = np.broadcast_to(col1, (len(ph), hashing.COLOUR_BYTES))  # no copy
+        index.add_rows([f"db:{i}" for i in range(start, start + len(ph))], ph, dh, col)
         if fx is not None:
             keys = np.ascontiguousarray(index._keys[start : start + len(ph)])
             fx.add(keys.view(np.uint8).reshape(-1, 8))

@@ -83,7 +83,8 @@ class _Refs:
         if not refs:
             return
         data = [r.encode() for r in refs]
-        ends = np.cumsum(np.fromiter((len(d) for d in data), dtype=np.int64, count=len(data)))
+        lens = np.fromiter((len(d) for d in data), dtype=np.int64, count=len(data))
+        ends = np.cumsum(lens).astype(np.int32)  # offsets within this chunk's buffer
         self._starts.append(self._n)
         self._chunks.append((b"".join(data), ends))
         self._n += len(data)
