@@ -8,15 +8,18 @@ finds a superset of the answers; the candidates are then checked with the full d
 (key, pHash, dHash, colour) — the answers are exactly a brute-force scan's
 (:meth:`DupIndex.brute_force`, tested and benchmarked).
 
-Each chunk table holds the entries' ids and keys sorted by chunk value and a bucket-offset array
+Each chunk table holds the entries' ids (int32) sorted by chunk value and a bucket-offset array
 over the 2**16 chunk values (512 KB, stays in cache): a probe is two offset reads and one
-contiguous run of keys, filtered on the whole key at once. No Python loop over entries.
+contiguous run of ids whose keys are gathered and filtered on the whole key at once. No Python
+loop over entries. At 1 M entries the index holds ~144 MB of hashes and colour signatures, ~17 MB
+of references and ~18 MB of tables.
 Additions go to an unsorted tail that is scanned directly and merged into the tables when it
 grows past an eighth of the index, so the within-run check (add as you go) stays cheap.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,6 +67,37 @@ def _words(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
 
 
+class _Refs:
+    """References stored compactly: chunks of one byte buffer plus end offsets each (a list of
+    1 M Python strings costs ~70 MB; this ~20 MB). Appending never copies earlier chunks."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # first index of each chunk
+        self._chunks: list[tuple[bytes, np.ndarray]] = []
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def extend(self, refs: Sequence[str]) -> None:
+        if not refs:
+            return
+        data = [r.encode() for r in refs]
+        lens = np.fromiter((len(d) for d in data), dtype=np.int64, count=len(data))
+        ends = np.cumsum(lens).astype(np.int32)  # offsets within this chunk's buffer
+        self._starts.append(self._n)
+        self._chunks.append((b"".join(data), ends))
+        self._n += len(data)
+
+    def __getitem__(self, i: int) -> str:
+        i = int(i)
+        c = bisect.bisect_right(self._starts, i) - 1
+        buf, ends = self._chunks[c]
+        j = i - self._starts[c]
+        start = int(ends[j - 1]) if j > 0 else 0
+        return buf[start : int(ends[j])].decode()
+
+
 @dataclass(frozen=True)
 class Hit:
     ref: str
@@ -76,7 +110,7 @@ class DupIndex:
     def __init__(self, config: DupConfig = DEFAULT, capacity: int = 1024) -> None:
         self.config = config
         self.radius = config.index_radius
-        self.refs: list[str] = []
+        self.refs = _Refs()
         self._n = 0
         self._keys = np.zeros(capacity, dtype=np.uint64)
         self._ph = np.zeros((capacity, 4), dtype=np.uint64)
@@ -113,7 +147,8 @@ class DupIndex:
             raise ValueError("hash rows must be (n, 32) uint8 arrays")
         self._grow(self._n + n)
         s = slice(self._n, self._n + n)
-        self._keys[s] = keys_of(phash)
+        for a in range(0, n, 16384):  # bounded temporaries (keys_of unpacks 256 bits a row)
+            self._keys[self._n + a : self._n + min(n, a + 16384)] = keys_of(phash[a : a + 16384])
         self._ph[s] = _words(phash)
         self._dh[s] = _words(dhash)
         self._col[s] = colour
@@ -139,12 +174,16 @@ class DupIndex:
         keys = self._keys[: self._n]
         self._tables = []
         for width, shift in zip(CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True):
-            vals = ((keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
-            order = np.argsort(vals, kind="stable").astype(np.int64)
+            vals = ((keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint16)
+            order = np.argsort(vals, kind="stable").astype(
+                np.int32 if self._n < 2**31 else np.int64
+            )
             offsets = np.zeros((1 << width) + 1, dtype=np.int64)
             np.cumsum(np.bincount(vals, minlength=1 << width), out=offsets[1:])
-            # the keys in bucket order: a probe reads one contiguous run, not scattered entries
-            self._tables.append((offsets, order, keys[order]))
+            del vals
+            # no copy of the keys in bucket order (-32 MB at 1 M entries): a probe gathers the
+            # few thousand candidate keys through ``order``
+            self._tables.append((offsets, order, None))
         self._indexed = self._n
 
     # ------------------------------------------------------------ queries
@@ -155,7 +194,7 @@ class DupIndex:
         parts: list[np.ndarray] = []
         q = np.uint64(qkey)
         if self._indexed:
-            for (offsets, order, bucket_keys), width, shift in zip(
+            for (offsets, order, _unused), width, shift in zip(
                 self._tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True
             ):
                 chunk = (qkey >> shift) & ((1 << width) - 1)
@@ -170,8 +209,9 @@ class DupIndex:
                 pos = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(
                     total
                 )
-                near = np.bitwise_count(bucket_keys[pos] ^ q) <= self.radius
-                parts.append(order[pos[near]])
+                ids = order[pos]
+                near = np.bitwise_count(self._keys[ids] ^ q) <= self.radius
+                parts.append(ids[near].astype(np.int64))
         if self._n > self._indexed:
             tail = np.arange(self._indexed, self._n)
             parts.append(tail[np.bitwise_count(self._keys[tail] ^ q) <= self.radius])

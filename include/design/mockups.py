@@ -48,7 +48,9 @@ class MockupSpec:
     quad: tuple[Point, Point, Point, Point]
     fit: str = "contain"
     padding: float = 0.04
-    shade: float = 0.0
+    shade: float = 0.0  # extra uniform darkening (0..1)
+    multiply: float = 1.0  # how much of the scene's light and texture is multiplied in (0..1)
+    shadow: tuple[float, float, float, float] | None = None  # dx, dy, blur, opacity
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def load_template(templates_dir: str | os.PathLike[str], name: str) -> Template:
                     fit=fit,
                     padding=float(m.get("padding", 0.04)),
                     shade=float(m.get("shade", 0.0)),
+                    multiply=float(m.get("multiply", 1.0)),
+                    shadow=_shadow(m.get("shadow")),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -129,6 +133,18 @@ def perspective_coeffs(dst: tuple[Point, ...], src: tuple[Point, ...]) -> tuple[
     return tuple(float(c) for c in sol)
 
 
+def _shadow(cfg: Any) -> tuple[float, float, float, float] | None:
+    if not cfg:
+        return None
+    if not isinstance(cfg, dict):
+        raise ValueError("shadow must be an object {offset: [dx, dy], blur, opacity}")
+    dx, dy = (float(v) for v in cfg.get("offset", (6, 8)))
+    blur, opacity = float(cfg.get("blur", 10)), float(cfg.get("opacity", 0.35))
+    if not (0 <= opacity <= 1 and blur >= 0):
+        raise ValueError("shadow opacity must be within 0..1 and blur >= 0")
+    return dx, dy, blur, opacity
+
+
 def _quad_size(quad: tuple[Point, ...]) -> tuple[int, int]:
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = quad
     w = max(np.hypot(x1 - x0, y1 - y0), np.hypot(x2 - x3, y2 - y3))
@@ -152,26 +168,53 @@ def _fit(design: Image.Image, size: tuple[int, int], fit: str, padding: float) -
     return canvas
 
 
+def _quad_mask(
+    size: tuple[int, int], quad: tuple[Point, ...], dx: float = 0, dy: float = 0
+) -> Image.Image:
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).polygon([(x + dx, y + dy) for x, y in quad], fill=255)
+    return mask
+
+
+def scene_shading(bg: Image.Image, quad: tuple[Point, ...], strength: float) -> np.ndarray:
+    """Per-pixel factor (H x W) that carries the scene's light and texture onto the design: the
+    background's luminance where the print lies, relative to its bright level there (the 95th
+    percentile: the paper's white), so a lighting gradient, paper grain or a fold darkens the
+    design exactly as it darkens the blank print in the photo. ``strength`` 0 turns it off."""
+    lum = np.asarray(bg.convert("L"), dtype=np.float32) / 255.0
+    inside = np.asarray(_quad_mask(bg.size, quad)) > 0
+    ref = float(np.percentile(lum[inside], 95)) if inside.any() else 1.0
+    rel = np.clip(lum / max(ref, 1.0 / 255), 0.0, 1.1)
+    return 1.0 - strength * (1.0 - rel)
+
+
 def render(
     design_path: str | os.PathLike[str], spec: MockupSpec, max_side: int, quality: int
 ) -> bytes:
-    """The mockup JPEG bytes for one design and one mockup spec."""
+    """The mockup JPEG bytes for one design and one scene: the design fitted to the print's quad,
+    warped with the perspective of the quad, multiplied by the scene's shading (light, texture),
+    over a soft shadow of the print on the scene."""
     with Image.open(spec.background) as bg_file:
         bg = bg_file.convert("RGB")
     with Image.open(design_path) as d:
         design = d.convert("RGBA")
-    flat_size = _quad_size(spec.quad)
-    flat = _fit(design, flat_size, spec.fit, spec.padding)
-    if spec.shade:
-        rgb = ImageEnhance.Brightness(flat.convert("RGB")).enhance(1 - spec.shade)
-        rgb.putalpha(flat.getchannel("A"))
-        flat = rgb
+    flat = _fit(design, _quad_size(spec.quad), spec.fit, spec.padding)
     fw, fh = flat.size
     coeffs = perspective_coeffs(spec.quad, ((0, 0), (fw, 0), (fw, fh), (0, fh)))
     warped = flat.transform(bg.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BICUBIC)
-    out = bg.convert("RGBA")
-    out.alpha_composite(warped)
-    out = out.convert("RGB")
+    w_arr = np.asarray(warped, dtype=np.float32)
+    rgb, alpha = w_arr[..., :3], w_arr[..., 3:] / 255.0
+    factor = scene_shading(bg, spec.quad, spec.multiply) * (1.0 - spec.shade)
+    rgb = rgb * factor[..., None]
+    base = np.asarray(bg, dtype=np.float32)
+    if spec.shadow:
+        dx, dy, blur, opacity = spec.shadow
+        shadow = _quad_mask(bg.size, spec.quad, dx, dy).filter(ImageFilter.GaussianBlur(blur))
+        sh = np.asarray(shadow, dtype=np.float32) / 255.0 * opacity
+        sh *= 1.0 - np.asarray(_quad_mask(bg.size, spec.quad), dtype=np.float32) / 255.0
+        base = base * (1.0 - sh[..., None])
+    out_arr = base * (1.0 - alpha) + rgb * alpha
+    out = Image.fromarray(np.clip(out_arr + 0.5, 0, 255).astype(np.uint8), "RGB")
     if max(out.size) > max_side:
         out.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
@@ -182,27 +225,92 @@ def render(
 # ---------------------------------------------------------------- the demo template
 
 
+def _noise(size: tuple[int, int], rng: np.random.Generator, blur: float, amp: float) -> np.ndarray:
+    n = Image.fromarray((rng.random((size[1], size[0])) * 255).astype(np.uint8), "L")
+    arr = np.asarray(n.filter(ImageFilter.GaussianBlur(blur)), dtype=np.float32) / 255.0
+    return (arr - arr.mean()) * amp
+
+
+def _light(size: tuple[int, int], centre: Point, falloff: float) -> np.ndarray:
+    """A soft light pool: 1 at ``centre`` (fractions of the size), darker away from it."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot(xx / w - centre[0], yy / h - centre[1])
+    return 1.0 - falloff * np.clip(d, 0, 1.5) ** 1.5
+
+
+def _to_image(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def _paper(bg: np.ndarray, quad: list[list[int]], rng: np.random.Generator, tone: float) -> None:
+    """Paint a blank sheet (paper grain, the scene's light) into ``bg`` within ``quad``."""
+    h, w = bg.shape[:2]
+    mask = np.asarray(_quad_mask((w, h), tuple(map(tuple, quad)))) > 0  # type: ignore[arg-type]
+    grain = 1.0 + _noise((w, h), rng, 0.7, 0.10) + _noise((w, h), rng, 6, 0.08)
+    light = _light((w, h), (0.3, 0.2), 0.35)
+    sheet = tone * grain * light
+    bg[mask] = np.stack([sheet * 1.0, sheet * 0.995, sheet * 0.98], axis=-1)[mask]
+
+
 def write_default_template(templates_dir: Path, name: str = "poster") -> Path:
-    """A demo template: a framed print on a wall (frontal) and a print lying on a table (with
-    perspective), backgrounds drawn from scikit-image's photos. Idempotent."""
+    """The shipped demo template: three scenes drawn procedurally (deterministic) — a print in a
+    frame on a brick wall, a print lying on a wooden table (perspective, soft shadow) and a framed
+    print leaning on a shelf (perspective, soft shadow). Each blank sheet carries the scene's
+    light and paper grain, which the renderer multiplies into the design. Idempotent."""
     from skimage import data
 
     folder = Path(templates_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
-    wall = (
-        Image.fromarray(data.brick()).convert("RGB").resize((1000, 800), Image.Resampling.BICUBIC)
+    rng = np.random.default_rng(17)
+    size = (1000, 750)
+    w, h = size
+
+    # 1. wall: brick, a dark frame with a baked shadow, a mat, the print inside the mat
+    wall_img = Image.fromarray(data.brick()).convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    wall_img = ImageEnhance.Brightness(wall_img).enhance(1.35).filter(ImageFilter.GaussianBlur(1.2))
+    wall = np.asarray(wall_img, dtype=np.float32) * _light(size, (0.45, 0.15), 0.45)[..., None]
+    frame = [[300, 110], [700, 110], [700, 640], [300, 640]]
+    shadow = _quad_mask(size, tuple(map(tuple, frame)), 12, 16).filter(ImageFilter.GaussianBlur(14))  # type: ignore[arg-type]
+    wall *= 1.0 - 0.45 * (np.asarray(shadow, dtype=np.float32) / 255.0)[..., None]
+    wall_im = _to_image(wall)
+    ImageDraw.Draw(wall_im).rectangle((300, 110, 700, 640), fill=(38, 30, 26))
+    wall = np.asarray(wall_im, dtype=np.float32).copy()
+    _paper(wall, [[320, 130], [680, 130], [680, 620], [320, 620]], rng, 246)
+    _to_image(wall).save(folder / "wall.jpg", quality=90)
+
+    # 2. table: wood grain in perspective, a sheet lying on it
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    depth = 0.35 + 0.65 * yy / h  # rows further away are compressed
+    grain = np.sin((xx - w / 2) / depth * 0.045 + 3.0 * _noise(size, rng, 18, 6.0)) * 0.5 + 0.5
+    wood = 0.75 + 0.25 * grain + _noise(size, rng, 1.0, 0.08)
+    wood *= _light(size, (0.35, 0.0), 0.5)
+    table = np.stack([150 * wood, 100 * wood, 62 * wood], axis=-1)
+    quad_table = [[380, 150], [700, 170], [740, 610], [300, 585]]
+    _paper(table, quad_table, rng, 244)
+    _to_image(table).save(folder / "table.jpg", quality=90)
+
+    # 3. shelf: a plaster wall, a shelf, a framed print leaning back against the wall
+    plaster = 214 * (1.0 + _noise(size, rng, 2.0, 0.05) + _noise(size, rng, 30, 0.06))
+    plaster *= _light(size, (0.7, 0.1), 0.5)
+    shelf = np.stack([plaster * 0.98, plaster * 0.96, plaster * 0.9], axis=-1)
+    shelf_im = _to_image(shelf)
+    d = ImageDraw.Draw(shelf_im)
+    frame3 = [(345, 135), (655, 150), (675, 640), (325, 640)]
+    sh3 = _quad_mask(size, tuple(frame3), 22, 6).filter(ImageFilter.GaussianBlur(18))  # type: ignore[arg-type]
+    arr3 = np.asarray(shelf_im, dtype=np.float32) * (
+        1.0 - 0.4 * (np.asarray(sh3, dtype=np.float32) / 255.0)[..., None]
     )
-    wall = ImageEnhance.Brightness(wall).enhance(1.4).filter(ImageFilter.GaussianBlur(1.5))
-    draw = ImageDraw.Draw(wall)
-    draw.rectangle((300, 140, 700, 640), fill=(40, 30, 25))  # frame
-    draw.rectangle((318, 158, 682, 622), fill=(250, 250, 248))  # mat
-    wall.save(folder / "wall.jpg", quality=90)
-    table = (
-        Image.fromarray(data.coffee()).convert("RGB").resize((1000, 667), Image.Resampling.BICUBIC)
-    )
-    quad_table = [[430, 120], [820, 170], [760, 560], [330, 470]]
-    ImageDraw.Draw(table).polygon([tuple(p) for p in quad_table], fill=(245, 245, 240))
-    table.save(folder / "table.jpg", quality=90)
+    shelf_im = _to_image(arr3)
+    d = ImageDraw.Draw(shelf_im)
+    d.rectangle((120, 640, 880, 668), fill=(112, 76, 48))  # shelf board
+    d.rectangle((120, 668, 880, 676), fill=(70, 48, 30))  # its shadowed edge
+    d.polygon(frame3, fill=(232, 228, 220))  # a light wooden frame
+    shelf = np.asarray(shelf_im, dtype=np.float32).copy()
+    quad_shelf = [[365, 158], [636, 171], [652, 620], [348, 620]]
+    _paper(shelf, quad_shelf, rng, 240)
+    _to_image(shelf).save(folder / "shelf.jpg", quality=90)
+
     cfg = {
         "name": name,
         "title": "Art print",
@@ -220,10 +328,12 @@ def write_default_template(templates_dir: Path, name: str = "poster") -> Path:
             "tags": ["art print", "poster", "wall art", "{colour} wall art", "abstract art",
                      "{orientation} print"],
         },
+        "shops": {},
         "output": {"max_side": 1200, "quality": 85},
         "mockups": [
-            {"name": "wall", "background": "wall.jpg", "quad": [[330, 170], [670, 170], [670, 610], [330, 610]], "fit": "contain", "padding": 0.03},
-            {"name": "table", "background": "table.jpg", "quad": quad_table, "fit": "contain", "padding": 0.05, "shade": 0.05},
+            {"name": "wall", "background": "wall.jpg", "quad": [[334, 146], [666, 146], [666, 604], [334, 604]], "fit": "contain", "padding": 0.0, "shadow": {"offset": [2, 3], "blur": 3, "opacity": 0.25}},
+            {"name": "table", "background": "table.jpg", "quad": quad_table, "fit": "contain", "padding": 0.06, "shadow": {"offset": [10, 14], "blur": 12, "opacity": 0.5}},
+            {"name": "shelf", "background": "shelf.jpg", "quad": quad_shelf, "fit": "contain", "padding": 0.05, "shadow": {"offset": [3, 4], "blur": 4, "opacity": 0.25}},
         ],
     }  # fmt: skip
     (folder / "template.json").write_text(json.dumps(cfg, indent=2))

@@ -118,7 +118,11 @@ def _name_key(name: str) -> tuple[int, tuple[int, ...]]:
 
 
 def better(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Is ``a`` a strictly better copy than ``b`` on the facts (names ignored)?"""
+    """Is ``a`` a strictly better copy than ``b`` on the facts (names ignored)? A stored design
+    without recorded facts (stored before they were measured) is never "worse": nobody is asked
+    to replace designs on no evidence."""
+    if not a or not b:
+        return False
     return rank(a)[:-1] > rank(b)[:-1]
 
 

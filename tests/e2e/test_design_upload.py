@@ -90,7 +90,7 @@ def test_design_upload_sftp_nas_and_etsy(
                 select(func.count())
                 .select_from(DesignMockup)
                 .where(DesignMockup.design_image_id.in_(ids))
-            ) == 2 * len(rows)
+            ) == 3 * len(rows)
             listings = s.scalars(
                 select(DesignListing).where(DesignListing.design_image_id.in_(ids))
             ).all()
@@ -120,9 +120,9 @@ def test_design_upload_sftp_nas_and_etsy(
         assert "/artefacts/design_upload/" in page and "mockups/" in page
         assert "design_00.png" in page and "design_00_copy_swapformat.jpg" in page
         assert len(etsy.listings) == len(rows)
-        assert all(len(etsy.images(lid)) == 2 for lid in etsy.listings)
+        assert all(len(etsy.images(lid)) == 3 for lid in etsy.listings)
         mockups = list((nas_root / "e2e-shop" / "poster" / "mockups").glob("*.jpg"))
-        assert len(mockups) == 2 * len(rows)
+        assert len(mockups) == 3 * len(rows)
 
         # the same upload again: everything is a duplicate of the database, nothing new on Etsy
         again = run_dag("design_upload", conf=conf)
@@ -173,9 +173,15 @@ def test_design_upload_from_s3_to_mounted_nas_and_outbox(
         assert len(listings) == len(rep["new"]) and {x.state for x in listings} == {"outbox"}
         for x in listings:
             doc = json.loads((Path(x.outbox_path) / "listing.json").read_text())
-            assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 2
+            assert doc["idempotency_tag"] == x.idempotency_tag and len(doc["images"]) == 3
     stored = [p for p in (nas_root / "s3-shop" / "poster").glob("*") if p.is_file()]
     assert len(stored) == len(rep["new"])
+    # no silent fallback: the run's outcome names the missing Etsy connection and the outbox
+    from include.common.publish import artefact_path
+
+    summary = json.loads(artefact_path("design_upload", result.run_id, "summary.json").read_text())
+    assert any("etsy_default" in w and "outbox" in w for w in summary["warnings"])
+    assert not any("nas_default" in w for w in summary["warnings"])
 
 
 def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) -> None:
@@ -232,7 +238,7 @@ def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
         "AIRFLOW_CONN_NAS_DEFAULT",
         json.dumps({"conn_type": "fs", "extra": {"path": demo["nas_root"]}}),
     )
-    srv = FakeEtsyServer(per_day=7).start()  # one listing + its images take 5 requests
+    srv = FakeEtsyServer(per_day=7).start()  # one listing + its 3 images take 6 requests
     try:
         monkeypatch.setenv("AIRFLOW_CONN_ETSY_DEFAULT", json.dumps(srv.airflow_connection()))
         conf = {"source_dir": demo["source_dir"], "shop": "quota-shop", "template": "poster"}
@@ -255,7 +261,7 @@ def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
         assert len(srv.listings) == len(
             rep["new"]
         )  # the listing created before the quota ran out was reused
-        assert all([i["rank"] for i in srv.images(lid)] == [1, 2] for lid in srv.listings)
+        assert all([i["rank"] for i in srv.images(lid)] == [1, 2, 3] for lid in srv.listings)
         with session_scope(make_engine(app_db_url)) as s:
             rows = s.scalars(select(DesignListing).where(DesignListing.shop == "quota-shop")).all()
             assert {r.state for r in rows} == {"complete"} and len(
@@ -318,3 +324,52 @@ def test_single_file_upload_is_the_same_dag(
         and rep["errors"] == {}
         and rep["listings"]["only.png"]["state"] == "outbox"
     )
+
+
+def test_a_better_copy_is_replaced_after_a_click_and_never_asked_again(
+    run_dag, app_db_url, tmp_path: Path, monkeypatch
+) -> None:
+    """The approval form has two buttons and no field; clicking "Replace" (the REST call the UI
+    makes) replaces the stored design; the same upload later is not asked about again."""
+    from PIL import Image
+
+    from include.design.approval import KEEP_OPTION, REPLACE_OPTION
+
+    nas_root = tmp_path / "nas"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NAS_DEFAULT",
+        json.dumps({"conn_type": "fs", "extra": {"path": str(nas_root)}}),
+    )
+    im = samples.make_design(21, (600, 600), transparent=True)
+    first_dir, second_dir = tmp_path / "up1", tmp_path / "up2"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    im.resize((300, 300), Image.Resampling.BILINEAR).save(first_dir / "bloom_small.png")
+    im.save(second_dir / "bloom_full_resolution_master.png")
+    conf = {"source_dir": str(first_dir), "shop": "better-shop", "template": "poster"}
+    assert run_dag("design_upload", conf=conf).state == "success"
+
+    asked: list[dict[str, Any]] = []
+
+    def click(choice: str) -> Any:
+        def answer(detail: dict[str, Any]) -> dict[str, Any]:
+            asked.append(detail)
+            assert detail["options"] == [REPLACE_OPTION, KEEP_OPTION] and not detail.get("params")
+            return {"chosen_options": [choice], "params_input": {}}
+
+        return answer
+
+    conf2 = {**conf, "source_dir": str(second_dir)}
+    second = run_dag("design_upload", conf=conf2, approve=click(REPLACE_OPTION))
+    assert second.state == "success", second.task_states
+    assert len(asked) == 1 and "/artefacts/" in asked[0]["body"]
+    engine = make_engine(app_db_url)
+    with session_scope(engine) as s:
+        row = s.scalars(select(DesignImage).where(DesignImage.shop == "better-shop")).one()
+        assert row.source_name == "bloom_full_resolution_master.png"
+        assert row.width == 600 and (nas_root / row.nas_path).is_file()
+    third = run_dag("design_upload", conf=conf2, approve=click(KEEP_OPTION))
+    assert third.state == "success" and len(asked) == 1  # not asked again, not undone
+    with session_scope(engine) as s:
+        again = s.scalars(select(DesignImage).where(DesignImage.shop == "better-shop")).one()
+        assert again.source_name == "bloom_full_resolution_master.png"

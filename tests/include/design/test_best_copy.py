@@ -69,6 +69,8 @@ def test_quality_order_prefers_the_original(tmp_path: Path) -> None:
     for k in facts:
         if k != best:
             assert quality.better(facts[best], facts[k]), k
+            assert not quality.better(facts[k], facts[best]), k
+    assert not quality.better(facts[best], None)  # a design stored before facts were recorded
 
 
 def test_the_best_copy_of_a_group_is_kept(any_app_db_url: str, tmp_path: Path) -> None:

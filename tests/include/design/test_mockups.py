@@ -106,4 +106,35 @@ def test_shipped_template_loads() -> None:
     import include.design
 
     tpl = mockups.load_template(Path(include.design.__file__).parent / "templates", "poster")
-    assert [m.name for m in tpl.mockups] == ["wall", "table"] and tpl.listing["price"] == 18.0
+    assert [m.name for m in tpl.mockups] == ["wall", "table", "shelf"]
+    assert tpl.listing["price"] == 18.0 and all(m.shadow for m in tpl.mockups)
+
+
+def _gradient_template(tmp_path: Path, **extra: object) -> Path:
+    """A scene whose blank sheet is lit from the left (bright) to the right (half as bright)."""
+    folder = tmp_path / "tpl" / "g"
+    folder.mkdir(parents=True)
+    x = np.linspace(240, 120, 400)
+    bg = np.repeat(np.repeat(x[None, :, None], 300, axis=0), 3, axis=2)
+    bg[:40] = 60  # a dark band above the sheet
+    Image.fromarray(bg.astype(np.uint8), "RGB").save(folder / "bg.png")
+    m = {"name": "m", "background": "bg.png", "quad": [[100, 80], [300, 80], [300, 250], [100, 250]],
+         "padding": 0, **extra}  # fmt: skip
+    (folder / "template.json").write_text(json.dumps({"name": "g", "mockups": [m]}))
+    return tmp_path / "tpl"
+
+
+def test_the_scene_shades_the_design_and_the_print_casts_a_soft_shadow(tmp_path: Path) -> None:
+    templates = _gradient_template(tmp_path, shadow={"offset": [8, 8], "blur": 4, "opacity": 0.5})
+    spec = mockups.load_template(templates, "g").mockups[0]
+    design = tmp_path / "red.png"
+    Image.new("RGBA", (60, 50), (230, 40, 40, 255)).save(design)
+    arr = np.asarray(Image.open(io.BytesIO(mockups.render(design, spec, 1000, 95)))).astype(int)
+    left, right = arr[160, 110, 0], arr[160, 290, 0]
+    assert left > 200 and right < 0.75 * left  # the scene's light falls off on the design too
+    bg_right_of_print = np.asarray(Image.open(spec.background)).astype(int)[200, 304, 0]
+    assert arr[200, 304, 0] < bg_right_of_print - 15  # the shadow, just beside the print
+    assert abs(arr[200, 330, 0] - bg_right_of_print) < 30  # and soft: gone further out
+    flat = mockups.load_template(_gradient_template(tmp_path / "f", multiply=0), "g").mockups[0]
+    arr2 = np.asarray(Image.open(io.BytesIO(mockups.render(design, flat, 1000, 95)))).astype(int)
+    assert abs(arr2[160, 110, 0] - arr2[160, 290, 0]) < 10  # multiply 0: pasted flat

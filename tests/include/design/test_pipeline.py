@@ -98,12 +98,12 @@ def test_pipeline_steps_on_postgres(app_db_url: str, demo: dict[str, Any], tmp_p
             .where(DesignMockup.design_image_id.in_(ids))
         )
         n_mock = s.scalar(mock_count)
-        assert n_mock == 2 * len(rows)
+        assert n_mock == 3 * len(rows)  # three scenes
         listings = s.scalars(select(DesignListing).where(DesignListing.shop == shop)).all()
         assert len(listings) == len(rows) and {x.state for x in listings} == {"outbox"}
     outbox = json.loads((Path(listings[0].outbox_path) / "listing.json").read_text())
     title = outbox["form"]["title"]
-    assert "Art print" in title and len(outbox["images"]) == 2
+    assert "Art print" in title and len(outbox["images"]) == 3
     assert "design" not in title.lower() and len(title) <= 140  # never the file name
 
     # a rerun of the same run (task retries) changes nothing
@@ -176,7 +176,7 @@ def test_etsy_listings_through_the_fake_server(
         assert {v["state"] for v in summary["listings"].values()} == {"complete"}
         assert len(srv.listings) == len(summary["new"])  # never two listings for one design
         for lid in srv.listings:
-            assert [i["rank"] for i in srv.images(lid)] == [1, 2]
+            assert [i["rank"] for i in srv.images(lid)] == [1, 2, 3]
         before = len(srv.state.requests)
         _run(engine, demo, tmp_path, shop="etsy-shop", run_id="e-1", client=hook)  # retry: no calls
         assert not [r for r in srv.state.requests[before:] if r[0] == "POST"]
