@@ -31,7 +31,7 @@ def test_channel_uploads_run_in_parallel_within_the_hypha_pool(reef_dags) -> Non
     assert task.pool_slots * 3 <= pool_sizes()[HYPHA_POOL]  # at least 3 channels at once
     import dags.reef_stitch_upload as mod  # noqa: F401 - the constant the hook is given
 
-    assert mod.CHANNEL_PUT_CONCURRENCY == task.pool_slots
+    assert task.pool_slots == mod.CHANNEL_PUT_CONCURRENCY
 
 
 def test_summary_is_the_only_leaf(reef_dags) -> None:
