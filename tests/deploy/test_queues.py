@@ -244,8 +244,9 @@ EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
     "photo_reprocess": {"run_ml": (GPU, "default_pool", 1)},
     "reef_stitch_upload": {
         "stitch": (CPU, "default_pool", 1),
-        "upload_channel": (IO, HYPHA_POOL, 25),
+        "upload_channel": (IO, HYPHA_POOL, 5),  # 5 of 25: channels upload in parallel
         "commit_folder": (IO, "default_pool", 1),
+        "timelapse": (IO, "default_pool", 1),
     },
     "reef_treatment_upload": {"upload_folder": (IO, HYPHA_POOL, 25)},
     "roboflow_upload": {"upload_batch": (IO, ROBOFLOW_POOL, 8)},
