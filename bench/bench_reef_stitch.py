@@ -151,10 +151,12 @@ def main() -> None:
         "ours_registered_s": round(reg["seconds"], 3),
         "ours_registered_peak_rss_mb": round(reg["peak_rss_mb"], 1),
         "registration_overhead": round(reg["seconds"] / ours["seconds"] - 1, 3),
+        # the registration step's own time over the stitch (less noisy on a shared machine)
+        "registration_share": round(reg["registration"].get("seconds", 0) / ours["seconds"], 3),
         "registration": reg["registration"],
         "levels": ours["levels"],
         "level0_equal": equal,
-        "target": "ratio >= 1.5, ours_peak_rss_mb <= 600, registration_overhead <= 0.5",
+        "target": "ratio >= 1.5, ours_peak_rss_mb <= 600, registration_overhead (and share) <= 0.5",
     }
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
