@@ -20,6 +20,8 @@ origin moved to keep positions non-negative.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from concurrent.futures import Future
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -208,12 +210,18 @@ def register_plan(plan: MosaicPlan, opts: Any) -> tuple[MosaicPlan, dict[str, An
         names,
         key=lambda ch: sum(_texture(t) for t in (load(ch, k) for k in sample) if t is not None),
     )
+    # pairs in raster order of their later tile; a tile is decoded when first needed and dropped
+    # after its last pair: memory holds about two rows of tiles, not the whole mosaic
+    rank = {i: r for r, i in enumerate(sorted(range(len(keys)), key=lambda i: tuple(stage[i])))}
+    pairs.sort(key=lambda ab: (max(rank[ab[0]], rank[ab[1]]), min(rank[ab[0]], rank[ab[1]])))
+    remaining = Counter(i for ab in pairs for i in ab)
+    cache: dict[int, Future[np.ndarray | None]] = {}
+    links: list[tuple[int, int, float, float, float]] = []
     with ThreadPoolExecutor(max(1, int(getattr(opts, "workers", 2)))) as pool:
-        tiles = dict(zip(keys, pool.map(lambda k: load(ref, k), keys), strict=True))
 
         def one(ab: tuple[int, int]) -> tuple[int, int, float, float, float] | None:
             a, b = ab
-            ta, tb = tiles[keys[a]], tiles[keys[b]]
+            ta, tb = cache[a].result(), cache[b].result()
             if ta is None or tb is None:
                 return None
             dy, dx = (int(v) for v in stage[b] - stage[a])
@@ -222,7 +230,19 @@ def register_plan(plan: MosaicPlan, opts: Any) -> tuple[MosaicPlan, dict[str, An
                 return None
             return a, b, dy + m[0], dx + m[1], m[2]
 
-        links = [r for r in pool.map(one, pairs) if r is not None]
+        batch = 16
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            for ab in chunk:  # decodes are queued before the pairs that wait for them
+                for t in ab:
+                    if t not in cache:
+                        cache[t] = pool.submit(load, ref, keys[t])
+            links += [r for r in pool.map(one, chunk) if r is not None]
+            for ab in chunk:
+                for t in ab:
+                    remaining[t] -= 1
+                    if remaining[t] == 0:
+                        del cache[t]
     pos, kept = solve_positions(stage, links)
     ipos = np.round(pos).astype(int)
     min_y, min_x = int(ipos[:, 0].min()), int(ipos[:, 1].min())
