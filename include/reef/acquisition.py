@@ -283,7 +283,7 @@ def check_folder(folder: str | os.PathLike[str]) -> list[str]:
         out.append(str(exc))
     try:
         tiles = scan_tiles(folder)
-    except OSError as exc:
+    except (OSError, AcquisitionError) as exc:
         return [*out, f"cannot list {IMAGE_DIR}/: {exc}"]
     try:
         coords = read_coordinates(folder)

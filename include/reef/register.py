@@ -1,8 +1,9 @@
 """Refine tile positions from the tiles' overlaps (what ASHLAR, MIST and BigStitcher do).
 
-1. Pairs: tiles whose stage rectangles overlap by at least ``MIN_OVERLAP_PX`` in both axes.
-2. Each pair's overlap strip is cut from both tiles (at the stage-expected offset), windowed, and
-   phase-correlated (scikit-image); the peak gives the residual shift. A pair is kept when the
+1. Pairs: edge neighbours, i.e. tiles whose stage rectangles overlap by at least
+   ``MIN_OVERLAP_PX`` across a whole side (corner-only overlaps are left out).
+2. Each pair's overlap strip is cut from both tiles (at the stage-expected offset), Hann-windowed
+   and phase-correlated (float32 real FFTs); the peak gives the residual shift. A pair is kept when the
    shift is within ``max_shift_px``, both strips have texture, and the normalised
    cross-correlation of the re-aligned strips is at least ``min_correlation``.
 3. Global solve: weighted least squares over all tile positions, every kept pair an equation
@@ -19,7 +20,10 @@ origin moved to keep positions non-negative.
 from __future__ import annotations
 
 import time
+from collections import Counter
+from concurrent.futures import Future
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,7 +33,8 @@ from include.reef.acquisition import MosaicPlan, Placement
 MIN_OVERLAP_PX = 16
 OUTLIER_PX = 3.0
 PRIOR_WEIGHT = 1e-3
-MIN_STD = 1.0  # grey levels: flatter strips have no texture to register on
+MIN_STD = 1.0
+MAX_STRIP_PX = 1024  # of an overlap strip's long side used for the correlation  # grey levels: flatter strips have no texture to register on
 
 
 def _key(p: Placement) -> tuple[str, int]:
@@ -42,7 +47,9 @@ def _pairs(pos: np.ndarray, th: int, tw: int) -> list[tuple[int, int]]:
     for a in range(n):
         for b in range(a + 1, n):
             dy, dx = pos[b] - pos[a]
-            if th - abs(dy) >= MIN_OVERLAP_PX and tw - abs(dx) >= MIN_OVERLAP_PX:
+            oy, ox = th - abs(dy), tw - abs(dx)
+            # edge neighbours: a strip along a whole side (corner-only overlaps add little)
+            if min(oy, ox) >= MIN_OVERLAP_PX and (oy >= th // 2 or ox >= tw // 2):
                 out.append((a, b))
     return out
 
@@ -66,32 +73,60 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / d) if d > 0 else 0.0
 
 
+@lru_cache(maxsize=16)
+def _window(h: int, w: int) -> np.ndarray:
+    return np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+
+
+def phase_correlation(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Integer shift ``s`` with ``a[u] ~ b[u - s]`` (float32 real FFTs, Hann window)."""
+    from scipy import fft
+
+    win = _window(*a.shape)
+    # zero-padded to sizes FFTs are fast for (a 205-px strip is 5 x 41)
+    h, w = fft.next_fast_len(a.shape[0], real=True), fft.next_fast_len(a.shape[1], real=True)
+    fa = fft.rfft2((a - a.mean()) * win, s=(h, w), workers=1)
+    fb = fft.rfft2((b - b.mean()) * win, s=(h, w), workers=1)
+    cross = fa * np.conj(fb)
+    cross /= np.abs(cross) + 1e-6
+    corr = fft.irfft2(cross, s=(h, w), workers=1)
+    y, x = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    return (y - h if y > h // 2 else y), (x - w if x > w // 2 else x)
+
+
 def measure_pair(
     ta: np.ndarray, tb: np.ndarray, dy: int, dx: int, max_shift: int
 ) -> tuple[float, float, float] | None:
     """(shift_y, shift_x, correlation) such that b truly sits at (dy + sy, dx + sx) from a, or None
     when the overlap has no texture or no convincing peak."""
-    from skimage.registration import phase_cross_correlation
-
     st = _strips(ta, tb, dy, dx)
     if st is None:
         return None
-    sa, sb = (s.astype(np.float32) for s in st)
+    sa, sb = (_crop_long(s).astype(np.float32) for s in st)
     if sa.std() < MIN_STD or sb.std() < MIN_STD:
         return None
-    win = np.outer(np.hanning(sa.shape[0]), np.hanning(sa.shape[1])).astype(np.float32)
-    shift, _, _ = phase_cross_correlation(
-        (sa - sa.mean()) * win, (sb - sb.mean()) * win, normalization="phase"
-    )
     # sa[u] == sb[u - shift]: b truly sits at d + shift from a
-    sy, sx = int(round(shift[0])), int(round(shift[1]))
+    sy, sx = phase_correlation(sa, sb)
     if abs(sy) > max_shift or abs(sx) > max_shift:
         return None
     again = _strips(ta, tb, dy + sy, dx + sx)
     if again is None:
         return None
-    c = _ncc(again[0].astype(np.float32), again[1].astype(np.float32))
+    c = _ncc(_crop_long(again[0]).astype(np.float32), _crop_long(again[1]).astype(np.float32))
     return float(sy), float(sx), c
+
+
+def _crop_long(strip: np.ndarray, keep: int = MAX_STRIP_PX) -> np.ndarray:
+    """The middle ``keep`` pixels of a strip along its long side (enough for the shift, and half
+    the FFT work for 2048-px tiles)."""
+    h, w = strip.shape
+    if h >= w and h > keep:
+        y0 = (h - keep) // 2
+        return strip[y0 : y0 + keep]
+    if w > h and w > keep:
+        x0 = (w - keep) // 2
+        return strip[:, x0 : x0 + keep]
+    return strip
 
 
 def solve_positions(
@@ -137,7 +172,9 @@ def solve_positions(
 
 
 def _texture(img: np.ndarray) -> float:
-    f = img.astype(np.float32)
+    h, w = img.shape
+    y0, x0 = max(0, h // 2 - 256), max(0, w // 2 - 256)
+    f = img[y0 : y0 + 512, x0 : x0 + 512].astype(np.float32)  # a central crop is enough
     return float(np.abs(np.diff(f, axis=0)).mean() + np.abs(np.diff(f, axis=1)).mean())
 
 
@@ -173,12 +210,18 @@ def register_plan(plan: MosaicPlan, opts: Any) -> tuple[MosaicPlan, dict[str, An
         names,
         key=lambda ch: sum(_texture(t) for t in (load(ch, k) for k in sample) if t is not None),
     )
+    # pairs in raster order of their later tile; a tile is decoded when first needed and dropped
+    # after its last pair: memory holds about two rows of tiles, not the whole mosaic
+    rank = {i: r for r, i in enumerate(sorted(range(len(keys)), key=lambda i: tuple(stage[i])))}
+    pairs.sort(key=lambda ab: (max(rank[ab[0]], rank[ab[1]]), min(rank[ab[0]], rank[ab[1]])))
+    remaining = Counter(i for ab in pairs for i in ab)
+    cache: dict[int, Future[np.ndarray | None]] = {}
+    links: list[tuple[int, int, float, float, float]] = []
     with ThreadPoolExecutor(max(1, int(getattr(opts, "workers", 2)))) as pool:
-        tiles = dict(zip(keys, pool.map(lambda k: load(ref, k), keys), strict=True))
 
         def one(ab: tuple[int, int]) -> tuple[int, int, float, float, float] | None:
             a, b = ab
-            ta, tb = tiles[keys[a]], tiles[keys[b]]
+            ta, tb = cache[a].result(), cache[b].result()
             if ta is None or tb is None:
                 return None
             dy, dx = (int(v) for v in stage[b] - stage[a])
@@ -187,7 +230,19 @@ def register_plan(plan: MosaicPlan, opts: Any) -> tuple[MosaicPlan, dict[str, An
                 return None
             return a, b, dy + m[0], dx + m[1], m[2]
 
-        links = [r for r in pool.map(one, pairs) if r is not None]
+        batch = 16
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            for ab in chunk:  # decodes are queued before the pairs that wait for them
+                for t in ab:
+                    if t not in cache:
+                        cache[t] = pool.submit(load, ref, keys[t])
+            links += [r for r in pool.map(one, chunk) if r is not None]
+            for ab in chunk:
+                for t in ab:
+                    remaining[t] -= 1
+                    if remaining[t] == 0:
+                        del cache[t]
     pos, kept = solve_positions(stage, links)
     ipos = np.round(pos).astype(int)
     min_y, min_x = int(ipos[:, 0].min()), int(ipos[:, 1].min())

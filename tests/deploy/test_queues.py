@@ -220,7 +220,6 @@ EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
     "astro_calibration_masters": {
         "integrate_master": (CPU, "default_pool", 1),
         "copy_to_library": (IO, "default_pool", 1),
-        "import_external": (IO, "default_pool", 1),
     },
     "astro_prepare_lights": {
         "prepare_raw": (IO, "default_pool", 1),
@@ -245,8 +244,9 @@ EXPECTED_PLACEMENT: dict[str, dict[str, tuple[str, str, int]]] = {
     "photo_reprocess": {"run_ml": (GPU, "default_pool", 1)},
     "reef_stitch_upload": {
         "stitch": (CPU, "default_pool", 1),
-        "upload_channel": (IO, HYPHA_POOL, 5),  # 5 channels upload at once in the 25-slot pool,
+        "upload_channel": (IO, HYPHA_POOL, 5),  # 5 of 25: channels upload in parallel
         "commit_folder": (IO, "default_pool", 1),
+        "timelapse": (IO, "default_pool", 1),
     },
     "reef_treatment_upload": {"upload_folder": (IO, HYPHA_POOL, 25)},
     "roboflow_upload": {"upload_batch": (IO, ROBOFLOW_POOL, 8)},

@@ -64,7 +64,9 @@ def assert_zip_equals_folder(data: bytes, folder: Path) -> None:
             assert zf.read(n) == (folder.parent / n).read_bytes()
 
 
-def test_treatment_upload_rerun_and_bad_folder(hypha, run_dag, app_db_url, tmp_path: Path):
+def test_treatment_upload_rerun_and_bad_folder(
+    hypha, run_dag, app_db_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     exp = "reef-e2e-treat"
     folders = generate_timelapse(tmp_path / "mic", exp, n_folders=4, grid=GRID)
     conf = {
@@ -80,15 +82,20 @@ def test_treatment_upload_rerun_and_bad_folder(hypha, run_dag, app_db_url, tmp_p
         art = hook.read(ds)
         assert len(art["versions"]) == 1 and not hook.is_staged(ds)
         listing = hook.list_files(ds)
-        # the newest folder is never uploaded
-        assert sorted(listing) == sorted(f"{f.name}.zip" for f in folders[:3])
-        for f in folders[:3]:
+        # the newest folder too, once settled (issue 16.1)
+        assert sorted(listing) == sorted(f"{f.name}.zip" for f in folders)
+        for f in folders:
             assert_zip_equals_folder(download(hook, ds, f"{f.name}.zip"), f)
     engine = make_engine(app_db_url)
     with session_scope(engine) as s:
         rec = get_item(s, TREATMENT, "folder", folder_key(exp, folders[0].name))
         assert rec.status == "done" and rec.detail["size"] == listing[f"{folders[0].name}.zip"]
-        assert get_item(s, TREATMENT, "folder", folder_key(exp, folders[3].name)) is None
+        assert get_item(s, TREATMENT, "folder", folder_key(exp, folders[3].name)).status == "done"
+    assert res.outcome["line"].startswith("✔ · 4 folder(s) uploaded"), res.outcome
+    from include.common.publish import artefact_path
+
+    html = artefact_path(res.dag_id, res.run_id, "summary.html").read_text()
+    assert f"/artifacts/{ds}" in html and folders[0].name in html
     assert not list((tmp_path / "work").rglob("*.zip"))  # temp archives removed
     assert all(f.is_dir() for f in folders)  # sources untouched
 
@@ -99,6 +106,17 @@ def test_treatment_upload_rerun_and_bad_folder(hypha, run_dag, app_db_url, tmp_p
         art2 = hook.read(ds)
         assert len(art2["versions"]) == 1
         assert hook.list_files(ds) == listing
+    assert "nothing new" in res2.outcome["line"]
+
+    # a scheduled run (no conf) before the microscope wrote anything: green and quiet
+    monkeypatch.setenv("AIRFLOW_VAR_IMAGING_REEF_BASE_DIR", str(tmp_path / "not-yet"))
+    monkeypatch.setenv("AIRFLOW_VAR_IMAGING_REEF_EXPERIMENT_ID", exp)
+    quiet = run_dag("reef_treatment_upload", conf={"work_dir": str(tmp_path / "work")})
+    assert quiet.state == "success", quiet.task_states
+    assert "does not exist yet" in quiet.outcome["line"]
+    # ... but a base dir the user named and that does not exist is a clear failure
+    named = run_dag("reef_treatment_upload", conf={**conf, "base_dir": str(tmp_path / "typo")})
+    assert named.state == "failed" and named.task_states["select_folders"] == "failed"
 
     # a folder that vanishes between selection and upload: failed with the reason, others go on
     from include.reef.pipeline import treatment_upload_folder
@@ -155,7 +173,7 @@ def test_rerun_after_crash_before_commit_leaves_one_file(
         art = hook.read(ds, stage=True)
         assert [v["version"] for v in art["versions"]] == ["v0"] and art["staging"] is None
         listing = hook.list_files(ds)
-        assert listing == {f"{f.name}.zip": listing[f"{f.name}.zip"] for f in folders[:2]}
+        assert listing == {f"{f.name}.zip": listing[f"{f.name}.zip"] for f in folders}
         assert listing[f"{folders[0].name}.zip"] == z.size
         assert_zip_equals_folder(download(hook, ds, f"{folders[0].name}.zip"), folders[0])
 
