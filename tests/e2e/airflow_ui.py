@@ -109,12 +109,23 @@ def form_errors(dialog: Any) -> list[str]:
     return out
 
 
-def submit_trigger(page: Any, dialog: Any) -> tuple[int, dict[str, Any] | str]:
-    """Press Trigger; returns the HTTP status and body of the UI's ``POST .../dagRuns``."""
-    with page.expect_response(
-        lambda r: r.request.method == "POST" and re.search(r"/api/v2/dags/[^/]+/dagRuns$", r.url)
-    ) as resp:
-        dialog.locator("[data-testid=trigger-dag-submit]").click()
+def submit_trigger(page: Any, dialog: Any, unpause: bool) -> tuple[int, dict[str, Any] | str]:
+    """Press Trigger; returns the HTTP status and body of the UI's ``POST .../dagRuns``. With
+    ``unpause`` (the dialog's "Unpause on trigger" box is checked) it also waits for the UI's
+    ``PATCH /api/v2/dags/<id>`` that follows (leaving the page earlier cancels it)."""
+
+    def posted(r: Any) -> bool:
+        return r.request.method == "POST" and bool(re.search(r"/api/v2/dags/[^/]+/dagRuns$", r.url))
+
+    def unpaused(r: Any) -> bool:
+        return r.request.method == "PATCH" and bool(re.search(r"/api/v2/dags/[^/?]+(\?|$)", r.url))
+
+    with page.expect_response(posted) as resp:
+        if unpause:
+            with page.expect_response(unpaused):
+                dialog.locator("[data-testid=trigger-dag-submit]").click()
+        else:
+            dialog.locator("[data-testid=trigger-dag-submit]").click()
     r = resp.value
     try:
         return r.status, r.json()

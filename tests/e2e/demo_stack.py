@@ -160,7 +160,7 @@ class RestApi:
                 data=json.dumps({"username": "admin", "password": self.password}).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(req, timeout=20) as r:
+            with urllib.request.urlopen(req, timeout=120) as r:
                 self._token = json.load(r)["access_token"]
             self._token_at = time.monotonic()
         return self._token
@@ -175,7 +175,7 @@ class RestApi:
         )
         for attempt in range(3):  # SQLite may be briefly locked under load
             try:
-                with urllib.request.urlopen(req, timeout=60) as r:
+                with urllib.request.urlopen(req, timeout=120) as r:
                     return json.load(r)
             except urllib.error.HTTPError as exc:
                 if exc.code < 500 or attempt == 2:

@@ -145,6 +145,7 @@ class Newcomer:
         self.shots = shots
         self.problems: list[str] = []
         self.triggered: dict[str, str] = {}  # dag_id -> run_id of the user's run
+        self.attempted: set[str] = set()  # DAGs whose form was submitted or found blocked
         self.answered: dict[tuple[str, str, str, int], str] = {}
         self.first_waiting: dict[tuple[str, str, str, int], float] = {}
         self.checked_runs: set[tuple[str, str]] = set()
@@ -186,10 +187,12 @@ class Newcomer:
     ) -> None:
         page = self.page
         dialog = ui.open_trigger_form(page, self.url, dag_id)
-        unpause = dialog.get_by_text(re.compile(r"Unpause .* on trigger"))
-        if unpause.count():  # the default a newcomer keeps: armed schedules must work too
+        unpause = False  # the box shows on a paused DAG only
+        if dialog.get_by_text(re.compile(r"Unpause .* on trigger")).count():
+            # the default a newcomer keeps: armed schedules must work too
             box = dialog.locator("label[data-scope=checkbox][data-part=root]").first
-            assert box.get_attribute("data-state") == "checked", "Unpause on trigger is unchecked"
+            unpause = box.get_attribute("data-state") == "checked"
+            assert unpause, f"{dag_id}: 'Unpause on trigger' is not checked by default"
         entered: dict[str, Any] = {}
         for name, value in conf.items():
             if name.startswith("_"):
@@ -209,6 +212,7 @@ class Newcomer:
             self.shot(screenshot)
         submit = dialog.locator("[data-testid=trigger-dag-submit]")
         if submit.is_disabled():
+            self.attempted.add(dag_id)
             errors = ui.form_errors(dialog) or ["(no field marked)"]
             self.problem(
                 f"{dag_id}: the trigger form is blocked (Trigger disabled) with the sample conf "
@@ -217,7 +221,8 @@ class Newcomer:
             self.shot(f"blocked_{dag_id}")
             page.keyboard.press("Escape")
             return
-        status, body = ui.submit_trigger(page, dialog)
+        self.attempted.add(dag_id)
+        status, body = ui.submit_trigger(page, dialog, unpause)
         if status != 200 or not isinstance(body, dict):
             self.problem(f"{dag_id}: Trigger answered HTTP {status}: {str(body)[:500]}")
             page.keyboard.press("Escape")
@@ -228,6 +233,8 @@ class Newcomer:
         wrong = {k: (v, got.get(k)) for k, v in entered.items() if not _same(got.get(k), v)}
         if wrong:
             self.problem(f"{dag_id}: the form did not carry the sample values (want, got): {wrong}")
+        if self.api.get(f"/api/v2/dags/{q(dag_id)}")["is_paused"]:
+            self.problem(f"{dag_id}: still paused after Trigger with 'Unpause on trigger' checked")
 
     # ---------------------------------------------------------------------------- approvals
     def answer_approvals(self) -> int:
@@ -301,6 +308,7 @@ class Newcomer:
                     if on_success and run["state"] == "success":
                         on_success(run)
             active = [r for r in runs if r["state"] not in TERMINAL]
+            self.check_paused(active)
             stuck_runs = {(k[0], k[1]) for k in self.stuck}
             active = [r for r in active if (r["dag_id"], r["dag_run_id"]) not in stuck_runs]
             if not active and not waiting and not self.due():
@@ -325,6 +333,22 @@ class Newcomer:
             if is_due or events.get("total_entries"):
                 out.append(d["dag_id"])
         return out
+
+    def check_paused(self, active: list[dict[str, Any]]) -> None:
+        """A queued run of a paused DAG never starts."""
+        queued = {r["dag_id"] for r in active if r["state"] == "queued"}
+        if not queued:
+            return
+        paused = {
+            d["dag_id"] for d in self.api.get("/api/v2/dags", limit=100, paused="true")["dags"]
+        }
+        for run in active:
+            key = (run["dag_id"], run["dag_run_id"], "", -1)
+            if run["dag_id"] in paused and run["state"] == "queued" and key not in self.stuck:
+                self.stuck.add(key)
+                self.problem(
+                    f"{run['dag_id']}: run {run['dag_run_id']} is queued but the DAG is paused"
+                )
 
     def check_stuck(self) -> None:
         """A task in *scheduled* for over a minute whose pool does not exist is stuck for good."""
@@ -450,20 +474,20 @@ def test_a_newcomer_runs_every_dag_from_the_ui(demo: Demo, browser: Any, shots: 
         if (
             NEEDS_AN_IMAGE in dag_ids
             and NEEDS_AN_IMAGE not in blocked
-            and NEEDS_AN_IMAGE not in me.triggered
+            and NEEDS_AN_IMAGE not in me.attempted
             and run["dag_id"] == "photo_ingest"
         ):
             image = _gallery_image(page, demo.url)
             if image is None:
                 me.problem("photos gallery: no photo after the sample ingest to reprocess")
-                me.triggered[NEEDS_AN_IMAGE] = ""
+                me.attempted.add(NEEDS_AN_IMAGE)
                 return
             conf = {**confs.get(NEEDS_AN_IMAGE, {}), "image_id": image}
             me.trigger(NEEDS_AN_IMAGE, conf, params[NEEDS_AN_IMAGE])
 
     # a photo_ingest run that finished before the watch started still counts
     me.watch(time.monotonic() + RUNS_DEADLINE, on_success=after_success)
-    if NEEDS_AN_IMAGE in set(dag_ids) - blocked - set(me.triggered):
+    if NEEDS_AN_IMAGE in set(dag_ids) - blocked - me.attempted:
         me.problem(
             f"{NEEDS_AN_IMAGE}: not triggered (no green photo_ingest run to take a photo from)"
         )
