@@ -185,6 +185,17 @@ class Newcomer:
     def trigger(
         self, dag_id: str, conf: dict[str, Any], params: dict[str, Any], screenshot: str = ""
     ) -> None:
+        """Open the DAG, its Trigger dialog, enter the sample conf, press Trigger."""
+        try:
+            self._trigger(dag_id, conf, params, screenshot)
+        except Exception as exc:  # noqa: BLE001 - report with the DAG's name, go on
+            self.attempted.add(dag_id)
+            self.problem(f"{dag_id}: triggering from the UI failed: {type(exc).__name__}: {exc}")
+            self.shot(f"trigger_failed_{dag_id}")
+
+    def _trigger(
+        self, dag_id: str, conf: dict[str, Any], params: dict[str, Any], screenshot: str
+    ) -> None:
         page = self.page
         dialog = ui.open_trigger_form(page, self.url, dag_id)
         unpause = False  # the box shows on a paused DAG only
@@ -208,7 +219,9 @@ class Newcomer:
             except Exception as exc:  # noqa: BLE001 - report and go on
                 self.problem(f"{dag_id}: could not enter {name}={value!r} in the form: {exc}")
         if screenshot:
-            dialog.get_by_text("Logical Date").first.scroll_into_view_if_needed()
+            dialog.evaluate(  # back to the top of the scrolled dialog
+                "d => { for (let e = d; e; e = e.parentElement) e.scrollTop = 0; }"
+            )
             self.shot(screenshot)
         submit = dialog.locator("[data-testid=trigger-dag-submit]")
         if submit.is_disabled():
@@ -222,7 +235,7 @@ class Newcomer:
             page.keyboard.press("Escape")
             return
         self.attempted.add(dag_id)
-        status, body = ui.submit_trigger(page, dialog, unpause)
+        status, body = ui.submit_trigger(page, dialog)
         if status != 200 or not isinstance(body, dict):
             self.problem(f"{dag_id}: Trigger answered HTTP {status}: {str(body)[:500]}")
             page.keyboard.press("Escape")
@@ -233,8 +246,19 @@ class Newcomer:
         wrong = {k: (v, got.get(k)) for k, v in entered.items() if not _same(got.get(k), v)}
         if wrong:
             self.problem(f"{dag_id}: the form did not carry the sample values (want, got): {wrong}")
-        if self.api.get(f"/api/v2/dags/{q(dag_id)}")["is_paused"]:
-            self.problem(f"{dag_id}: still paused after Trigger with 'Unpause on trigger' checked")
+        if unpause and not self.wait_unpaused(dag_id):
+            self.problem(
+                f"{dag_id}: still paused 60 s after Trigger with 'Unpause on trigger' checked"
+            )
+
+    def wait_unpaused(self, dag_id: str, timeout: float = 60) -> bool:
+        """Poll until the DAG is unpaused (the UI's PATCH follows the run's POST), on the page."""
+        deadline = time.monotonic() + timeout
+        while self.api.get(f"/api/v2/dags/{q(dag_id)}")["is_paused"]:
+            if time.monotonic() > deadline:
+                return False
+            self.page.wait_for_timeout(500)
+        return True
 
     # ---------------------------------------------------------------------------- approvals
     def answer_approvals(self) -> int:
