@@ -65,6 +65,10 @@ class Demo:
             IMAGING_S3_PORT=str(free_port()),
             IMAGING_HYPHA_PORT=str(free_port()),
             IMAGING_ROBOFLOW_PORT=str(free_port()),
+            # the scheduler's and triggerer's log servers listen on 8793/8794 by default: another
+            # demo on this machine (a developer's `make demo`) would hold them
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
         )
         self.env = env
 
