@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 from tests.e2e.demo_stack import q
 
+# ms to wait for the API's answer to a click (a busy SQLite metadata DB can take a minute)
+RESPONSE_TIMEOUT = 150_000
 # options that approve, in order of preference; else the first option the task lists
 APPROVING = ("Approve", "Approved", "Yes", "OK", "Accept", "Continue", "Proceed", "Reject flagged")
 
@@ -110,10 +112,14 @@ def form_errors(dialog: Any) -> list[str]:
 
 
 def submit_trigger(page: Any, dialog: Any) -> tuple[int, dict[str, Any] | str]:
-    """Press Trigger; returns the HTTP status and body of the UI's ``POST .../dagRuns``."""
-    with page.expect_response(
-        lambda r: r.request.method == "POST" and re.search(r"/api/v2/dags/[^/]+/dagRuns$", r.url)
-    ) as resp:
+    """Press Trigger; returns the HTTP status and body of the UI's ``POST .../dagRuns``. (With
+    "Unpause on trigger" checked the UI then sends ``PATCH /api/v2/dags/<id>``: stay on the page
+    until the DAG shows unpaused, leaving earlier cancels it.)"""
+
+    def posted(r: Any) -> bool:
+        return r.request.method == "POST" and bool(re.search(r"/api/v2/dags/[^/]+/dagRuns$", r.url))
+
+    with page.expect_response(posted, timeout=RESPONSE_TIMEOUT) as resp:
         dialog.locator("[data-testid=trigger-dag-submit]").click()
     r = resp.value
     try:
@@ -148,7 +154,7 @@ def answer_approval(
     if button.is_disabled():
         raise FormBlocked(form_errors(scope) or ["the option button is disabled"])
     with page.expect_response(
-        lambda r: r.request.method == "PATCH" and "/hitlDetails" in r.url
+        lambda r: r.request.method == "PATCH" and "/hitlDetails" in r.url, timeout=RESPONSE_TIMEOUT
     ) as resp:
         button.click()
     return resp.value.status, resp.value.text()

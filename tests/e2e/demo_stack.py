@@ -65,6 +65,10 @@ class Demo:
             IMAGING_S3_PORT=str(free_port()),
             IMAGING_HYPHA_PORT=str(free_port()),
             IMAGING_ROBOFLOW_PORT=str(free_port()),
+            # the scheduler's and triggerer's log servers listen on 8793/8794 by default: another
+            # demo on this machine (a developer's `make demo`) would hold them
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
         )
         self.env = env
 
@@ -160,7 +164,7 @@ class RestApi:
                 data=json.dumps({"username": "admin", "password": self.password}).encode(),
                 headers={"Content-Type": "application/json"},
             )
-            with urllib.request.urlopen(req, timeout=20) as r:
+            with urllib.request.urlopen(req, timeout=120) as r:
                 self._token = json.load(r)["access_token"]
             self._token_at = time.monotonic()
         return self._token
@@ -175,7 +179,7 @@ class RestApi:
         )
         for attempt in range(3):  # SQLite may be briefly locked under load
             try:
-                with urllib.request.urlopen(req, timeout=60) as r:
+                with urllib.request.urlopen(req, timeout=120) as r:
                     return json.load(r)
             except urllib.error.HTTPError as exc:
                 if exc.code < 500 or attempt == 2:
