@@ -482,6 +482,11 @@ def process_one(
         )
     except (BadImageError, BackendUnavailable) as exc:
         return _finish_failed(engine, job_id, image.image_id, sid, str(exc), loc)
+    review = review_warning(
+        engine, a.total_detected + a.total_estimated, loc.id if loc else None, image.image_id
+    )
+    if review:
+        warnings[Warning_.NEEDS_REVIEW] = review
     summary = photo_summary(a, warnings)
     status = next((w for w in Warning_.ALL if w in warnings), SessionStatus.COMPLETED)
     processed_id = det_uuid("annotated", sid)
@@ -563,6 +568,48 @@ def process_one(
             )
         )
     return {"job_id": str(job_id), "status": status, **result}
+
+
+HISTORY_SESSIONS = 5  # recent counts of a location a new count is compared with
+HISTORY_FACTOR = 2.0  # a count below history/F or above history*F needs a review
+
+
+def review_warning(
+    engine: Engine, total: int, location_id: int | None, image_id: uuid.UUID
+) -> str | None:
+    """Why a count needs a human look, or ``None``: no plants found at all, or a count far from
+    the median of the location's last :data:`HISTORY_SESSIONS` counts (other photos)."""
+    if total <= 0:
+        return (
+            "no plants found in the photo: check it (an empty container, or plants the counter "
+            "cannot see) and reprocess or validate it"
+        )
+    if location_id is None:
+        return None
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(PhotoProcessingSession.total_detected, PhotoProcessingSession.total_estimated)
+            .where(
+                PhotoProcessingSession.storage_location_id == location_id,
+                PhotoProcessingSession.original_image_id != image_id,
+                PhotoProcessingSession.total_detected.is_not(None),
+                PhotoProcessingSession.status.not_in(
+                    [SessionStatus.FAILED, SessionStatus.PROCESSING, SessionStatus.PENDING]
+                ),
+            )
+            .order_by(PhotoProcessingSession.created_at.desc())
+            .limit(HISTORY_SESSIONS)
+        ).all()
+    history = sorted(int(d or 0) + int(e or 0) for d, e in rows)
+    if len(history) < 2:
+        return None
+    med = history[len(history) // 2]
+    if med > 0 and not (med / HISTORY_FACTOR <= total <= med * HISTORY_FACTOR):
+        return (
+            f"{total} plants is far from this location's recent counts (median {med} of "
+            f"{len(history)} photos): check the photo"
+        )
+    return None
 
 
 def _finish_failed(
