@@ -61,7 +61,18 @@ from include.photos.models import (
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 20
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a folder import: every visible regular file (not recursive). Photos are
+    recognised by content when staged; anything else gets a job that fails with the reason
+    (unsupported format...), so no file is dropped silently."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (p.is_file() or p.is_symlink()) and not p.is_dir()
+    )
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK_SIZE) -> list[list[Any]]:
@@ -88,7 +99,8 @@ def prepare_upload(
     """Create/refresh the upload session and its jobs. Returns ``{"upload_session_id",
     "chunks": [[job_id, ...], ...], "total"}``.
 
-    ``source_dir``: every JPEG/PNG/WebP file of the folder (not recursive) becomes a job; the
+    ``source_dir``: every visible file of the folder (not recursive) becomes a job (JPEG, PNG,
+    WebP, HEIC/HEIF are processed; any other file's job fails with the reason); the
     session id is derived from the folder path (a rerun is the same session).
     ``upload_session_id``: the session the upload API created; its ``photo_jobs`` rows are used,
     and files found under ``temp_uploads/<id>/`` without a job get one.
@@ -101,9 +113,7 @@ def prepare_upload(
         if not folder.is_dir():
             raise FileNotFoundError(f"source_dir {folder} is not a directory")
         sid = det_uuid("dir", folder)
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
-        )
+        files = folder_files(folder)
         source, ref = "dir", str(folder)
         for p in files:
             jobs.append(ingest_job_row(det_uuid("job", sid, p.name), sid, p.name, str(p)))

@@ -76,7 +76,7 @@ def white_balance(rgb: np.ndarray) -> np.ndarray:
     else:
         return rgb
     med = np.median(ref, axis=0)
-    gains = np.clip(med.mean() / np.maximum(med, 1), 0.75, 1.33)
+    gains = np.clip(med.mean() / np.maximum(med, 1), 0.8, 1.25)
     lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
     out = np.empty_like(rgb)
     for c in range(3):
@@ -97,7 +97,7 @@ def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray,
     v = hsv[..., 2].astype(np.float32)
     # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-200 deg)
     s_min = np.where(h <= 70, 64.0, 40.0)
-    hue_ok = (h >= 33) & (h <= 100)
+    hue_ok = (h >= 33) & (h <= 100)  # 66-200 deg
     if v_min is None:
         cand = hue_ok & (s >= s_min) & (v >= 45)
         v_min = 45.0
