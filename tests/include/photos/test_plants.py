@@ -186,3 +186,36 @@ def test_every_folder_file_gets_a_job(tmp_path) -> None:
         "d.tiff",
         "notes.txt",
     ]
+
+
+def test_the_yolo_sahi_model_is_loaded_once_per_worker_process(tmp_path, monkeypatch) -> None:
+    """Today's code loads the model for every photo (a new detector per photo)."""
+    import sys
+    import types
+
+    from include.photos import detect
+
+    calls: list[str] = []
+
+    class FakeModel:
+        pass
+
+    class AutoDetectionModel:
+        @staticmethod
+        def from_pretrained(**kw):
+            calls.append(kw["model_path"])
+            return FakeModel()
+
+    monkeypatch.setitem(
+        sys.modules, "sahi", types.SimpleNamespace(AutoDetectionModel=AutoDetectionModel)
+    )
+    weights = tmp_path / "plants.pt"
+    weights.write_bytes(b"w")
+    detect.load_sahi_model.cache_clear()
+    cfg = {"detector": "yolo_sahi", "model_path": str(weights)}
+    first = detect.make_detector(cfg, threshold=0.1, plant_area=None)
+    for _ in range(3):  # three more photos in the same worker
+        again = detect.make_detector(cfg, threshold=0.1, plant_area=None)
+        assert again._load() is first._load()
+    assert calls == [str(weights)]
+    detect.load_sahi_model.cache_clear()
