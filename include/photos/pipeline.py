@@ -152,7 +152,7 @@ def prepare_upload(
                 )
             ):
                 known.update(k for k in (src, staged) if k)
-            for key in _list_keys(s3_client, bucket, ref):
+            for key in storage.list_keys(s3_client, bucket, ref):
                 if key not in known:
                     name = key.rsplit("/", 1)[-1]
                     jobs.append(
@@ -178,20 +178,6 @@ def prepare_upload(
         "chunks": chunked([str(i) for i in ids], chunk_size),
         "total": len(ids),
     }
-
-
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    token: str | None = None
-    while True:
-        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            kw["ContinuationToken"] = token
-        page = storage.s3_call(client.list_objects_v2, **kw)
-        keys += [o["Key"] for o in page.get("Contents", [])]
-        if not page.get("IsTruncated"):
-            return sorted(keys)
-        token = page.get("NextContinuationToken")
 
 
 # --------------------------------------------------------------------------- 2. stage to S3

@@ -219,3 +219,23 @@ def test_the_yolo_sahi_model_is_loaded_once_per_worker_process(tmp_path, monkeyp
         assert again._load() is first._load()
     assert calls == [str(weights)]
     detect.load_sahi_model.cache_clear()
+
+
+def test_the_photo_app_links_each_job_to_its_airflow_run() -> None:
+    from include.photos.models import PhotoJob
+    from include.webapp.queries import airflow_run_path, job_view
+
+    job = PhotoJob(
+        job_id=__import__("uuid").uuid4(),
+        kind="reprocess",
+        filename="a.jpg",
+        status="completed",
+        progress_percent=100,
+        dag_run_id="manual__2026-12-04T10:00:00+00:00",
+    )
+    view = job_view(job)
+    assert view["airflow_run_url"] == (
+        "/dags/photo_reprocess/runs/manual__2026-12-04T10%3A00%3A00%2B00%3A00"
+    )
+    assert airflow_run_path("ingest", "r1") == "/dags/photo_ingest/runs/r1"
+    assert airflow_run_path("ingest", None) is None
