@@ -32,6 +32,7 @@ from PIL import Image
 MIN_RADIUS_WORK = 7.0
 WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
 TIE = 0.02  # a larger plant area wins within this score
+OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
 
 
@@ -211,7 +212,10 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
         typ = float(np.percentile(ratio, p)) * d_typ * d_typ
         k = a / typ
         fit = np.where(k >= 0.5, 1.0 - 2.0 * np.abs(k - np.round(k)), 0.0)
-        score = float((fit * a).sum() / a.sum())
+        # Occam: a plant size that splits each component into many plants needs a clearly
+        # better fit (a herb's loose leaves are not plants of their own)
+        plants_per_component = float(np.maximum(np.round(k), 0).sum()) / len(a)
+        score = float((fit * a).sum() / a.sum()) - OCCAM * plants_per_component
         if best is None or score >= best[0] - TIE:
             best = (max(score, best[0]) if best else score, typ)
     assert best is not None
