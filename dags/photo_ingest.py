@@ -3,13 +3,17 @@
 
 Plant photo pipeline: photos → S3 → ML (segment, tiled detection, estimation) → aggregate →
 database, with per-photo job status (`pending`, `processing`, `completed`, `failed`,
-`needs_location`, `needs_config`, `needs_calibration`) that the upload/gallery API polls.
+`needs_location`, `needs_review`, `needs_config`, `needs_calibration`) that the upload/gallery API
+polls. The last task publishes the run summary page (counts per photo, warnings, a link to the
+gallery filtered to the upload).
 
 Params — give exactly one source:
 - `upload_session_id`: an upload staged by the upload API (`photo_upload_sessions` row, files in
   S3 `temp_uploads/<id>/`, one `photo_jobs` row per file);
-- `source_dir`: import every JPEG/PNG/WebP of a folder (batch use, demo, tests); the session id
-  is derived from the folder, so rerunning it is idempotent.
+- `source_dir`: import every photo (JPEG/PNG/WebP/HEIC) of a folder (batch use, demo, tests);
+  any other file gets a failed job with the reason; the session id is derived from the folder,
+  so rerunning it is idempotent. Empty (and no `upload_session_id`): the installation setting
+  `imaging_photo_source_dir`.
 - `uploaded_by` (user name), `storage_location_id` (optional manual location for every photo).
 
 1. **ensure_bucket_lifecycle** (next to register) — idempotent bucket setup: lifecycle rules of the seed (temp
@@ -23,10 +27,11 @@ Steps 3 and 4 form the mapped task group **chunk** (one instance per 20 photos).
    metadata, SSE) and a 300×300 JPEG thumbnail, `s3_images` row. S3 calls retry with full jitter
    behind a circuit breaker: when S3 is down the breaker opens, the chunk fails fast and Airflow
    retries it later; nothing is uploaded or recorded twice.
-4. **chunk.run_ml** — geolocate by GPS polygon (or the manual location), segment
-   into containers, detect plants per region (tiled with overlap + NMS for trays, direct for
-   pots), estimate missed plants from the remaining vegetation (location calibration), classify
-   by category, write the annotated image to `annotated/`, `photo_processing_sessions` row.
+4. **chunk.run_ml** — geolocate by GPS polygon (or the manual location), count live plants
+   (`include/photos/plants.py`: the photo's own evidence sets the plant size; the location's
+   calibration is only a prior), empty cells from the location's tray grid, `needs_review` when
+   no plant is found or the count is far from the location's recent counts, the annotated image
+   to `annotated/`, `photo_processing_sessions` row.
 5. **aggregate** — upload-session totals, average confidence, categories, quality bands and
    status; emits the Asset `photo_processing_sessions`. Runs also when a chunk failed for good
    (e.g. S3 down past every retry), records what was done, and then fails the run.
@@ -69,8 +74,9 @@ from imaging.operators.photo_tasks import (
         "source_dir": Param(
             None,
             type=["null", "string"],
-            description="Folder whose JPEG/PNG/WebP files are imported (batch use, demo, tests). "
-            "Give this or upload_session_id.",
+            description="Folder whose photos (JPEG/PNG/WebP/HEIC) are imported (batch use, demo, "
+            "tests). Empty (and no upload_session_id): the installation setting "
+            "imaging_photo_source_dir.",
         ),
         "uploaded_by": Param(
             None, type=["null", "string"], description="User name recorded on every photo."
@@ -93,11 +99,14 @@ def photo_ingest() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
+        from imaging.install import resolved
         from imaging.operators.photo_tasks import s3_client_and_bucket
         from include.photos.pipeline import prepare_upload
 
         t0 = time.perf_counter()
-        p = context["params"]
+        p = dict(context["params"])
+        if not p.get("upload_session_id"):  # a folder import: empty folder -> the setting
+            p = resolved(p, {"source_dir": "photo_source_dir"})
         client, bucket = (None, None)
         if p.get("upload_session_id") and not p.get("source_dir"):
             client, bucket = s3_client_and_bucket()
@@ -129,7 +138,10 @@ def photo_ingest() -> None:
         from airflow.sdk.exceptions import AirflowFailException
 
         from imaging.appdb import app_engine
+        from imaging.artefacts import api_base_url
+        from imaging.results import publish_run_summary
         from include.photos.pipeline import finish_upload
+        from include.photos.summary import run_summary
 
         t0 = time.perf_counter()
         sid = context["ti"].xcom_pull(task_ids="register", key="upload_session_id")
@@ -137,6 +149,16 @@ def photo_ingest() -> None:
             raise AirflowFailException("register did not run: no upload session to aggregate")
         summary = finish_upload(app_engine(), sid)
         logging.getLogger("airflow.task").info("upload session summary: %s", summary)
+        publish_run_summary(
+            context,
+            run_summary(
+                app_engine(),
+                dag_id=context["dag"].dag_id,
+                run_id=context["run_id"],
+                upload_session_id=sid,
+                base_url=api_base_url(),
+            ),
+        )
         if summary["pending"]:
             raise AirflowFailException(
                 f"{summary['pending']} photo(s) were not processed (a chunk failed): {summary}"

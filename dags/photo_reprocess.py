@@ -7,14 +7,17 @@ configuring it (`needs_config`) or calibrating it (`needs_calibration`).
 
 Params: `image_id` (an original in `s3_images`), `storage_location_id` (optional manual
 location; otherwise the photo's GPS is matched again against the current locations), `reason`
-(recorded on the job and the new processing session).
+(optional, recorded on the job and the new processing session). Assigning a location changes
+the count only where its configuration says something new about the photo (the tray grid adds
+the empty cells); its calibration is only a prior.
 
 1. **prepare** — checks the image and the location exist; creates the reprocess job (its id is
    derived from the image and the DAG run, so retrying the run does not duplicate it).
 2. **run_ml** — the same task `photo_ingest` uses: geolocate, segment, tiled detection, estimation,
    annotated image, and a **new** `photo_processing_sessions` row — earlier sessions are kept as
    history, the newest one is the photo's current result. Idempotent within a run.
-3. **report** — the new session's status and counts; emits the Asset `photo_processing_sessions`.
+3. **report** — publishes the run summary page (the photo's status, counts and warnings);
+   emits the Asset `photo_processing_sessions`.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ from imaging.operators.photo_tasks import ASSET_PHOTO_RESULTS, run_ml
             description="Manual storage location; empty: match the photo's GPS again.",
         ),
         "reason": Param(
-            "",
-            type="string",
-            description="Why the photo is reprocessed (shown in the history).",
+            None,
+            type=["null", "string"],
+            description="Why the photo is reprocessed (shown in the history). Optional.",
         ),
     },
 )
@@ -78,11 +81,26 @@ def photo_reprocess() -> None:
         return {"staged": [job_id], "work_s": 0.0}
 
     @task(outlets=[ASSET_PHOTO_RESULTS])
-    def report(result: dict[str, Any]) -> dict[str, Any]:
-        """Log and return the outcome; a failed photo fails the run (the reason is in the job)."""
+    def report(result: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Publish the run summary; a failed photo fails the run (the reason is in the job)."""
         import logging
 
+        from imaging.appdb import app_engine
+        from imaging.artefacts import api_base_url
+        from imaging.results import publish_run_summary
+        from include.photos.summary import run_summary
+
         logging.getLogger("airflow.task").info("reprocess result: %s", result)
+        publish_run_summary(
+            context,
+            run_summary(
+                app_engine(),
+                dag_id=context["dag"].dag_id,
+                run_id=context["run_id"],
+                job_ids=result.get("job_ids", []),
+                base_url=api_base_url(),
+            ),
+        )
         if result["statuses"].get("failed"):
             from airflow.sdk.exceptions import AirflowFailException
 

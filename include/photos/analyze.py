@@ -18,7 +18,7 @@ from include.photos.detect import (
     excess_green,
     make_detector,
 )
-from include.photos.estimate import Estimate, calibrated_plant_area, estimate_missed
+from include.photos.estimate import Estimate, calibrated_plant_area
 from include.photos.exif import decode_rgb
 from include.photos.segment import Region, empty_cells, segment_containers, segment_yolo
 
@@ -45,6 +45,7 @@ class PhotoAnalysis:
     threshold: float
     regions: list[RegionResult]
     plant_area_work: float | None  # calibrated plant area in work pixels
+    measured_plant_area_work: float | None = None  # the plant area the photo itself shows
 
     @property
     def detections(self) -> list[Detection]:
@@ -80,7 +81,11 @@ class PhotoAnalysis:
         dets = self.detections
         if not dets:
             return {"small": 0, "medium": 0, "large": 0}
-        ref = self.plant_area_work or float(np.median([d.area_px for d in dets]))
+        ref = (
+            self.measured_plant_area_work
+            or self.plant_area_work
+            or float(np.median([d.area_px for d in dets]))
+        )
         out = {"small": 0, "medium": 0, "large": 0}
         for d in dets:
             q = d.area_px / ref if ref else 1.0
@@ -96,27 +101,100 @@ def analyze(
     work_long_side: int | None = None,
 ) -> PhotoAnalysis:
     """Run the whole ML of one photo. ``config``/``calibration`` are the storage location's
-    (``None`` when unknown: defaults, no empty-cell count, no estimation)."""
+    (``None`` when unknown).
+
+    The plant count comes from the photo alone (:mod:`include.photos.plants`); the location's
+    calibration is only a prior for a photo with too few plants to measure their size, and its
+    configuration adds what it knows about the containers (the cell grid of a tray gives the
+    empty cells; ``container: pot`` makes pot-like regions count as containers). A ``yolo_sahi``
+    detector configured for the location replaces the counter."""
     cfg = dict(config or {})
     full = Image.open(io.BytesIO(data))
     width, height = full.size
     img, scale = decode_rgb(data, int(cfg.get("work_long_side", work_long_side or WORK_LONG_SIDE)))
     rgb = np.asarray(img)
+    area_full = calibrated_plant_area(calibration, width)
+    plant_area_work = area_full / (scale * scale) if area_full else None
+    if cfg.get("detector", "classical") != "classical":
+        return _analyze_detector(img, rgb, scale, width, height, cfg, plant_area_work)
+    from include.photos.plants import count_plants, live_mask
+
+    res, _ = count_plants(data, prior_area_full=area_full)
+    k = res.scale / scale  # counter pixels -> work pixels
+    if cfg.get("segmenter") == "yolo" and cfg.get("segment_model_path"):
+        regions = segment_yolo(rgb, str(cfg["segment_model_path"]), str(cfg.get("device", "cpu")))
+    else:
+        regions = segment_containers(rgb)
+    veg_all = live_mask(rgb)
+    per_region: list[list[Detection]] = [[] for _ in regions]
+    loose: list[Detection] = []
+    for x0, y0, x1, y1, n in res.boxes:
+        bx0, by0, bx1, by1 = x0 * k, y0 * k, x1 * k, y1 * k
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        area = res.plant_area * k * k
+        dets = [
+            Detection(bx0, by0, bx1, by1, 0.9 if n == 1 else 0.6, area, "plant") for _ in range(n)
+        ]
+        for i, reg in enumerate(regions):
+            if reg.x0 <= cx < reg.x1 and reg.y0 <= cy < reg.y1:
+                per_region[i].extend(dets)
+                break
+        else:
+            loose.extend(dets)
+    cells = cfg.get("cells")
+    pots_configured = str(cfg.get("container", "")).lower() in ("pot", "pots")
+    results: list[RegionResult] = []
+    for reg, dets in zip(regions, per_region, strict=True):
+        reg_veg = veg_all[reg.y0 : reg.y1, reg.x0 : reg.x1]
+        if reg.kind == "pot" and not pots_configured:
+            containers, empty = 0, 0  # a floor patch is not a container unless configured
+        else:
+            containers, empty = empty_cells(reg_veg, reg, tuple(cells) if cells else None)
+        results.append(
+            RegionResult(
+                reg,
+                dets,
+                Estimate(0, 0.0, 0, plant_area_work is not None, []),
+                containers,
+                empty,
+                False,
+            )
+        )
+    if loose:
+        h, w = rgb.shape[:2]
+        frame = Region(0, 0, w, h, np.ones((h, w), bool), "frame")
+        results.append(
+            RegionResult(
+                frame, loose, Estimate(0, 0.0, 0, plant_area_work is not None, []), 0, 0, False
+            )
+        )
+    return PhotoAnalysis(
+        image=img,
+        scale=scale,
+        width=width,
+        height=height,
+        backend="classical",
+        threshold=0.0,
+        regions=results,
+        plant_area_work=plant_area_work,
+        measured_plant_area_work=res.plant_area * k * k if res.count else None,
+    )
+
+
+def _analyze_detector(
+    img: Image.Image,
+    rgb: np.ndarray,
+    scale: float,
+    width: int,
+    height: int,
+    cfg: dict[str, Any],
+    plant_area_work: float | None,
+) -> PhotoAnalysis:
+    """A configured detector backend (YOLO + SAHI): per container region, tiled when large."""
     exg = excess_green(rgb)
     threshold = float(cfg.get("exg_threshold") or auto_threshold(exg))
     veg_all = exg > threshold
-    area_full = calibrated_plant_area(calibration, width)
-    plant_area_work = area_full / (scale * scale) if area_full else None
-    # the detector derives the typical plant size from the photo itself (robust to a stale
-    # calibration) and falls back to the calibrated size when the photo gives no reliable one;
-    # the calibration drives estimation and size classes, or detection too when the location's
-    # config says so
-    detector = make_detector(
-        cfg,
-        threshold=threshold,
-        plant_area=plant_area_work if cfg.get("detect_with_calibration") else None,
-        plant_area_hint=plant_area_work,
-    )
+    detector = make_detector(cfg, threshold=threshold, plant_area=None)
     if cfg.get("segmenter") == "yolo" and cfg.get("segment_model_path"):
         regions = segment_yolo(rgb, str(cfg["segment_model_path"]), str(cfg.get("device", "cpu")))
     else:
@@ -126,22 +204,20 @@ def analyze(
     results: list[RegionResult] = []
     claimed = np.zeros(rgb.shape[:2], bool)  # a plant belongs to the first (largest) region
     for reg in regions:
-        # pad the box a little so leaves hanging over the container edge are kept
         pad = int(0.02 * max(rgb.shape[:2]))
         x0, y0 = max(0, reg.x0 - pad), max(0, reg.y0 - pad)
         x1, y1 = min(rgb.shape[1], reg.x1 + pad), min(rgb.shape[0], reg.y1 + pad)
         crop = rgb[y0:y1, x0:x1]
         tiled = max(crop.shape[:2]) > tile_min
         dets = detector.detect_region(crop, tiled=tiled, exg=exg[y0:y1, x0:x1])
-        kept: list[Detection] = []
-        for d in dets:
-            cx, cy = int((d.x0 + d.x1) / 2) + x0, int((d.y0 + d.y1) / 2) + y0
-            if claimed[min(cy, claimed.shape[0] - 1), min(cx, claimed.shape[1] - 1)]:
-                continue
-            kept.append(d)
-        # vegetation of this region: inside its padded box and not claimed by a larger region
-        veg = veg_all[y0:y1, x0:x1] & ~claimed[y0:y1, x0:x1]
-        est = estimate_missed(veg, kept, plant_area_work)
+        kept = [
+            d
+            for d in dets
+            if not claimed[
+                min(int((d.y0 + d.y1) / 2) + y0, claimed.shape[0] - 1),
+                min(int((d.x0 + d.x1) / 2) + x0, claimed.shape[1] - 1),
+            ]
+        ]
         reg_veg = veg_all[reg.y0 : reg.y1, reg.x0 : reg.x1]
         containers, empty = empty_cells(reg_veg, reg, tuple(cells) if cells else None)
         claimed[y0:y1, x0:x1] = True
@@ -149,13 +225,7 @@ def analyze(
             RegionResult(
                 region=reg,
                 detections=[d.shifted(x0, y0) for d in kept],
-                estimate=Estimate(
-                    est.estimated,
-                    est.leftover_px,
-                    est.patches,
-                    est.calibrated,
-                    [(a + x0, b + y0, c + x0, e + y0) for a, b, c, e in est.patch_boxes],
-                ),
+                estimate=Estimate(0, 0.0, 0, plant_area_work is not None, []),
                 containers=containers,
                 empty=empty,
                 tiled=tiled,
@@ -166,7 +236,7 @@ def analyze(
         scale=scale,
         width=width,
         height=height,
-        backend=getattr(detector, "name", "classical"),
+        backend=getattr(detector, "name", "yolo_sahi"),
         threshold=threshold,
         regions=results,
         plant_area_work=plant_area_work,

@@ -15,6 +15,7 @@ Both work on RGB ``uint8`` numpy arrays in "work" pixels (the decoded, reduced p
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -322,6 +323,38 @@ class ClassicalDetector:
 
 
 # --------------------------------------------------------------------------- YOLO + SAHI backend
+@functools.lru_cache(maxsize=4)
+def load_sahi_model(model_path: str, confidence: float, device: str, image_size: int) -> Any:
+    """The SAHI-wrapped ultralytics model, loaded once per worker process (and per settings):
+    every photo of every chunk the process handles reuses it."""
+    try:
+        from sahi import AutoDetectionModel
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "detector backend 'yolo_sahi' needs the optional extra: "
+            "pip install ultralytics sahi (see docs in include/photos/detect.py)"
+        ) from exc
+    from pathlib import Path
+
+    if not Path(model_path).exists():
+        raise BackendUnavailable(f"YOLO model file not found: {model_path}")
+    return AutoDetectionModel.from_pretrained(
+        model_type="ultralytics",
+        model_path=model_path,
+        confidence_threshold=confidence,
+        device=device,
+        image_size=image_size,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_yolo(model_path: str) -> Any:
+    """An ultralytics ``YOLO`` model, loaded once per worker process."""
+    from ultralytics import YOLO
+
+    return YOLO(model_path)
+
+
 @dataclass
 class YoloSahiDetector:
     """ultralytics YOLO (detect or segment weights/YAML from ``model_path``) with SAHI slicing.
@@ -341,23 +374,8 @@ class YoloSahiDetector:
 
     def _load(self) -> Any:
         if self._model is None:
-            try:
-                from sahi import AutoDetectionModel
-            except ImportError as exc:
-                raise BackendUnavailable(
-                    "detector backend 'yolo_sahi' needs the optional extra: "
-                    "pip install ultralytics sahi (see docs in include/photos/detect.py)"
-                ) from exc
-            from pathlib import Path
-
-            if not Path(self.model_path).exists():
-                raise BackendUnavailable(f"YOLO model file not found: {self.model_path}")
-            self._model = AutoDetectionModel.from_pretrained(
-                model_type="ultralytics",
-                model_path=self.model_path,
-                confidence_threshold=self.confidence,
-                device=self.device,
-                image_size=self.image_size,
+            self._model = load_sahi_model(
+                self.model_path, self.confidence, self.device, self.image_size
             )
         return self._model
 

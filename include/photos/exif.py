@@ -19,8 +19,26 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # 50 MP: above any phone/DSLR photo this pipeline expects, far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 50_000_000
-SUPPORTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+SUPPORTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heic",  # phone cameras' default (HEIC/HEIF), through pillow-heif
+}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
+
+
+def register_heif() -> bool:
+    """Let Pillow open HEIC/HEIF (``pillow-heif``); False when the package is missing."""
+    try:
+        import pillow_heif
+    except ImportError:  # pragma: no cover - pinned in requirements.txt
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+HEIF_AVAILABLE = register_heif()
 SUPPORTED_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
 
 TAG_MAKE, TAG_MODEL, TAG_DATETIME, TAG_ORIENTATION, TAG_SOFTWARE = (

@@ -74,10 +74,12 @@ class Warning_:
     """The seed's warning states, in order of precedence."""
 
     NEEDS_LOCATION = "needs_location"  # no GPS, or GPS outside every storage location
+    # no plants found, or a count far from the location's recent counts: a human checks it
+    NEEDS_REVIEW = "needs_review"
     NEEDS_CONFIG = "needs_config"  # the storage location has no configuration
     NEEDS_CALIBRATION = "needs_calibration"  # no density parameters: no estimation
 
-    ALL = (NEEDS_LOCATION, NEEDS_CONFIG, NEEDS_CALIBRATION)
+    ALL = (NEEDS_LOCATION, NEEDS_REVIEW, NEEDS_CONFIG, NEEDS_CALIBRATION)
 
 
 class SessionStatus:

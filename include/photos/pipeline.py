@@ -61,7 +61,18 @@ from include.photos.models import (
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 20
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of a folder import: every visible regular file (not recursive). Photos are
+    recognised by content when staged; anything else gets a job that fails with the reason
+    (unsupported format...), so no file is dropped silently."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (p.is_file() or p.is_symlink()) and not p.is_dir()
+    )
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK_SIZE) -> list[list[Any]]:
@@ -88,7 +99,8 @@ def prepare_upload(
     """Create/refresh the upload session and its jobs. Returns ``{"upload_session_id",
     "chunks": [[job_id, ...], ...], "total"}``.
 
-    ``source_dir``: every JPEG/PNG/WebP file of the folder (not recursive) becomes a job; the
+    ``source_dir``: every visible file of the folder (not recursive) becomes a job (JPEG, PNG,
+    WebP, HEIC/HEIF are processed; any other file's job fails with the reason); the
     session id is derived from the folder path (a rerun is the same session).
     ``upload_session_id``: the session the upload API created; its ``photo_jobs`` rows are used,
     and files found under ``temp_uploads/<id>/`` without a job get one.
@@ -101,9 +113,7 @@ def prepare_upload(
         if not folder.is_dir():
             raise FileNotFoundError(f"source_dir {folder} is not a directory")
         sid = det_uuid("dir", folder)
-        files = sorted(
-            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
-        )
+        files = folder_files(folder)
         source, ref = "dir", str(folder)
         for p in files:
             jobs.append(ingest_job_row(det_uuid("job", sid, p.name), sid, p.name, str(p)))
@@ -142,7 +152,7 @@ def prepare_upload(
                 )
             ):
                 known.update(k for k in (src, staged) if k)
-            for key in _list_keys(s3_client, bucket, ref):
+            for key in storage.list_keys(s3_client, bucket, ref):
                 if key not in known:
                     name = key.rsplit("/", 1)[-1]
                     jobs.append(
@@ -168,20 +178,6 @@ def prepare_upload(
         "chunks": chunked([str(i) for i in ids], chunk_size),
         "total": len(ids),
     }
-
-
-def _list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    token: str | None = None
-    while True:
-        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            kw["ContinuationToken"] = token
-        page = storage.s3_call(client.list_objects_v2, **kw)
-        keys += [o["Key"] for o in page.get("Contents", [])]
-        if not page.get("IsTruncated"):
-            return sorted(keys)
-        token = page.get("NextContinuationToken")
 
 
 # --------------------------------------------------------------------------- 2. stage to S3
@@ -482,6 +478,11 @@ def process_one(
         )
     except (BadImageError, BackendUnavailable) as exc:
         return _finish_failed(engine, job_id, image.image_id, sid, str(exc), loc)
+    review = review_warning(
+        engine, a.total_detected + a.total_estimated, loc.id if loc else None, image.image_id
+    )
+    if review:
+        warnings[Warning_.NEEDS_REVIEW] = review
     summary = photo_summary(a, warnings)
     status = next((w for w in Warning_.ALL if w in warnings), SessionStatus.COMPLETED)
     processed_id = det_uuid("annotated", sid)
@@ -563,6 +564,48 @@ def process_one(
             )
         )
     return {"job_id": str(job_id), "status": status, **result}
+
+
+HISTORY_SESSIONS = 5  # recent counts of a location a new count is compared with
+HISTORY_FACTOR = 2.0  # a count below history/F or above history*F needs a review
+
+
+def review_warning(
+    engine: Engine, total: int, location_id: int | None, image_id: uuid.UUID
+) -> str | None:
+    """Why a count needs a human look, or ``None``: no plants found at all, or a count far from
+    the median of the location's last :data:`HISTORY_SESSIONS` counts (other photos)."""
+    if total <= 0:
+        return (
+            "no plants found in the photo: check it (an empty container, or plants the counter "
+            "cannot see) and reprocess or validate it"
+        )
+    if location_id is None:
+        return None
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(PhotoProcessingSession.total_detected, PhotoProcessingSession.total_estimated)
+            .where(
+                PhotoProcessingSession.storage_location_id == location_id,
+                PhotoProcessingSession.original_image_id != image_id,
+                PhotoProcessingSession.total_detected.is_not(None),
+                PhotoProcessingSession.status.not_in(
+                    [SessionStatus.FAILED, SessionStatus.PROCESSING, SessionStatus.PENDING]
+                ),
+            )
+            .order_by(PhotoProcessingSession.created_at.desc())
+            .limit(HISTORY_SESSIONS)
+        ).all()
+    history = sorted(int(d or 0) + int(e or 0) for d, e in rows)
+    if len(history) < 2:
+        return None
+    med = history[len(history) // 2]
+    if med > 0 and not (med / HISTORY_FACTOR <= total <= med * HISTORY_FACTOR):
+        return (
+            f"{total} plants is far from this location's recent counts (median {med} of "
+            f"{len(history)} photos): check the photo"
+        )
+    return None
 
 
 def _finish_failed(

@@ -30,8 +30,9 @@ import numpy as np
 from PIL import Image
 
 MIN_RADIUS_WORK = 7.0
-RATIO_PERCENTILE = 50.0  # single plants have the lowest area / thickness^2
-WEAK_REACH = 1.5  # weak pixels count within this many plant half-thicknesses
+WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
+TIE = 0.02  # a larger plant area wins within this score
+OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
 
 
@@ -76,7 +77,7 @@ def white_balance(rgb: np.ndarray) -> np.ndarray:
     else:
         return rgb
     med = np.median(ref, axis=0)
-    gains = np.clip(med.mean() / np.maximum(med, 1), 0.75, 1.33)
+    gains = np.clip(med.mean() / np.maximum(med, 1), 0.8, 1.25)
     lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
     out = np.empty_like(rgb)
     for c in range(3):
@@ -97,7 +98,7 @@ def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray,
     v = hsv[..., 2].astype(np.float32)
     # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-200 deg)
     s_min = np.where(h <= 70, 64.0, 40.0)
-    hue_ok = (h >= 33) & (h <= 100)
+    hue_ok = (h >= 33) & (h <= 100)  # 66-200 deg
     if v_min is None:
         cand = hue_ok & (s >= s_min) & (v >= 45)
         v_min = 45.0
@@ -207,12 +208,15 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
     # candidate plant areas from the ratio's percentiles; keep the one that explains the
     # components best as whole numbers of plants (absolute residual: a too small plant area
     # explains everything badly, not well); ties go to the larger plant
-    for p in range(15, 80, 5):
+    for p in range(5, 95, 5):
         typ = float(np.percentile(ratio, p)) * d_typ * d_typ
         k = a / typ
         fit = np.where(k >= 0.5, 1.0 - 2.0 * np.abs(k - np.round(k)), 0.0)
-        score = float((fit * a).sum() / a.sum())
-        if best is None or score >= best[0] - 0.02:
+        # Occam: a plant size that splits each component into many plants needs a clearly
+        # better fit (a herb's loose leaves are not plants of their own)
+        plants_per_component = float(np.maximum(np.round(k), 0).sum()) / len(a)
+        score = float((fit * a).sum() / a.sum()) - OCCAM * plants_per_component
+        if best is None or score >= best[0] - TIE:
             best = (max(score, best[0]) if best else score, typ)
     assert best is not None
     return best[1], d_typ
@@ -227,6 +231,35 @@ def robust_radius(mask: np.ndarray) -> float:
     return plant_size(areas, _comp_dt(labels, n, m8))[1]
 
 
+def _attach_fragments(
+    areas: np.ndarray, keep: np.ndarray, labels: np.ndarray, cents: np.ndarray
+) -> None:
+    """Loose fragments (a leaf whose stalk is too thin to see) join the nearest plant group
+    within one plant radius: their area moves to it (in place); far fragments stay alone."""
+    if keep.sum() < 6:
+        return
+    order = np.sort(areas[keep])
+    cum = np.cumsum(order)
+    wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+    frag = keep & (areas < 0.35 * wmed)
+    if not frag.any() or frag.sum() == keep.sum():
+        return
+    from scipy import ndimage as ndi
+
+    big_ids = np.flatnonzero(keep & ~frag) + 1
+    big = np.isin(labels, big_ids)
+    reach = math.sqrt(wmed / math.pi)
+    dist, (iy, ix) = ndi.distance_transform_edt(~big, return_indices=True)
+    h, w = labels.shape
+    for i in np.flatnonzero(frag):
+        cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
+        if dist[cy, cx] <= reach:
+            j = labels[iy[cy, cx], ix[cy, cx]] - 1
+            areas[j] += areas[i]
+            areas[i] = 0.0
+            keep[i] = False
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -237,7 +270,6 @@ def count_mask(
 ) -> PlantCount:
     """Plants in a live-plant ``mask``; ``weak`` (a superset) only joins parts into groups (a
     herb's leaves through their stalks). See the module doc."""
-    total = mask.size
     if int(mask.sum()) < 12:
         return PlantCount(0, 0.0, 0.0, scale, 0, mask=mask)
     d1 = robust_radius(mask)
@@ -246,7 +278,7 @@ def count_mask(
     if cr > 0:
         strong8 = cv2.morphologyEx(strong8, cv2.MORPH_CLOSE, _disk(cr))
     group8 = strong8
-    if weak is not None:
+    if weak is not None and WEAK_REACH > 0:
         # weak evidence joins parts only close to strong foliage (a stalk between a leaf and
         # the plant's centre), not across the floor
         reach = cv2.dilate(strong8, _disk(max(1, int(round(WEAK_REACH * d1)))))
@@ -260,12 +292,18 @@ def count_mask(
     dmax = np.zeros(n, np.float64)
     np.maximum.at(dmax, labels[on], dt[on])
     dmax = dmax[1:]
-    keep = (areas >= 6) & (areas < 0.5 * total)
+    keep = areas >= 6
+    _attach_fragments(areas, keep, labels, cents[1:])
     prior_used = False
-    if keep.sum() >= 6 or not prior_area:
-        typ, _ = plant_size(areas[keep], dmax[keep]) if keep.any() else (0.0, 0.0)
-    else:
+    if keep.sum() >= 6:
+        typ, _ = plant_size(areas[keep], dmax[keep])
+    elif prior_area:
         typ, prior_used = float(prior_area), True  # too few components to measure: the prior
+    elif keep.any():
+        # a mat of touching plants: a plant is about as wide as the mat is thick
+        typ = math.pi * float(np.median(dmax[keep])) ** 2
+    else:
+        typ = 0.0
     if typ <= 0:
         return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
     count = 0

@@ -92,16 +92,16 @@ def segment_containers(
 
 def segment_yolo(rgb: np.ndarray, model_path: str, device: str = "cpu") -> list[Region]:
     """Regions from a YOLO segmentation model (optional extra ``ultralytics``)."""
-    try:
-        from ultralytics import YOLO
-    except ImportError as exc:
-        from include.photos.detect import BackendUnavailable
+    from include.photos.detect import BackendUnavailable, load_yolo
 
+    try:
+        model = load_yolo(model_path)  # once per worker process
+    except ImportError as exc:
         raise BackendUnavailable(
             "segmenter 'yolo' needs the optional extra: pip install ultralytics sahi"
         ) from exc
     h, w = rgb.shape[:2]
-    result = YOLO(model_path).predict(rgb, device=device, verbose=False)[0]
+    result = model.predict(rgb, device=device, verbose=False)[0]
     regions: list[Region] = []
     if result.masks is None:
         return [Region(0, 0, w, h, np.ones((h, w), bool), "frame")]

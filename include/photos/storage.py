@@ -9,8 +9,9 @@ Layout (seed "S3 Storage Structure")::
     temp_uploads/<upload_session_id>/<file>    staged by the upload API, expire after 24 h
 
 The date is the photo's EXIF capture date, else the upload session's date; keys never depend on
-the wall clock, so a rerun writes the same keys. Every function takes a boto3 S3 client (from
-``S3Hook(aws_conn_id="imaging_s3").get_conn()`` in the DAGs).
+the wall clock, so a rerun writes the same keys. Every function takes the shared
+:class:`include.common.storage.S3Store` (``S3Hook(aws_conn_id="imaging_s3")``: head, list and
+get are the hook's calls) or a plain boto3 client.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from include.common.files import safe_name
 from include.common.retry import CircuitBreakerError, circuit_breaker, retrying
+from include.common.storage import S3Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,8 +190,17 @@ def _is_missing(exc: Exception) -> bool:
     return code in ("404", "NoSuchKey", "NotFound")
 
 
+def _client(client: Any) -> Any:
+    """The boto3 client of an :class:`~include.common.storage.S3Store` (the hook's), or
+    ``client`` itself."""
+    return client.client if isinstance(client, S3Store) else client
+
+
 def head(client: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    """``head_object`` or ``None`` when the key does not exist."""
+    """``head_object`` or ``None`` when the key does not exist (``S3Hook.head_object`` when
+    ``client`` is an :class:`~include.common.storage.S3Store`)."""
+    if isinstance(client, S3Store):
+        return s3_call(client.head, key)
     try:
         return s3_call(client.head_object, Bucket=bucket, Key=key)
     except Exception as exc:
@@ -242,15 +253,35 @@ def put_once(
     extra: dict[str, Any] = {"ContentType": content_type, "Metadata": meta}
     if sse:
         extra["ServerSideEncryption"] = "AES256"
-    s3_call(client.put_object, Bucket=bucket, Key=key, Body=body, **extra)
+    s3_call(_client(client).put_object, Bucket=bucket, Key=key, Body=body, **extra)
     return "uploaded"
 
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
+    if isinstance(client, S3Store):
+        return s3_call(client.get_bytes, key)
+
     def _get() -> bytes:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     return s3_call(_get)
+
+
+def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``, sorted (``S3Hook.list_keys`` through an ``S3Store``)."""
+    if isinstance(client, S3Store):
+        return s3_call(client.list_keys, prefix)
+    keys: list[str] = []
+    token: str | None = None
+    while True:
+        kw: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kw["ContinuationToken"] = token
+        page = s3_call(client.list_objects_v2, **kw)
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return sorted(keys)
+        token = page.get("NextContinuationToken")
 
 
 def ensure_lifecycle(
@@ -265,7 +296,9 @@ def ensure_lifecycle(
     rules = rules or LIFECYCLE_RULES
     ids = [r["ID"] for r in rules]
     try:
-        current = s3_call(client.get_bucket_lifecycle_configuration, Bucket=bucket).get("Rules")
+        current = s3_call(_client(client).get_bucket_lifecycle_configuration, Bucket=bucket).get(
+            "Rules"
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code != "NoSuchLifecycleConfiguration":
@@ -284,11 +317,14 @@ def ensure_lifecycle(
     merged = [r for r in current if r.get("ID") not in wanted] + rules
     try:
         s3_call(
-            client.put_bucket_lifecycle_configuration,
+            _client(client).put_bucket_lifecycle_configuration,
             Bucket=bucket,
             LifecycleConfiguration={"Rules": merged},
         )
-        back = s3_call(client.get_bucket_lifecycle_configuration, Bucket=bucket).get("Rules") or []
+        back = (
+            s3_call(_client(client).get_bucket_lifecycle_configuration, Bucket=bucket).get("Rules")
+            or []
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         return {"applied": False, "changed": False, "rules": ids, "reason": f"{code}: {exc}"}
@@ -306,6 +342,6 @@ def ensure_lifecycle(
 
 def presigned_get(client: Any, bucket: str, key: str, expires: int = 3600) -> str:
     """A presigned GET URL (the gallery's thumbnail/original links, 1 hour by default)."""
-    return client.generate_presigned_url(
+    return _client(client).generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
     )

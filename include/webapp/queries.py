@@ -76,6 +76,19 @@ def _str(v: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- jobs
+DAG_OF_KIND = {"ingest": "photo_ingest", "reprocess": "photo_reprocess"}
+
+
+def airflow_run_path(kind: str | None, run_id: str | None) -> str | None:
+    """The Airflow UI page of the run that processed a job (same origin): ``/dags/<dag>/runs/<id>``."""
+    if not run_id:
+        return None
+    from urllib.parse import quote
+
+    dag = DAG_OF_KIND.get(kind or "ingest", "photo_ingest")
+    return f"/dags/{dag}/runs/{quote(run_id, safe='')}"
+
+
 def job_view(job: PhotoJob, seconds_per_photo: float = DEFAULT_SECONDS_PER_PHOTO) -> dict[str, Any]:
     res = dict(job.result or {})
     out: dict[str, Any] = {
@@ -88,6 +101,7 @@ def job_view(job: PhotoJob, seconds_per_photo: float = DEFAULT_SECONDS_PER_PHOTO
         "progress_percent": int(job.progress_percent or 0),
         "error_message": job.error_message,
         "dag_run_id": job.dag_run_id,
+        "airflow_run_url": airflow_run_path(job.kind, job.dag_run_id),
         "reason": job.reason,
         "created_at": _iso(job.created_at),
         "updated_at": _iso(job.updated_at),
@@ -354,6 +368,7 @@ def _session_full(
         "validation_date": _iso(pps.validation_date),
         "processing_seconds": pps.processing_seconds,
         "dag_run_id": pps.dag_run_id,
+        "airflow_run_url": airflow_run_path(pps.trigger, pps.dag_run_id),
         "created_at": _iso(pps.created_at),
     }
 

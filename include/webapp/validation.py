@@ -31,8 +31,10 @@ MB = 1024 * 1024
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "HEIF": "image/heic"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "HEIF": "heic"}
+# ISO-BMFF brands of HEIC/HEIF still images (``ftyp`` box at offset 4)
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"heif"}
 
 
 @dataclass(frozen=True)
@@ -167,11 +169,13 @@ def display_name(name: str | None, index: int) -> str:
 
 
 def sniff(data: bytes) -> str | None:
-    """``"JPEG"``, ``"PNG"`` or ``None`` from the first bytes."""
+    """``"JPEG"``, ``"PNG"``, ``"HEIF"`` or ``None`` from the first bytes."""
     if data.startswith(JPEG_MAGIC):
         return "JPEG"
     if data.startswith(PNG_MAGIC):
         return "PNG"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "HEIF"
     return None
 
 
@@ -251,7 +255,7 @@ def validate_photo(
     if kind is None:
         return reject(
             Code.UNSUPPORTED_TYPE,
-            "not a JPEG or PNG image (checked by content: the first bytes are "
+            "not a JPEG, PNG or HEIC image (checked by content: the first bytes are "
             f"{data[:8].hex(' ')})",
         )
     try:  # the pipeline's own header checks: what passes here, the pipeline can process

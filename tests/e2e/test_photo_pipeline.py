@@ -97,6 +97,17 @@ def test_ingest_then_reprocess_after_fixing_location(
         assert up.summary["completed"] == 3 and up.summary["warnings"] == 4
         assert up.summary["failed"] == 5
         rows_before = s.scalar(select(func.count()).select_from(S3Image))
+    # the run summary page: counts per photo, the failed files as item errors, the gallery link
+    import json
+
+    from include.common.publish import published_root
+
+    page = published_root() / "photo_ingest" / result.run_id.replace(":", "_")
+    summary = json.loads((page / "summary.json").read_text())
+    assert summary["run_id"] == result.run_id and summary["counts"]["photos"] == len(jobs)
+    assert len(summary["errors"]) == 5
+    assert any("/photos/gallery?upload_session_id=" in link["url"] for link in summary["links"])
+    assert (page / "summary.html").is_file()
     objects_before = _keys(s3)
 
     # fix: configure rack 2, then reprocess its photo from S3 (GPS matched again)

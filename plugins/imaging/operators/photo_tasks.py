@@ -16,20 +16,23 @@ ASSET_PHOTO_RESULTS = Asset("photo_processing_sessions")
 
 
 def s3_client_and_bucket() -> tuple[Any, str]:
-    """A boto3 client from ``S3Hook(aws_conn_id="imaging_s3")`` whose own retries are off: the
-    pipeline's full-jitter retries and circuit breaker (``include.photos.storage.s3_call``) are
-    the only retry layer, so an outage reaches the breaker instead of hanging in botocore."""
+    """The shared S3 store (:class:`include.common.storage.S3Store` on
+    ``S3Hook(aws_conn_id="imaging_s3")``) whose client's own retries are off: the pipeline's
+    full-jitter retries and circuit breaker (``include.photos.storage.s3_call``) are the only
+    retry layer, so an outage reaches the breaker instead of hanging in botocore."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.config import Config
 
     from include.common.settings import get_settings
+    from include.common.storage import s3_store
 
     settings = get_settings()
     base = S3Hook(aws_conn_id=settings.s3_conn_id).config
     cfg = base.merge(
         Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60)
     )
-    return S3Hook(aws_conn_id=settings.s3_conn_id, config=cfg).get_conn(), settings.s3_bucket
+    store = s3_store(settings.s3_conn_id, settings.s3_bucket, config=cfg)
+    return store, settings.s3_bucket
 
 
 def run_date(context: dict[str, Any]) -> str:
@@ -119,5 +122,6 @@ def run_ml(
     return {
         "work_s": round(time.perf_counter() - t0, 4),  # including hook/engine set-up
         "statuses": counts,
+        "job_ids": [r["job_id"] for r in out["results"] if r.get("job_id")],
         "session_ids": [r.get("session_id") for r in out["results"] if r.get("session_id")],
     }

@@ -62,16 +62,17 @@ class Services:
 
     # ----------------------------------------------------------------- S3
     def s3(self) -> Any:
-        """The boto3 client of the ``imaging_s3`` connection (cached until the connection's
-        definition changes)."""
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        """The shared S3 store (:class:`include.common.storage.S3Store` on the ``imaging_s3``
+        connection's ``S3Hook``; cached until the connection's definition changes)."""
         from airflow.sdk import BaseHook
+
+        from include.common.storage import s3_store
 
         conn = BaseHook.get_connection(self.s3_conn_id)
         key = f"{conn.host}|{conn.login}|{conn.password}|{conn.extra}"
         with self._lock:
             if self._s3 is None or self._s3_key != key:
-                self._s3 = S3Hook(aws_conn_id=self.s3_conn_id).get_conn()
+                self._s3 = s3_store(self.s3_conn_id, self.bucket)
                 self._s3_key = key
             return self._s3
 

@@ -281,3 +281,63 @@ def test_unprocessed_photos_show_as_pending_in_the_aggregate(
     prep = P.prepare_upload(env["engine"], source_dir=str(folder), run_id="r")
     summary = P.finish_upload(env["engine"], prep["upload_session_id"])
     assert summary["pending"] == 1 and summary["status"] == "processing"
+
+
+def test_no_plants_is_needs_review_shown_by_the_gallery_error_filter_and_summarised(
+    env: dict[str, Any], tmp_path: Path
+) -> None:
+    """A photo with nothing green: never "completed" (today it is reported as success). The run
+    goes through the shared S3Hook store; its summary counts per photo and links the gallery."""
+    from include.common.storage import s3_store
+    from include.photos.summary import run_summary
+    from include.webapp.queries import STATUS_FILTERS
+
+    engine = env["engine"]
+    folder = tmp_path / "empty_tray"
+    folder.mkdir()
+    grey = Image.new("RGB", (1200, 900), (120, 110, 100))
+    (folder / "bare_soil.jpg").write_bytes(jpeg_bytes(grey, make_exif(None)))
+    img, truth = tray_image(14, 1200, 900, (4, 6), pots=0)
+    (folder / "tray.jpg").write_bytes(jpeg_bytes(img, make_exif(None)))
+    (folder / "notes.txt").write_text("not a photo")
+    store = s3_store("imaging_s3", "imaging")
+    prep = run_ingest(
+        engine,
+        store,
+        source_dir=str(folder),
+        run_id="manual__review",
+        storage_location_id=env["ids"]["WH-A-R1"],
+    )
+    with session_scope(engine) as s:
+        jobs = {
+            j.filename: j
+            for j in s.scalars(
+                select(PhotoJob).where(
+                    PhotoJob.upload_session_id == uuid.UUID(prep["upload_session_id"])
+                )
+            )
+        }
+        bare = jobs["bare_soil.jpg"]
+        assert bare.status == "needs_review", bare.status
+        assert "no plants" in bare.result["warnings"]["needs_review"]
+        image = s.get(S3Image, bare.image_id)
+        assert image.status in STATUS_FILTERS["errors"]
+        assert jobs["notes.txt"].status == "failed"  # no file is dropped silently
+        assert "not an image" in jobs["notes.txt"].error_message
+    summary = run_summary(
+        engine,
+        dag_id="photo_ingest",
+        run_id="manual__review",
+        upload_session_id=prep["upload_session_id"],
+        base_url="http://airflow.example",
+    )
+    assert summary.counts["photos"] == 3
+    assert [e.item for e in summary.errors] == ["notes.txt"]
+    assert any("bare_soil.jpg: needs_review" in w for w in summary.warnings)
+    assert summary.links[0].url == (
+        f"http://airflow.example/photos/gallery?upload_session_id={prep['upload_session_id']}"
+    )
+    rows = {r["photo"]: r for r in summary.sections[0].rows}
+    assert rows["bare_soil.jpg"]["plants"] == 0
+    assert abs(rows["tray.jpg"]["plants"] - truth.plants) <= 2
+    assert summary.outcome().startswith("⚠ 1 item error of 3")

@@ -120,7 +120,8 @@ function renderJobs(data) {
     if (r.warnings && Object.keys(r.warnings).length) result += " · " + Object.values(r.warnings).join("; ");
     const link = j.image_id && j.status !== "failed" && j.status !== "pending" ? el("a", { href: ROOT + "/photo/" + j.image_id }, j.filename) : j.filename;
     const prog = isActive(j.status) ? [bar(j.progress_percent), el("span", { class: "muted" }, "~" + Math.round(j.estimated_remaining_seconds || 0) + " s left")] : [bar(100)];
-    return el("tr", { "data-job": j.job_id, "data-status": j.status }, el("td", {}, link), el("td", {}, badge(j.badge, j.status)), el("td", {}, ...prog), el("td", {}, result));
+    const run = j.airflow_run_url ? [" ", el("a", { href: j.airflow_run_url, class: "muted", title: "the Airflow run of this job" }, "run")] : [];
+    return el("tr", { "data-job": j.job_id, "data-status": j.status }, el("td", {}, link), el("td", {}, badge(j.badge, j.status)), el("td", {}, ...prog), el("td", {}, result, ...run));
   }));
   return s.done;
 }
