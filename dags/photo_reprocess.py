@@ -41,7 +41,6 @@ from imaging.operators.photo_tasks import ASSET_PHOTO_RESULTS, run_ml
     render_template_as_native_obj=True,
     params={
         "image_id": Param(
-            "",
             type="string",
             minLength=1,
             description="image_id (UUID) of the original photo in s3_images.",

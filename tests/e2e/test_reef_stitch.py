@@ -95,7 +95,7 @@ def test_stitch_upload_equals_mosaic_rerun_adds_nothing_bad_folders_fail(
     # the pipeline worked: green, with the two bad folders as item errors on the summary page
     assert res.state == "success", res.task_states
     assert res.outcome["line"].startswith("⚠ 2 item errors"), res.outcome
-    assert res.note and res.note.startswith("⚠ 2 item errors")
+    assert res.note and "· ⚠ 2 item errors" in res.note and "[Summary](" in res.note
     from include.common.publish import artefact_path
 
     html = artefact_path(res.dag_id, res.run_id, "summary.html").read_text()

@@ -91,7 +91,7 @@ def test_treatment_upload_rerun_and_bad_folder(
         rec = get_item(s, TREATMENT, "folder", folder_key(exp, folders[0].name))
         assert rec.status == "done" and rec.detail["size"] == listing[f"{folders[0].name}.zip"]
         assert get_item(s, TREATMENT, "folder", folder_key(exp, folders[3].name)).status == "done"
-    assert res.outcome["line"].startswith("✔ · 4 folder(s) uploaded"), res.outcome
+    assert res.outcome["line"].startswith("✔ 4 folder(s) uploaded"), res.outcome
     from include.common.publish import artefact_path
 
     html = artefact_path(res.dag_id, res.run_id, "summary.html").read_text()

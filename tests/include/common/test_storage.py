@@ -21,12 +21,12 @@ def test_store_uses_the_s3hook_against_a_real_server(s3_server: Any, tmp_path) -
     assert store.get_bytes("shared/a/two.txt") == b"22"
     assert store.download("shared/a/two.txt", tmp_path).read_bytes() == b"22"
     # the photo pipeline's storage calls go through the store (retries + breaker around them)
-    assert photo_storage.put_once(store, "imaging", "thumbnails/x.jpg", b"j", "image/jpeg") == (
-        "uploaded"
-    )
-    assert photo_storage.head(store, "imaging", "thumbnails/x.jpg") is not None
-    assert photo_storage.list_keys(store, "imaging", "thumbnails/") == ["thumbnails/x.jpg"]
-    assert photo_storage.get_bytes(store, "imaging", "thumbnails/x.jpg") == b"j"
+    # (a prefix of its own: the session's S3 server is shared with the photo e2e tests)
+    key = "test-storage/thumbnails/x.jpg"
+    assert photo_storage.put_once(store, "imaging", key, b"j", "image/jpeg") == "uploaded"
+    assert photo_storage.head(store, "imaging", key) is not None
+    assert photo_storage.list_keys(store, "imaging", "test-storage/thumbnails/") == [key]
+    assert photo_storage.get_bytes(store, "imaging", key) == b"j"
 
 
 class RecordingHook:
