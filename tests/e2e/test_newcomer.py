@@ -429,8 +429,8 @@ class Newcomer:
         except Exception as exc:  # noqa: BLE001
             self.problem(f"{label}: the run page shows no note ({type(exc).__name__})")
             return
-        # one line: "[Summary](<url>) · ✔ · <headline>" (rendered "Summary · ✔ · ..."), or
-        # "⚠ N item errors ..." when items failed; "✘ run failed ..." only on red runs
+        # one line: "[Summary](<url>) · ✔ <headline>" (rendered "Summary · ✔ ..."), or
+        # "[Summary](<url>) · ⚠ N item errors ..." when items failed; "✘ ..." only on red runs
         lines = [ln for ln in note.splitlines() if ln.strip()]
         if len(lines) != 1 or "✘" in note or not re.search(r"[✔⚠]", note):
             self.problem(f"{label}: the note is not a one-line outcome: {note[:200]!r}")
