@@ -1,8 +1,11 @@
-"""Helpers of the astro e2e tests: find the markdown links to published artefacts in an approval
-body or a task result, and fetch them through the real ``/artefacts`` app with an Airflow login."""
+"""Helpers of the e2e tests: find the markdown links to published artefacts in an approval body or a
+task result, and fetch them through the real ``/artefacts`` app with an Airflow login; find the
+links to an external server (Hypha) on a summary page and fetch them as a user's browser would,
+without any token."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -42,3 +45,22 @@ def fetch(url: str) -> tuple[int, str, bytes]:
         unauthenticated = c.get(urlsplit(url).path[len("/artefacts") :]).status_code
     assert unauthenticated == 401
     return r.status_code, r.headers.get("content-type", ""), r.content
+
+
+_HREF = re.compile(r'href="([^"]+)"')
+
+
+def external_links(page_html: str, server_url: str) -> list[str]:
+    """The distinct ``href``s of a summary page that point at ``server_url`` (e.g. Hypha)."""
+    hrefs = (html.unescape(h) for h in _HREF.findall(page_html))
+    return list(dict.fromkeys(h for h in hrefs if h.startswith(server_url.rstrip("/") + "/")))
+
+
+def fetch_anonymous(url: str) -> tuple[int, bytes]:
+    """GET ``url`` with plain HTTP: no token, no cookie, redirects followed (what a click does)."""
+    import httpx
+
+    with httpx.Client(timeout=60, follow_redirects=True) as c:
+        r = c.get(url)
+    assert "authorization" not in {k.lower() for k in r.request.headers}
+    return r.status_code, r.content

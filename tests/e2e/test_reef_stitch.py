@@ -21,6 +21,7 @@ from include.common.items import get_item
 from include.reef.pipeline import STITCH, folder_key, stitch_dataset_alias
 from include.reef.samples import DEFAULT_CHANNELS, GridSpec, generate_timelapse, mosaic_region
 from include.reef.stitch import StitchOptions, level_shapes
+from tests.e2e import artefact_links
 
 pytestmark = pytest.mark.e2e
 
@@ -101,6 +102,21 @@ def test_stitch_upload_equals_mosaic_rerun_adds_nothing_bad_folders_fail(
     html = artefact_path(res.dag_id, res.run_id, "summary.html").read_text()
     assert "coordinates.csv" in html and "artifacts/" in html and "composite.png" in html
     assert "timelapse" in html
+    # every Hypha link on the page opens without a token (a user clicking it has none)
+    hypha_links = artefact_links.external_links(html, hypha.url)
+    ws = hypha.airflow_connection()["extra"]["workspace"]
+    assert {
+        f"{hypha.url}/{ws}/artifacts/{stitch_dataset_alias(exp, t)}"
+        for t in ("2025-04-29T15:38:36.107800", "2025-04-29T18:38:36.107800")
+    } | {f"{hypha.url}/{ws}/artifacts/{exp}-timelapse"} <= set(hypha_links), hypha_links
+    for url in hypha_links:
+        status, body = artefact_links.fetch_anonymous(url)
+        assert status == 200, (url, status, body[:300])
+        assert json.loads(body)["id"].endswith(url.rpartition("/")[2])
+    # ... and so do the files behind them (the composite preview of a timepoint)
+    first = f"{hypha.url}/{ws}/artifacts/{stitch_dataset_alias(exp, '2025-04-29T15:38:36.107800')}"
+    status, png = artefact_links.fetch_anonymous(first + "/files/previews/composite.png")
+    assert status == 200 and png.startswith(b"\x89PNG"), (status, png[:200])
     engine = make_engine(app_db_url)
     with session_scope(engine) as s:
         ok = get_item(s, STITCH, "folder", folder_key(exp, folders[0].name))

@@ -15,6 +15,7 @@ from include.common.db import make_engine, session_scope
 from include.common.items import get_item
 from include.reef.pipeline import TREATMENT, folder_key, treatment_dataset_alias
 from include.reef.samples import GridSpec, generate_timelapse
+from tests.e2e import artefact_links
 
 pytestmark = pytest.mark.e2e
 
@@ -96,6 +97,11 @@ def test_treatment_upload_rerun_and_bad_folder(
 
     html = artefact_path(res.dag_id, res.run_id, "summary.html").read_text()
     assert f"/artifacts/{ds}" in html and folders[0].name in html
+    hypha_links = artefact_links.external_links(html, hypha.url)
+    assert any(u.endswith(f"/artifacts/{ds}") for u in hypha_links), hypha_links
+    for url in hypha_links:  # a user clicking the link has no Hypha token
+        status, body = artefact_links.fetch_anonymous(url)
+        assert status == 200, (url, status, body[:300])
     assert not list((tmp_path / "work").rglob("*.zip"))  # temp archives removed
     assert all(f.is_dir() for f in folders)  # sources untouched
 

@@ -183,3 +183,59 @@ def test_hook_loop_thread_is_stopped_on_close(hypha_server, monkeypatch):
     hook.close()
     assert t is not None and not t.is_alive()
     assert asyncio.iscoroutinefunction(hook._aget_am)
+
+
+def _anonymous(server, aid: str, path: str = "") -> int:
+    """What a browser without a token gets for the artifact's page (or one of its files)."""
+    ws, alias = aid.split("/")
+    url = f"{server.url}/{ws}/artifacts/{alias}" + (f"/files/{path}" if path else "")
+    return httpx.get(url, timeout=30, follow_redirects=True).status_code
+
+
+def test_collections_and_datasets_open_without_a_token(hypha_server, monkeypatch, tmp_path: Path):
+    """New collections/datasets are public-read; ones created earlier without it (here: raw
+    ``create`` calls, as the hook did before) get it on their next ``ensure_*``; the owner keeps
+    full rights (it stages, uploads and commits again afterwards)."""
+    _set_conn(monkeypatch, hypha_server, **FAST)
+    tag = time.time_ns()
+    files = _files(tmp_path, 2)
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection(f"pub-{tag}", {"name": "public"})
+        ds = hook.ensure_staged_dataset(f"pub-ds-{tag}", coll, {"name": "d"})["id"]
+        up = hook.upload_files(ds, files)
+        hook.commit(ds, expected=up)
+        assert _anonymous(hypha_server, coll) == 200
+        assert _anonymous(hypha_server, ds) == 200
+        assert _anonymous(hypha_server, ds, files[0].remote) == 200
+
+        # created earlier, without public read: a token is needed
+        old_coll = hook.artifact_id(f"old-{tag}")
+        hook.call("create", alias=old_coll, type="collection", manifest={"name": "old"})
+        old_ds = hook.artifact_id(f"old-ds-{tag}")
+        hook.call("create", alias=old_ds, parent_id=old_coll, type="dataset", manifest={"n": 1})
+        assert _anonymous(hypha_server, old_coll) == 403
+        assert _anonymous(hypha_server, old_ds) == 403
+        owner = set(hook.read(old_ds)["config"]["permissions"])
+        # the dataset's next upload (staged, then committed) publishes it with its commit
+        hook.ensure_staged_dataset(old_ds, old_coll, {"n": 1})
+        up = hook.upload_files(old_ds, files)
+        art = hook.commit(old_ds, expected=up)
+        assert art["config"]["permissions"]["*"] == "r"
+        assert owner <= set(art["config"]["permissions"])  # the owner's entry is kept
+        # (Hypha checks read on the collection too: still private until it is touched)
+        assert _anonymous(hypha_server, old_ds) == 403
+        # the collection: on its next ensure_collection (config kept, no new version)
+        before = hook.read(old_coll)
+        assert hook.ensure_collection(f"old-{tag}", {"name": "old"}) == old_coll
+        after = hook.read(old_coll)
+        assert after["config"]["permissions"] == {**before["config"]["permissions"], "*": "r"}
+        assert after["config"].get("is_collection") == before["config"].get("is_collection")
+        assert after["versions"] == before["versions"]
+        assert _anonymous(hypha_server, old_coll) == 200
+        assert _anonymous(hypha_server, old_ds) == 200
+        assert _anonymous(hypha_server, old_ds, files[1].remote) == 200
+        # the owner still edits and commits (full rights kept)
+        hook.ensure_staged_dataset(old_ds, old_coll, {"n": 2})
+        hook.call("edit", old_ds, manifest={"n": 2}, stage=True)
+        hook.commit(old_ds)
+        assert hook.read(old_ds)["manifest"] == {"n": 2}

@@ -23,7 +23,16 @@ multipart_threshold         16777216    files at least this big go multipart
 part_size                   8388608     multipart part size (grown to stay <= 10,000 parts)
 rpc_timeout_s               120         one RPC call
 url_batch                   10          files per ``put_file`` RPC (one call, many URLs)
+public_read                 1           collections and datasets readable by anyone (no token)
 ==========================  ==========  ======================================================
+
+Public read: the run summaries link to the artifacts' HTTP pages (``<server>/<ws>/artifacts/<alias>``),
+which a user opens in a browser without a Hypha token. Collections and datasets are therefore created
+with ``config={"permissions": {"*": "r", ...}}`` (the server adds the creator with ``"*"``: the owner
+keeps full rights), and one created earlier without it gets ``"*": "r"`` added to its own
+permissions (the rest of its config kept) the next time :meth:`HyphaArtifactHook.ensure_collection` /
+:meth:`HyphaArtifactHook.ensure_staged_dataset` touches it (a staged dataset takes it with its commit).
+``public_read: 0`` keeps them private (workspace members only).
 
 The hypha-rpc client is asyncio-only; the hook runs one event loop in a daemon thread and exposes a
 synchronous API. The connection is cached (``get_conn``).
@@ -75,7 +84,13 @@ DEFAULTS: dict[str, float] = {
     "part_size": 8 * 1024 * 1024,
     "rpc_timeout_s": 120,
     "url_batch": 10,
+    "public_read": 1,
 }
+
+#: The permission entry that lets anyone (no token) read an artifact, list and download its files.
+PUBLIC_READ: dict[str, str] = {"*": "r"}
+#: Keys the server adds to a ``read`` answer's config (counts): not written back with an edit.
+_DERIVED_CONFIG_KEYS = ("child_count", "vector_count")
 
 
 class HyphaConnectionError(ConnectionError):
@@ -394,17 +409,71 @@ class HyphaArtifactHook(BaseHook):
         art = self.read(artifact_id, stage=True)
         return art is not None and art.get("staging") is not None
 
+    # ------------------------------------------------------------------ permissions
+    def _new_config(self) -> dict[str, Any]:
+        """The config a new collection/dataset is created with (the server adds its creator)."""
+        if not self.settings.opt("public_read"):
+            return {}
+        return {"permissions": dict(PUBLIC_READ)}
+
+    def _config_to_publish(self, art: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``art``'s whole config with public read added (``edit`` replaces the config, so the
+        other keys and permissions, the owner's included, are kept), or None when nothing is to
+        change (public read off, or ``"*"`` already has a permission of its own)."""
+        if art is None or not self.settings.opt("public_read"):
+            return None
+        config = {
+            k: v for k, v in dict(art.get("config") or {}).items() if k not in _DERIVED_CONFIG_KEYS
+        }
+        permissions = dict(config.get("permissions") or {})
+        if "*" in permissions:
+            return None
+        config["permissions"] = {**permissions, **PUBLIC_READ}
+        return config
+
+    async def _publish_existing(self, aid: str, art: dict[str, Any], *, stage: bool) -> Any:
+        """Add public read to an artifact created without it (``stage``: into its staged config,
+        applied by the commit). A refusal (the token may edit files, not permissions) is logged:
+        the upload goes on, only the links need a token."""
+        config = self._config_to_publish(art)
+        if config is None:
+            return None
+        kwargs: dict[str, Any] = {"config": config}
+        if stage:
+            kwargs["stage"] = True
+        try:
+            out = await self._call("edit", aid, **kwargs)
+        except RETRYABLE:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a remote refusal
+            log.warning("cannot make %s readable without a token: %s", aid, exc)
+            return None
+        log.info("%s is now readable without a token", aid)
+        return out
+
     def ensure_collection(self, alias: str, manifest: dict[str, Any]) -> str:
-        """Create the collection if missing (committed); return its id."""
+        """Create the collection if missing (committed, public read); return its id. An existing
+        collection without public read gets it."""
 
         async def go() -> str:
             aid = self.artifact_id(alias)
-            if await self._aread(aid) is None:
+            art = await self._aread(aid)
+            if art is None:
                 try:
-                    await self._call("create", alias=aid, type="collection", manifest=manifest)
+                    await self._call(
+                        "create",
+                        alias=aid,
+                        type="collection",
+                        manifest=manifest,
+                        config=self._new_config(),
+                    )
+                    return aid
                 except Exception as exc:
                     if "already exists" not in str(exc).lower():
                         raise
+                    art = await self._aread(aid)
+            if art is not None:
+                await self._publish_existing(aid, art, stage=False)
             return aid
 
         return self._run(go())
@@ -431,6 +500,7 @@ class HyphaArtifactHook(BaseHook):
                         parent_id=self.artifact_id(parent_id),
                         type="dataset",
                         manifest=manifest,
+                        config=self._new_config(),
                         stage=True,
                     )
                 except Exception as exc:
@@ -439,6 +509,8 @@ class HyphaArtifactHook(BaseHook):
                     art = await self._aread(aid, stage=True)
             if art is not None and art.get("staging") is None:
                 art = await self._call("edit", aid, stage=True)
+            if art is not None:
+                art = await self._publish_existing(aid, art, stage=True) or art
             return art or {}
 
         return self._run(go())
