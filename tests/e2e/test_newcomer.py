@@ -38,8 +38,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.timeout(1500),
-    # known open problems (issue 13 note): SQLite stalls under load, Hypha links 403 on reef summaries
-    pytest.mark.xfail(reason="open: SQLite metadata-DB stall, reef Hypha links 403", strict=False),
 ]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -300,9 +298,10 @@ class Newcomer:
                 page.get_by_role("button", name="Browse").click()
                 page.get_by_role("menuitem", name="Required Actions").click()
                 page.wait_for_url("**/required_actions**")
-                page.locator("tbody tr").first.wait_for()
-                self.shot("required_actions")
+                # the table shows placeholder rows while it loads: wait for this task's row
                 row = page.locator("tbody tr").filter(has=page.locator(f'a[href="{_ti_path(ti)}"]'))
+                row.first.wait_for()
+                self.shot("required_actions")
                 row.first.get_by_role("button", name="Open Review Drawer").click()
                 scope = page.get_by_role("dialog")
             else:
