@@ -1,11 +1,12 @@
 """The demo command brings Airflow up with the sample data and no DAG import errors, and the stop
-command leaves no process behind. Runs scripts/demo.sh exactly as a user does, in temp folders and
-on free ports."""
+command leaves no process behind; the README's ``make run-dag DAG=roboflow_upload`` works as written
+against it. Runs scripts/demo.sh exactly as a user does, in temp folders and on free ports."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -65,6 +66,24 @@ def test_demo_starts_and_stops_cleanly(tmp_path: Path) -> None:
         assert health["metadatabase"]["status"] == "healthy"
         confs = json.loads((tmp_path / "data" / "samples" / "demo_confs.json").read_text())
         assert {"astro", "reef", "photos", "design", "roboflow"} <= set(confs), confs.keys()
+        # the README's first shell example, as written, against the running demo
+        ran = subprocess.run(
+            ["make", "run-dag", "DAG=roboflow_upload"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-4000:]
+        assert f"running roboflow_upload on http://127.0.0.1:{port}" in ran.stdout, ran.stdout
+        assert re.search(r"^roboflow_upload \S+: success$", ran.stdout, re.M), ran.stdout
+        outcome = re.search(r"^outcome: (.*)$", ran.stdout, re.M)
+        # "✔ <headline> · summary: <url>" or, the samples holding bad files on purpose,
+        # "⚠ N item errors of M · <headline> · summary: <url>"
+        assert outcome and re.match(r"[✔⚠] .+ · summary: http\S+/summary\.html$", outcome[1]), (
+            ran.stdout
+        )
         pids = {p.stem: int(p.read_text()) for p in run_dir.glob("*.pid")}
         assert {
             "s3",
