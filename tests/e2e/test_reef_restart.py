@@ -1,6 +1,8 @@
 """End to end: the Hypha server is stopped in the middle of a ``reef_treatment_upload`` run (after
 the first folder is committed, while the next ones are on their way) and started again on the
-same port and state: the run still ends with every folder in one committed version."""
+same port and state: the run still ends with every folder in one committed version, and no Hypha
+call waits for the RPC timeout (after hypha-rpc reconnects by itself, the hook fetches the artifact
+manager again on the new connection instead of calling the old server's service)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,16 @@ def test_server_restart_mid_run_ends_in_one_committed_version(
         tmp_path / "mic", exp, n_folders=5, grid=GridSpec(rows=2, cols=2, tile=64)
     )
     engine = make_engine(app_db_url)
+    from imaging.hooks.hypha import HyphaArtifactHook
+
+    stats: list[dict[str, int]] = []  # every hook's counters, when the task closes it
+    close = HyphaArtifactHook.close
+
+    def recording_close(self: HyphaArtifactHook) -> None:
+        stats.append(dict(self.stats))
+        close(self)
+
+    monkeypatch.setattr(HyphaArtifactHook, "close", recording_close)
     events: list[str] = []
     stop_polling = threading.Event()
 
@@ -55,6 +67,16 @@ def test_server_restart_mid_run_ends_in_one_committed_version(
                 return
             time.sleep(0.1)
 
+    # the chaos thread's first query configures the SQLAlchemy mappers, which imports every Airflow
+    # model; the main thread imports them too (dag.test): done here once, before the thread starts,
+    # so the two never wait on each other's import lock (a deadlock seen on a loaded machine)
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    import_all_models()
+    configure_mappers()
+    with session_scope(engine) as s:
+        keys_with_status(s, TREATMENT, "folder")
     t = threading.Thread(target=chaos, daemon=True)
     t.start()
     try:
@@ -71,7 +93,7 @@ def test_server_restart_mid_run_ends_in_one_committed_version(
         t.join(timeout=60)
     assert events and events[-1] == "started", events
     assert res.state == "success", res.task_states
-    from imaging.hooks.hypha import HyphaArtifactHook
+    assert stats and sum(st["rpc_timeouts"] for st in stats) == 0, stats
 
     ds = treatment_dataset_alias(exp)
     with HyphaArtifactHook() as hook:

@@ -239,3 +239,34 @@ def test_collections_and_datasets_open_without_a_token(hypha_server, monkeypatch
         hook.call("edit", old_ds, manifest={"n": 2}, stage=True)
         hook.commit(old_ds)
         assert hook.read(old_ds)["manifest"] == {"n": 2}
+
+
+def test_after_an_automatic_reconnection_the_service_is_fetched_again(
+    hypha_server, monkeypatch, tmp_path: Path
+):
+    """The server restarts while the hook is idle between two steps; hypha-rpc reconnects its
+    websocket by itself. The next calls fetch the artifact manager again on that connection (the
+    old proxy names the old server's service: a call on it waits for the RPC timeout), without a
+    new connection, and the upload commits once."""
+    _set_conn(monkeypatch, hypha_server, **{**FAST, "rpc_timeout_s": 20}, connect_attempts=12)
+    alias = f"refetch-{time.time_ns()}"
+    files = _files(tmp_path, 8)
+    with HyphaArtifactHook() as hook:
+        coll = hook.ensure_collection("hook-tests", {"name": "hook tests"})
+        hook.ensure_staged_dataset(alias, coll, {"name": alias})
+        first = hook.upload_files(alias, files[:4])
+        hypha_server.stop()
+        hypha_server.start()
+        deadline = time.monotonic() + 60
+        while hook.stats["reconnects"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hook.stats["reconnects"] >= 1, hook.stats
+        t0 = time.monotonic()
+        up = {**first, **hook.upload_files(alias, files[4:])}
+        art = hook.commit(alias, expected=up)
+        took = time.monotonic() - t0
+        assert [v["version"] for v in art["versions"]] == ["v0"] and not hook.is_staged(alias)
+        assert hook.list_files(alias) == up
+        assert hook.stats["service_refetches"] >= 1, hook.stats
+        assert hook.stats["connects"] == 1 and hook.stats["rpc_timeouts"] == 0, hook.stats
+        assert took < 15, took  # no call waited for the 20 s RPC timeout

@@ -43,7 +43,9 @@ for connecting, RPC calls, presigned PUTs and commits; errors are classified by 
 :class:`HyphaReconnected`); anything else (a remote error such as "not found") is raised at once.
 A call in flight when the client's websocket reconnects by itself (hypha-rpc fires ``connected``)
 ends right away with :class:`HyphaReconnected` and is sent again on the new connection, instead of
-waiting for ``rpc_timeout_s``. ``put_concurrency`` can be lowered per hook (``HyphaArtifactHook(
+waiting for ``rpc_timeout_s``; the artifact-manager service is then fetched again on the new
+connection (``get_service``): the server's service id changes when it restarts, and a call on the old
+service proxy would only end with the RPC timeout. ``put_concurrency`` can be lowered per hook (``HyphaArtifactHook(
 put_concurrency=5)``) so that several upload tasks share the Hypha pool.
 """
 
@@ -153,8 +155,16 @@ class HyphaArtifactHook(BaseHook):
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self._am: Any = None
+        self._am_stale = False  # the client reconnected: fetch the service again before a call
         self._workspace_ready = False
-        self.stats: dict[str, int] = {"connects": 0, "put_retries": 0, "commit_retries": 0}
+        self.stats: dict[str, int] = {
+            "connects": 0,
+            "reconnects": 0,
+            "service_refetches": 0,
+            "rpc_timeouts": 0,
+            "put_retries": 0,
+            "commit_retries": 0,
+        }
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -230,6 +240,7 @@ class HyphaArtifactHook(BaseHook):
     # ------------------------------------------------------------------ connection
     async def _drop(self) -> None:
         server, self._server, self._am = self._server, None, None
+        self._am_stale = False
         if server is not None:
             with contextlib.suppress(Exception):  # it is already broken
                 await asyncio.wait_for(server.disconnect(), 5)
@@ -255,9 +266,43 @@ class HyphaArtifactHook(BaseHook):
             await asyncio.wait_for(server.disconnect(), 5)
             raise
         self._watch_reconnects(server)
-        self._server, self._am = server, am
+        self._server, self._am, self._am_stale = server, am, False
         self.stats["connects"] += 1
         return am
+
+    async def _refetch_service(self, server: Any) -> Any:
+        """``get_service("public/artifact-manager")`` through a workspace-manager proxy fetched
+        now: hypha-rpc 0.21 retargets the ``server`` proxy only from the second reconnection on
+        (it takes the first ``manager_refreshed`` for the initial connection), so after the first
+        one ``server.get_service`` still goes to the old server's manager and never answers."""
+        rpc = getattr(server, "rpc", None)
+        wm = server
+        if rpc is not None and hasattr(rpc, "get_manager_service"):
+            wm = await rpc.get_manager_service(
+                {"timeout": self.settings.opt("rpc_timeout_s"), "case_conversion": "snake"}
+            )
+        return await wm.get_service("public/artifact-manager")
+
+    async def _service(self) -> Any:
+        """The artifact-manager proxy for the next call: connects when there is no connection;
+        after hypha-rpc reconnected by itself, fetched again on that connection (the proxy of the
+        old connection names a service that may no longer exist)."""
+        if self._am is None or self._server is None:
+            return await self._connect_once()
+        if self._am_stale:
+            self._am_stale = False
+            try:
+                self._am = await self._race(
+                    self._refetch_service(self._server),
+                    self.settings.opt("rpc_timeout_s"),
+                    "get_service",
+                )
+            except BaseException:
+                self._am_stale = True
+                raise
+            self.stats["service_refetches"] += 1
+            log.info("Hypha reconnected: artifact manager service fetched again")
+        return self._am
 
     def _watch_reconnects(self, server: Any) -> None:
         """hypha-rpc reconnects its websocket by itself and fires ``connected`` each time."""
@@ -268,7 +313,8 @@ class HyphaArtifactHook(BaseHook):
 
     def _on_reconnected(self, _info: Any = None) -> None:
         ev, self._reconnected = self._reconnected, asyncio.Event()
-        self.stats["reconnects"] = self.stats.get("reconnects", 0) + 1
+        self._am_stale = True  # the next call fetches the service again on the new connection
+        self.stats["reconnects"] += 1
         if ev is not None:
             ev.set()  # every call waiting on the old connection ends now
 
@@ -277,7 +323,11 @@ class HyphaArtifactHook(BaseHook):
         ev = self._reconnected
         task = asyncio.ensure_future(aw)
         if ev is None:
-            return await asyncio.wait_for(task, timeout)
+            try:
+                return await asyncio.wait_for(task, timeout)
+            except TimeoutError:
+                self.stats["rpc_timeouts"] += 1
+                raise
         waiter = asyncio.ensure_future(ev.wait())
         try:
             done, _ = await asyncio.wait(
@@ -290,6 +340,7 @@ class HyphaArtifactHook(BaseHook):
         task.cancel()
         if waiter in done:
             raise HyphaReconnected(f"{what}: the connection was re-established mid-call")
+        self.stats["rpc_timeouts"] += 1
         raise TimeoutError(f"{what}: no answer in {timeout:g} s")
 
     def _policy(self, kind: str, attempts: int | None = None) -> tenacity.AsyncRetrying:
@@ -347,13 +398,19 @@ class HyphaArtifactHook(BaseHook):
         self._workspace_ready = True
 
     async def _aget_am(self) -> Any:
-        if self._am is not None:
+        if self._am is not None and not self._am_stale:
             return self._am
         s = self.settings
         try:
             async for attempt in self._policy("connect"):
                 with attempt:
-                    return await self._connect_once()
+                    try:
+                        return await self._service()
+                    except HyphaReconnected:
+                        raise
+                    except RETRYABLE:
+                        await self._drop()
+                        raise
         except RETRYABLE as exc:
             raise HyphaConnectionError(
                 f"cannot connect to Hypha at {s.server_url} after "
@@ -373,8 +430,8 @@ class HyphaArtifactHook(BaseHook):
         s = self.settings
         async for attempt in self._policy("connect", attempts):
             with attempt:
-                am = self._am if self._am is not None else await self._connect_once()
                 try:
+                    am = await self._service()
                     return await self._race(
                         getattr(am, method)(*args, **kwargs), s.opt("rpc_timeout_s"), method
                     )
