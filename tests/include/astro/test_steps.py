@@ -93,3 +93,23 @@ def test_lights_steps_record_answers_and_summarise(run: dict[str, Any]) -> None:
         "answers-blink",
         "answers-cull-1",
     ]
+
+
+def test_earlier_format_answer_is_stored_per_frame(run: dict[str, Any]) -> None:
+    """Issue 15.1: a "Keep all" stored under the earlier per-approval key is converted when the cull
+    reads it and recorded per frame, so the next run keeps those frames on the per-frame keys."""
+    inp, record, rows = run["inp"], run["record"], run["rows"]
+    prepare_raw(inp, record)
+    [item] = approval_requests([cull(inp, C8E, 0, {}, lambda *a: None)])
+    old_format = {item["verdict"]["key"]: "Keep all"}
+    res = cull(inp, C8E, 0, old_format, record)
+    assert res["pending"] == [] and res["remembered"] == 1 and res["auto_rejected"] == 0
+    stored = [(r[1], r[3]) for r in rows if r[0] == "cull_decision"]
+    assert len(stored) == 3 and all(r[1]["decision"] == "Keep all" for r in stored)
+    assert all(r[1]["by"] == f"converted from {item['verdict']['key']}" for r in stored)
+    s = lights_summary(inp, "astro_prepare_lights", RUN, [("all", "/artefacts/")])[1]
+    assert [a["by"] for a in s["answers"]] == [
+        "remembered answer (earlier format, now stored per frame)"
+    ]
+    per_frame = {k: d["decision"] for k, d in stored}
+    assert cull(inp, C8E, 0, per_frame, lambda *a: None)["pending"] == []
