@@ -2,7 +2,8 @@
 
 The review's ``reject`` field is nullable: *Continue* with nothing typed rejects nothing, *Hold*
 keeps the rig's lights in ``10_Blink``. Each answer (option, frames, who) is recorded in the ledger
-(kind ``blink_decision``) and shown in the run summary.
+(kind ``blink_decision``) and shown in the run summary. The sheet's frame index is the run file
+``blink-<rig>``; XCom carries its path, the subject and body of the review and the links.
 """
 
 from __future__ import annotations
@@ -97,8 +98,17 @@ def blink_sheet(
         subject=f"Blink review: {rig} ({sheet['count']} frames)",
         body="\n".join(lines),
     )
-    runfiles.write(lib, inp.run_key, f"blink-{rig}", sheet)
-    return sheet
+    path = runfiles.write(lib, inp.run_key, f"blink-{rig}", sheet)
+    keys = ("rig", "count", "url", "page_url", "subject", "body")
+    return {**{k: sheet[k] for k in keys}, "file": path}
+
+
+def _index(inp: LightsInputs, sheet: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The frame index of a review (``n`` → file) from its run file."""
+    full = runfiles.read(inp.lib, inp.run_key, f"blink-{sheet['rig']}")
+    if full is None:
+        raise FileNotFoundError(f"no blink sheet file for {sheet['rig']} in this run")
+    return list(full["index"])
 
 
 def apply_blink(
@@ -116,7 +126,7 @@ def apply_blink(
     for sheet, output in zip(sheets, outputs, strict=True):
         ans = human_answer(output, HOLD)
         text = ans.params.get("reject") or ""
-        files, errors = resolve(text, sheet["index"]) if ans.chosen == CONTINUE else ([], [])
+        files, errors = resolve(text, _index(inp, sheet)) if ans.chosen == CONTINUE else ([], [])
         rel = [str(Path(f).relative_to(lib)) for f in files]
         outs = reject_files(lib, sheet["rig"], rel, "blink review")
         done = [o.to_dict() for o in outs if o.status != "error"]

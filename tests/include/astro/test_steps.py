@@ -53,6 +53,7 @@ def test_lights_steps_record_answers_and_summarise(run: dict[str, Any]) -> None:
     [cull(inp, r, 1, dict.fromkeys(kept_keys, "Keep all"), record) for r in rigs]
     sheets = [blink_sheet(inp, r, lambda p, n: f"/artefacts/x/{Path(p).name}") for r in rigs]
     assert all(s["url"].endswith(".png") for s in sheets)
+    assert all("index" not in s and Path(s["file"]).is_file() for s in sheets)  # XCom: a reference
     # Continue with the field left empty (null) rejects nothing; Hold without typing
     outputs = [
         {
