@@ -3,7 +3,8 @@
 Linked from each *Blink review* approval (``?dag_id=&run_id=&task_id=&map_index=``): the rig's
 frames at screen size with an automatic stretch, keyboard blinking (``←``/``→`` previous/next,
 ``space`` play/pause, ``x`` mark/unmark reject), per-frame star count, HFR, FWHM, eccentricity and
-background with their deviation from the set's median in a sortable table, the suggestions of
+background with their deviation from the median of the frame's set (its light directory: one
+target, night, filter and exposure) in a sortable table, the suggestions of
 :func:`include.astro.metrics.suggestions`, and two buttons that send the approval's answer
 (*Continue* with the marked frames, or *Hold*) through Airflow's HITL REST API with the user's own
 Airflow token. The approval form keeps working without this page.
@@ -150,12 +151,13 @@ let answered = false;  // once the approval has its answer nothing on the page c
 const q = (o) => new URLSearchParams(o).toString();
 const base = {dag_id: CFG.dag_id, run_id: CFG.run_id, map_index: CFG.map_index};
 function fmt(v){ return v === null || v === undefined ? "–" : (typeof v === "number" ? +v.toFixed(2) : v); }
+function esc(t){ return String(t).replace(/&/g,"&amp;").replace(/</g,"&lt;"); }
 function dev(v){ return v === null || v === undefined ? "" : ` <span class="dev">${v>0?"+":""}${Math.round(v*100)}%</span>`; }
 function render(){
   document.getElementById("head").innerHTML = COLS.map(([k,l]) => `<th data-k="${k}">${l}${k===sortKey?(asc?" ▲":" ▼"):""}</th>`).join("");
   document.getElementById("rows").innerHTML = order.map((i, pos) => { const f = frames[i];
     return `<tr data-pos="${pos}" class="${pos===cur?"cur":""} ${rejected.has(f.n)?"rej":""}">` +
-      COLS.map(([k]) => `<td>${k==="name"?f.name.replace(/&/g,"&amp;").replace(/</g,"&lt;"):fmt(f[k])}${["stars","hfr","fwhm","eccentricity","background"].includes(k)?dev(f[k+"_dev"]):""}</td>`).join("") + "</tr>"; }).join("");
+      COLS.map(([k]) => `<td>${k==="name"?`<span class="dev">${esc(f.set||"")}</span><br>${esc(f.name)}`:fmt(f[k])}${["stars","hfr","fwhm","eccentricity","background"].includes(k)?dev(f[k+"_dev"]):""}</td>`).join("") + "</tr>"; }).join("");
   const f = frames[order[cur]]; if (!f) return;
   document.getElementById("img").src = "api/preview?" + q({...base, n: f.n});
   document.getElementById("title").textContent = `${f.n}/${frames.length} ${f.name}${rejected.has(f.n)?"  [REJECT]":""}`;

@@ -114,3 +114,21 @@ def test_earlier_format_answer_is_stored_per_frame(run: dict[str, Any]) -> None:
     ]
     per_frame = {k: d["decision"] for k, d in stored}
     assert cull(inp, C8E, 0, per_frame, lambda *a: None)["pending"] == []
+
+
+def test_blink_deviations_per_light_directory() -> None:
+    """Narrowband and broadband frames of one rig are not compared: a frame's deviations and hints
+    come from its own set (light directory), so an O3 frame is no "clouds?" next to L frames."""
+    from include.astro.steps.blink_review import per_set
+
+    def row(n: int, s: str, stars: int, bkg: float) -> dict[str, Any]:
+        m = {"stars": stars, "hfr": 2.0, "fwhm": 4.0, "eccentricity": 0.3, "background": bkg}
+        return {"n": n, "file": f"/lib/{s}/{n}.fits", "set": s, **m}
+
+    rows = [row(1, "L", 800, 2000), row(2, "O3", 150, 600), row(3, "L", 820, 2100)]
+    rows += [row(4, "O3", 140, 610), row(5, "O3", 60, 600), row(6, "L", 790, 2050)]
+    frames = per_set(rows)
+    assert [f["n"] for f in frames] == [1, 2, 3, 4, 5, 6]
+    assert [f["background_dev"] for f in frames] == [-0.024, 0.0, 0.024, 0.017, 0.0, 0.0]
+    hints = {f["n"]: f["hints"] for f in frames if f["hints"]}
+    assert list(hints) == [5] and hints[5][0].startswith("clouds? 60 stars")
