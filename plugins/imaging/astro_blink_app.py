@@ -184,6 +184,7 @@ function shown(d){ const who = d.responded_by_user ? ` by ${d.responded_by_user.
 async function answer(option){
   if (answered) return;
   const reject = option === "Continue" ? [...rejected].sort((a,b)=>a-b).join(",") : null;
+  if (document.activeElement) document.activeElement.blur();  // space/enter blink, never resend
   buttons(false); say("sending…");
   let r;
   try { r = await fetch(HITL, {method: "PATCH", headers: headers(), credentials: "same-origin",
