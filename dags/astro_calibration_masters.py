@@ -8,7 +8,9 @@ Params: `calibration_dir` (the raw calibration frames as the lights pipeline sor
 setting `imaging_astro_calibration_dir`, else `<library_dir>/_Calibration`), `library_dir` (root of
 `_Bias Library`, `_Dark Library`, `_Flat Stash`; empty: setting `imaging_astro_library_dir`),
 `method` (`median` or `sigma_clip`), `min_frames`, `delete_raw`. Step logic:
-`include/astro/steps/masters_*.py`; matching keys: `include/astro/matching.py`.
+`include/astro/steps/masters_*.py`; matching keys: `include/astro/matching.py`. XCom carries
+references: the plan's path, group ids and counts; the plan, the selection and each step's results
+are run files under `<library_dir>/_Summary/astro_calibration_masters/<run_id>/`.
 
 1. **plan_groups** — every frame is parsed like the lights pipeline parses frames (name tokens, then
    the FITS header) and grouped by the properties masters are matched on: BIAS by camera, gain,
@@ -57,7 +59,7 @@ def _inp(context: dict[str, Any]) -> Any:
     from imaging.astro import inputs
     from include.astro.steps.masters_plan import masters_inputs
 
-    return masters_inputs(inputs(context, FOLDERS))
+    return masters_inputs(inputs(context, FOLDERS), context["run_id"])
 
 
 @dag(
@@ -144,35 +146,34 @@ def astro_calibration_masters() -> None:
     )
 
     @task
-    def select_groups(plan: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
-        """Valid groups minus the excluded ones; flats paired with this run's bias."""
+    def select_groups(plan: dict[str, Any], **context: Any) -> list[str]:
+        """Ids of the valid groups minus the excluded ones (run file ``selected``: the groups,
+        flats paired with this run's bias)."""
         from include.astro.steps.answers import human_answer
         from include.astro.steps.masters_plan import select_groups as step
 
         ans = human_answer(context["ti"].xcom_pull(task_ids="blink_calibration"), "Approve")
-        return step(plan, ans.params.get("exclude_groups"))
+        return step(_inp(context), ans.params.get("exclude_groups"))
 
     @task(
         queue=CPU,  # median / sigma-clip stacking
-        map_index_template="{{ task.op_kwargs['group']['group_id'] }}",
+        map_index_template="{{ task.op_kwargs['group_id'] }}",
         max_active_tis_per_dagrun=2,  # ~0.6 GB each for 50 x 61 MP frames
     )
-    def integrate_master(group: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def integrate_master(group_id: str, **context: Any) -> dict[str, Any]:
         """Integrate one group into its master (temp folder); a bad group is reported."""
         from include.astro.steps.masters_integrate import integrate_master as step
 
-        return step(_inp(context), group, context["params"]["method"])
+        return step(_inp(context), group_id, context["params"]["method"])
 
     @task(queue=IO)  # verified copy to the library
-    def copy_to_library(
-        groups: list[dict[str, Any]], masters: list[dict[str, Any]], **context: Any
-    ) -> list[dict[str, Any]]:
+    def copy_to_library(masters: list[dict[str, Any]], **context: Any) -> dict[str, Any]:
         """Copy verified masters into the libraries (no clobber) and record them."""
         from imaging.astro import ItemLedger
         from include.astro.steps.masters_library import copy_to_library as step
 
         ledger = ItemLedger(PIPELINE, context["run_id"])
-        out = step(_inp(context), groups, masters, ledger)
+        out = step(_inp(context), masters, ledger)
         ledger.flush()
         return out
 
@@ -190,13 +191,12 @@ def astro_calibration_masters() -> None:
 
     @task(outlets=[ASSET_CALIBRATION_LIBRARY], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def publish_library(
-        copies: list[dict[str, Any]] | None, imported: dict[str, Any] | None, **context: Any
+        copies: dict[str, Any] | None, imported: dict[str, Any] | None, **context: Any
     ) -> int:
         """Emit the library Asset (with the library folder) when a master was added."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        added = sum(1 for c in copies or [] if c.get("status") == "copied")
-        added += sum(1 for c in (imported or {}).get("imported") or [] if c["status"] == "copied")
+        added = (copies or {}).get("copied", 0) + (imported or {}).get("copied", 0)
         if not added:
             raise AirflowSkipException("no new master in the library")
         context["outlet_events"][ASSET_CALIBRATION_LIBRARY].extra = {
@@ -205,15 +205,13 @@ def astro_calibration_masters() -> None:
         return added
 
     @task
-    def delete_raw(
-        groups: list[dict[str, Any]], copies: list[dict[str, Any]], **context: Any
-    ) -> list[dict[str, Any]]:
+    def delete_raw(copies: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """BIAS → DARK → FLAT: delete raw frames of verified masters, then their temp folders."""
         from include.astro.steps.masters_library import delete_raw as step
 
         if not context["params"]["delete_raw"]:
-            return []
-        return step(_inp(context), groups, copies)
+            return None
+        return step(_inp(context))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def summary(**context: Any) -> dict[str, Any]:
@@ -221,29 +219,24 @@ def astro_calibration_masters() -> None:
         from imaging.artefacts import run_artefacts_url
         from imaging.astro import publish_summary
         from include.astro.steps.answers import human_answer
-        from include.astro.steps.masters_summary import masters_summary
+        from include.astro.steps.masters_summary import run_summary
 
-        ti = context["ti"]
-        raw_answer = ti.xcom_pull(task_ids="blink_calibration")
-        rs = masters_summary(
+        raw_answer = context["ti"].xcom_pull(task_ids="blink_calibration")
+        rs = run_summary(
             _inp(context),
             context["run_id"],
-            ti.xcom_pull(task_ids="plan_groups"),
             human_answer(raw_answer, "Approve").to_dict() if raw_answer else None,
-            ti.xcom_pull(task_ids="copy_to_library") or [],
-            ti.xcom_pull(task_ids="delete_raw") or [],
-            imported=ti.xcom_pull(task_ids="import_external"),
             links=[("All artefacts of this run", run_artefacts_url(context))],
         )
         return publish_summary(context, rs)
 
     selected = select_groups(plan)
     plan >> blink_calibration >> selected
-    masters = integrate_master.expand(group=selected)
-    copies = copy_to_library(selected, masters)
+    masters = integrate_master.expand(group_id=selected)
+    copies = copy_to_library(masters)
     imported = import_external()
     published = publish_library(copies, imported)
-    cleaned = delete_raw(selected, copies)
+    cleaned = delete_raw(copies)
     done = summary()
     [cleaned, published, imported] >> done  # not directly after the approval: Reject skips those
 

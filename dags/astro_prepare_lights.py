@@ -10,6 +10,8 @@ installation setting `imaging_astro_*`): `raw_dir` (NINA output), `library_dir` 
 folders and the `_Bias Library`, `_Dark Library`, `_Flat Stash` libraries live), `rigs` (rig
 configuration file; empty = the bundled default with the three rigs of the design document).
 Step logic: `include/astro/steps/` (one module per step); Airflow glue: `plugins/imaging/astro.py`.
+Per-item results are run files under `<library_dir>/_Summary/astro_prepare_lights/<run_id>/`;
+XCom carries their paths, counts and what the approvals ask (a pending directory's flagged frames).
 
 1. **stop_sync** / **restart_sync** — the sync service command of the installation (rig config
    `sync.stop_command` / `sync.start_command`; none by default, logged). The restart runs after the
@@ -24,12 +26,14 @@ Step logic: `include/astro/steps/` (one module per step); Airflow glue: `plugins
    flagged; below the rig's `auto_percent` share the flagged frames go to `<rig>/_Reject/` at once,
    otherwise **approve_cull_N** (one approval per directory: *Reject flagged* / *Keep all*) asks.
    Answers are remembered per frame in `item_records`: a rerun does not ask again, and a frame a
-   human kept is never auto-rejected by the same thresholds unless its metrics change.
+   human kept is never auto-rejected by the same thresholds unless its metrics change (answers
+   stored per approval by earlier versions are converted to per-frame answers when read).
    Unanswered for 2 days: *Keep all* applies (not remembered: the next run asks again).
 4. **blink_sheet** (per rig) writes a contact sheet PNG of stretched previews; **blink_review**
-   (per rig) links it (and the blink page) and takes the frames to reject (numbers, ranges or file
-   names; empty = none). *Hold* keeps the rig's data in `10_Blink` (also the default when nobody
-   answers within 2 days). Every answer is recorded and listed in the run summary.
+   (per rig) links it and the blink page `/astro-blink` (frames at screen size, ← → blink, `x`
+   marks a reject, *Continue: reject N* sends the answer) and takes the frames to reject (numbers,
+   ranges or file names; empty = none). *Hold* keeps the rig's data in `10_Blink` (also the default
+   when nobody answers within 2 days). Every answer is recorded and listed in the run summary.
 5. **distribute** (per rig) copies the masters whose properties match the lights exactly (rig
    property lists); none → MISSING, more than one → error.
 6. **promote** moves approved directories with complete calibration to `20_Data` and emits the

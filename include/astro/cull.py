@@ -11,12 +11,19 @@ later by the same thresholds unless its metrics change, and a frame a human reje
 again if it comes back. Remembered frames are taken out before the automatic share is computed;
 only frames nobody decided on are rejected automatically or asked about.
 
+Answers stored in the earlier format (one ledger key per approval: :func:`decision_key` of the pass,
+the directory and its whole flagged set) are converted when read: the frames of a directory whose
+flagged set matches such a key (also with up to :data:`LEGACY_NEW_FRAMES` frames added since) take
+that answer, and the ``decided`` entry lists their :func:`frame_key` under ``converted`` so the
+caller stores them per frame (a later change of the flagged set no longer loses the answer).
+
 Rejected frames move to ``<rig>/_Reject/<path relative to the rig folder>`` (never deleted).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -64,6 +71,33 @@ def decision_key(pass_name: str, directory: str, flagged: Iterable[str]) -> str:
     """Key of one approval request (a pass, a directory and its undecided flagged set)."""
     digest = hashlib.sha1("\n".join(sorted(flagged)).encode()).hexdigest()[:12]
     return f"{pass_name}:{directory}:{digest}"
+
+
+LEGACY_NEW_FRAMES = 2  # frames added to a directory since an earlier-format answer
+
+
+def legacy_decision(
+    decisions: Mapping[str, str], pass_name: str, directory: str, flagged: Iterable[str]
+) -> tuple[str, str, set[str]] | None:
+    """An earlier-format answer (:func:`decision_key`) about this pass and directory:
+    ``(key, decision, files it covers)``. The stored key names the exact flagged set of the time;
+    frames flagged since (at most :data:`LEGACY_NEW_FRAMES`) are not covered. None: no such answer."""
+    prefix = f"{pass_name}:{directory}:"
+    stored = {
+        k: v
+        for k, v in decisions.items()
+        if k.startswith(prefix) and v in (REJECT, KEEP) and ":" not in k[len(prefix) :]
+    }
+    if not stored:
+        return None
+    files = sorted(set(flagged))
+    for n_new in range(min(LEGACY_NEW_FRAMES, max(len(files) - 1, 0)) + 1):
+        for new in itertools.combinations(files, n_new):
+            covered = [f for f in files if f not in new]
+            key = decision_key(pass_name, directory, covered)
+            if key in stored:
+                return key, stored[key], set(covered)
+    return None
 
 
 def frame_key(file: str, reason: str) -> str:
@@ -173,7 +207,8 @@ def cull_rig(
 
     Returns ``{"rig", "pass", "auto_rejected": [outcome], "decided": [{"key", "decision", ...}],
     "pending": [verdict], "errors": [outcome], "directories": n}``; ``decisions`` maps
-    :func:`frame_key` → ``REJECT``/``KEEP`` from earlier human answers (per frame)."""
+    :func:`frame_key` → ``REJECT``/``KEEP`` from earlier human answers (per frame; earlier-format
+    :func:`decision_key` answers are converted, see :func:`legacy_decision`)."""
     decisions = decisions or {}
     rc = cfg.for_rig(rig)
     lib = Path(library_dir)
@@ -212,9 +247,18 @@ def cull_rig(
                 frames.append(frame)
         verdict = DirVerdict(rig, cp.name, directory, total=len(frames))
         remembered: dict[str, list[dict[str, str]]] = {REJECT: [], KEEP: []}
-        for f, why in flag_frames(frames, cp):
-            item = {"file": str(Path(f.path).relative_to(lib)), "reason": why}
-            earlier = decisions.get(frame_key(item["file"], why))
+        converted: dict[str, list[str]] = {REJECT: [], KEEP: []}
+        flagged = [
+            {"file": str(Path(f.path).relative_to(lib)), "reason": why}
+            for f, why in flag_frames(frames, cp)
+        ]
+        legacy = legacy_decision(decisions, cp.name, directory, (i["file"] for i in flagged))
+        for item in flagged:
+            key = frame_key(item["file"], item["reason"])
+            earlier = decisions.get(key)
+            if earlier not in remembered and legacy and item["file"] in legacy[2]:
+                earlier = legacy[1]
+                converted[earlier].append(key)
             if earlier in remembered:
                 remembered[earlier].append(item)
             else:
@@ -229,6 +273,10 @@ def cull_rig(
                 "remembered": True,
                 **DirVerdict(rig, cp.name, directory, len(frames), items).to_dict(),
             }
+            if converted[decision]:
+                assert legacy is not None
+                entry["converted"] = converted[decision]
+                entry["legacy_key"] = legacy[0]
             if decision == REJECT:
                 outs = reject_files(lib, rig, [i["file"] for i in items], why + " (approved)")
                 entry["rejected"] = [o.to_dict() for o in outs if o.status != "error"]

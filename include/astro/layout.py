@@ -75,8 +75,11 @@ def reject_dir(library_dir: str | os.PathLike[str], rig: str) -> Path:
     return rig_dir(library_dir, rig) / REJECT_DIR
 
 
-def summary_dir(library_dir: str | os.PathLike[str]) -> Path:
-    return Path(library_dir) / SUMMARY_DIR / "astro_prepare_lights"
+def summary_dir(
+    library_dir: str | os.PathLike[str], pipeline: str = "astro_prepare_lights"
+) -> Path:
+    """``<library>/_Summary/<pipeline>``: run summaries and per-run step files."""
+    return Path(library_dir) / SUMMARY_DIR / pipeline
 
 
 def calibration_input_dir(library_dir: str | os.PathLike[str]) -> Path:

@@ -3,7 +3,8 @@
 Linked from each *Blink review* approval (``?dag_id=&run_id=&task_id=&map_index=``): the rig's
 frames at screen size with an automatic stretch, keyboard blinking (``←``/``→`` previous/next,
 ``space`` play/pause, ``x`` mark/unmark reject), per-frame star count, HFR, FWHM, eccentricity and
-background with their deviation from the set's median in a sortable table, the suggestions of
+background with their deviation from the median of the frame's set (its light directory: one
+target, night, filter and exposure) in a sortable table, the suggestions of
 :func:`include.astro.metrics.suggestions`, and two buttons that send the approval's answer
 (*Continue* with the marked frames, or *Hold*) through Airflow's HITL REST API with the user's own
 Airflow token. The approval form keeps working without this page.
@@ -127,13 +128,14 @@ body{margin:0;background:#111;color:#ddd;font:13px system-ui,sans-serif;display:
 #view{flex:1;display:flex;flex-direction:column;min-width:0}
 #img{flex:1;object-fit:contain;min-height:0;background:#000;width:100%}
 #bar{padding:6px 10px;background:#222;display:flex;gap:12px;align-items:center}
-#side{width:520px;overflow:auto;background:#1a1a1a;border-left:1px solid #333}
-table{border-collapse:collapse;width:100%}th,td{padding:3px 5px;border-bottom:1px solid #2a2a2a;text-align:right}
-th{cursor:pointer;position:sticky;top:0;background:#262626}td:first-child,th:first-child{text-align:left}
+#side{width:600px;flex:none;overflow:auto;background:#1a1a1a;border-left:1px solid #333}
+table{border-collapse:collapse;width:100%}th,td{padding:3px 5px;border-bottom:1px solid #2a2a2a;text-align:right;white-space:nowrap}
+th{cursor:pointer;position:sticky;top:0;background:#262626}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}
+td:nth-child(2){white-space:normal;word-break:break-all;font-size:11px;min-width:150px}
 tr.cur{background:#2d3d55}tr.rej td{color:#ff7070;text-decoration:line-through}
 .hint{color:#f0c040}.dev{color:#888;font-size:11px}
 button{background:#345;color:#fff;border:0;padding:6px 12px;border-radius:4px;cursor:pointer}
-button.hold{background:#553}#msg{margin-left:auto}
+button.hold{background:#553}button:disabled{opacity:.4;cursor:default}#msg{margin-left:auto}
 </style></head><body>
 <div id="view"><img id="img" alt="frame"><div id="bar">
 <span id="title"></span><span id="hints" class="hint"></span>
@@ -145,15 +147,17 @@ const CFG = __CFG__;
 const COLS = [["n","#"],["name","frame"],["stars","stars"],["hfr","HFR"],["fwhm","FWHM"],
   ["eccentricity","ecc."],["background","bkg"]];
 let frames = [], order = [], cur = 0, timer = null, rejected = new Set(), sortKey = "n", asc = true;
+let answered = false;  // once the approval has its answer nothing on the page changes it
 const q = (o) => new URLSearchParams(o).toString();
 const base = {dag_id: CFG.dag_id, run_id: CFG.run_id, map_index: CFG.map_index};
 function fmt(v){ return v === null || v === undefined ? "–" : (typeof v === "number" ? +v.toFixed(2) : v); }
+function esc(t){ return String(t).replace(/&/g,"&amp;").replace(/</g,"&lt;"); }
 function dev(v){ return v === null || v === undefined ? "" : ` <span class="dev">${v>0?"+":""}${Math.round(v*100)}%</span>`; }
 function render(){
   document.getElementById("head").innerHTML = COLS.map(([k,l]) => `<th data-k="${k}">${l}${k===sortKey?(asc?" ▲":" ▼"):""}</th>`).join("");
   document.getElementById("rows").innerHTML = order.map((i, pos) => { const f = frames[i];
     return `<tr data-pos="${pos}" class="${pos===cur?"cur":""} ${rejected.has(f.n)?"rej":""}">` +
-      COLS.map(([k]) => `<td>${k==="name"?f.name.replace(/&/g,"&amp;").replace(/</g,"&lt;"):fmt(f[k])}${["stars","hfr","fwhm","eccentricity","background"].includes(k)?dev(f[k+"_dev"]):""}</td>`).join("") + "</tr>"; }).join("");
+      COLS.map(([k]) => `<td>${k==="name"?`<span class="dev">${esc(f.set||"")}</span><br>${esc(f.name)}`:fmt(f[k])}${["stars","hfr","fwhm","eccentricity","background"].includes(k)?dev(f[k+"_dev"]):""}</td>`).join("") + "</tr>"; }).join("");
   const f = frames[order[cur]]; if (!f) return;
   document.getElementById("img").src = "api/preview?" + q({...base, n: f.n});
   document.getElementById("title").textContent = `${f.n}/${frames.length} ${f.name}${rejected.has(f.n)?"  [REJECT]":""}`;
@@ -165,15 +169,37 @@ function sortBy(k){ asc = sortKey === k ? !asc : true; sortKey = k; const n = fr
   order.sort((a,b) => { const x = frames[a][k], y = frames[b][k]; return (x>y?1:x<y?-1:0)*(asc?1:-1); });
   cur = order.findIndex(i => frames[i].n === n); render(); }
 function step(d){ cur = (cur + d + order.length) % order.length; render(); }
-function toggle(){ const n = frames[order[cur]].n; rejected.has(n) ? rejected.delete(n) : rejected.add(n); render(); }
+function toggle(){ if (answered) return; const n = frames[order[cur]].n; rejected.has(n) ? rejected.delete(n) : rejected.add(n); render(); }
 function token(){ const m = document.cookie.match(/(?:^|; )_token=([^;]+)/); return m ? decodeURIComponent(m[1]) : null; }
+const HITL = `/api/v2/dags/${encodeURIComponent(CFG.dag_id)}/dagRuns/${encodeURIComponent(CFG.run_id)}/taskInstances/${encodeURIComponent(CFG.task_id)}/${CFG.map_index}/hitlDetails`;
+function headers(){ const h = {"Content-Type": "application/json"}; const t = token(); if (t) h.Authorization = "Bearer " + t; return h; }
+function say(text){ document.getElementById("msg").textContent = text; }
+function buttons(on){ for (const id of ["send", "hold"]) document.getElementById(id).disabled = !on; }
+function numbers(text){ const out = new Set();
+  for (const part of String(text || "").split(",")) { const m = part.trim().match(/^(\d+)(?:-(\d+))?$/); if (!m) continue;
+    for (let i = +m[1]; i <= +(m[2] || m[1]); i++) out.add(i); } return out; }
+function lock(text){ answered = true; buttons(false); if (timer) { clearInterval(timer); timer = null; } say(text); render(); }
+function shown(d){ const who = d.responded_by_user ? ` by ${d.responded_by_user.name}` : "";
+  const rej = (d.params_input || {}).reject; return `answered${who}: ${(d.chosen_options || []).join(", ")}${rej ? " (reject " + rej + ")" : ""}`; }
 async function answer(option){
+  if (answered) return;
   const reject = option === "Continue" ? [...rejected].sort((a,b)=>a-b).join(",") : null;
-  const url = `/api/v2/dags/${encodeURIComponent(CFG.dag_id)}/dagRuns/${encodeURIComponent(CFG.run_id)}/taskInstances/${encodeURIComponent(CFG.task_id)}/${CFG.map_index}/hitlDetails`;
-  const headers = {"Content-Type": "application/json"}; const t = token(); if (t) headers.Authorization = "Bearer " + t;
-  const r = await fetch(url, {method: "PATCH", headers, credentials: "same-origin",
-    body: JSON.stringify({chosen_options: [option], params_input: {reject: reject || null}})});
-  document.getElementById("msg").textContent = r.ok ? `sent: ${option}${reject?" (reject "+reject+")":""}` : `not sent (${r.status}): answer in the approval form`;
+  if (document.activeElement) document.activeElement.blur();  // space/enter blink, never resend
+  buttons(false); say("sending…");
+  let r;
+  try { r = await fetch(HITL, {method: "PATCH", headers: headers(), credentials: "same-origin",
+    body: JSON.stringify({chosen_options: [option], params_input: {reject: reject || null}})}); }
+  catch (e) { buttons(true); say(`not sent (${e}): try again or answer in the approval form`); return; }
+  if (r.ok) { lock(`sent: ${option}${reject ? " (reject " + reject + ")" : ""}`); return; }
+  if (r.status === 409) { const d = await fetch(HITL, {headers: headers(), credentials: "same-origin"}).then(x => x.ok ? x.json() : null).catch(() => null);
+    lock(d ? "already " + shown(d) : "already answered"); return; }
+  buttons(true); say(`not sent (${r.status}): answer in the approval form`);
+}
+async function state(){  // an answered review (here or in the approval form) cannot be answered again
+  const r = await fetch(HITL, {headers: headers(), credentials: "same-origin"}).catch(() => null);
+  if (!r || !r.ok) { if (r && r.status === 404) say("this review is not waiting for an answer (yet)"); return; }
+  const d = await r.json();
+  if (d.response_received) { if ((d.chosen_options || [])[0] === "Continue") rejected = numbers((d.params_input || {}).reject); lock(shown(d)); }
 }
 document.addEventListener("keydown", (e) => {
   if (e.key === "ArrowRight" || e.key === "n") step(1); else if (e.key === "ArrowLeft" || e.key === "p") step(-1);
@@ -184,7 +210,7 @@ document.getElementById("rows").addEventListener("click", (e) => { const tr = e.
   const pos = +tr.dataset.pos; if (pos === cur) toggle(); else { cur = pos; render(); } });
 document.getElementById("send").onclick = () => answer("Continue");
 document.getElementById("hold").onclick = () => answer("Hold");
-fetch("api/manifest?" + q(base)).then(r => r.json()).then(m => { frames = m.frames; order = frames.map((_, i) => i); render(); });
+fetch("api/manifest?" + q(base)).then(r => r.json()).then(m => { frames = m.frames; order = frames.map((_, i) => i); render(); state(); });
 </script></body></html>
 """
 

@@ -2,7 +2,8 @@
 
 The review's ``reject`` field is nullable: *Continue* with nothing typed rejects nothing, *Hold*
 keeps the rig's lights in ``10_Blink``. Each answer (option, frames, who) is recorded in the ledger
-(kind ``blink_decision``) and shown in the run summary.
+(kind ``blink_decision``) and shown in the run summary. The sheet's frame index is the run file
+``blink-<rig>``; XCom carries its path, the subject and body of the review and the links.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from include.astro import layout
 from include.astro.blink import contact_sheet, resolve
 from include.astro.cull import light_dirs, reject_files
 from include.astro.moves import Ledger
@@ -25,12 +27,17 @@ OPTIONS = [CONTINUE, HOLD]
 Publish = Callable[[Any, str | None], str | None]
 
 
+def _blink_root(inp: LightsInputs, rig: str) -> Path:
+    return layout.rig_dir(inp.lib, rig) / layout.BLINK_DIR
+
+
 def blink_manifest(
     inp: LightsInputs, rig: str, index: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """What the blink page shows: every frame with its pixel metrics, their deviation from the
-    set's median and the suggestions (clouds, trails, focus drift)."""
-    from include.astro.metrics import METRIC_KEYS, deviations, suggestions
+    median of its set (the frames of one light directory: target, night, filter, exposure) and
+    the suggestions (clouds, trails, focus drift)."""
+    from include.astro.metrics import METRIC_KEYS
     from include.astro.metrics_store import MetricsStore
 
     store = MetricsStore(inp.lib, rig)
@@ -43,15 +50,30 @@ def blink_manifest(
                 "file": e["file"],
                 "name": Path(e["file"]).name,
                 "rel": str(Path(e["file"]).relative_to(inp.lib)),
+                "set": str(Path(e["file"]).parent.relative_to(_blink_root(inp, rig))),
                 **(m.to_dict() if m else dict.fromkeys(METRIC_KEYS)),
             }
         )
     store.save()
-    hints = suggestions(rows)
-    frames = deviations(rows, METRIC_KEYS)
-    for f in frames:
-        f["hints"] = hints.get(f["file"], [])
-    return {"rig": rig, "frames": frames, "options": OPTIONS}
+    return {"rig": rig, "frames": per_set(rows), "options": OPTIONS}
+
+
+def per_set(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (with ``set``) plus each metric's deviation from its set's median and the hints, in
+    the rows' order. Frames of different filters or exposures are never compared: narrowband and
+    broadband frames differ in stars and background by design."""
+    from include.astro.metrics import METRIC_KEYS, deviations, suggestions
+
+    sets: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        sets.setdefault(str(r.get("set") or ""), []).append(r)
+    by_file: dict[str, dict[str, Any]] = {}
+    for members in sets.values():
+        hints = suggestions(members)
+        for f in deviations(members, METRIC_KEYS):
+            f["hints"] = hints.get(str(f["file"]), [])
+            by_file[str(f["file"])] = f
+    return [by_file[str(r["file"])] for r in rows]
 
 
 def blink_sheet(
@@ -97,8 +119,17 @@ def blink_sheet(
         subject=f"Blink review: {rig} ({sheet['count']} frames)",
         body="\n".join(lines),
     )
-    runfiles.write(lib, inp.run_key, f"blink-{rig}", sheet)
-    return sheet
+    path = runfiles.write(lib, inp.run_key, f"blink-{rig}", sheet)
+    keys = ("rig", "count", "url", "page_url", "subject", "body")
+    return {**{k: sheet[k] for k in keys}, "file": path}
+
+
+def _index(inp: LightsInputs, sheet: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The frame index of a review (``n`` → file) from its run file."""
+    full = runfiles.read(inp.lib, inp.run_key, f"blink-{sheet['rig']}")
+    if full is None:
+        raise FileNotFoundError(f"no blink sheet file for {sheet['rig']} in this run")
+    return list(full["index"])
 
 
 def apply_blink(
@@ -116,7 +147,7 @@ def apply_blink(
     for sheet, output in zip(sheets, outputs, strict=True):
         ans = human_answer(output, HOLD)
         text = ans.params.get("reject") or ""
-        files, errors = resolve(text, sheet["index"]) if ans.chosen == CONTINUE else ([], [])
+        files, errors = resolve(text, _index(inp, sheet)) if ans.chosen == CONTINUE else ([], [])
         rel = [str(Path(f).relative_to(lib)) for f in files]
         outs = reject_files(lib, sheet["rig"], rel, "blink review")
         done = [o.to_dict() for o in outs if o.status != "error"]

@@ -2,7 +2,8 @@
 
 Human answers are remembered per frame (:func:`include.astro.cull.frame_key`, ledger kind
 ``cull_decision``): a later run applies them instead of asking again, and never auto-rejects a frame
-a human kept unless its metrics change. An approval nobody answered applies *Keep all* for this run
+a human kept unless its metrics change. Answers stored in the earlier format (one key per approval
+over its flagged set) are converted when read and stored per frame. An approval nobody answered applies *Keep all* for this run
 only (not remembered: the next run asks again).
 """
 
@@ -53,6 +54,18 @@ def cull(
     store.save()
     _record_rejects(record, res["auto_rejected"], res["pass_name"])
     for d in res["decided"]:
+        for key in d.get("converted") or []:  # an earlier-format answer, now stored per frame
+            record(
+                DECISION_KIND,
+                key,
+                "done",
+                {
+                    "decision": d["decision"],
+                    "by": f"converted from {d['legacy_key']}",
+                    "directory": d["directory"],
+                },
+                None,
+            )
         _record_rejects(record, d.get("rejected") or [], d["pass_name"])
     path = runfiles.write(inp.lib, inp.run_key, f"cull-{pass_index + 1}-{rig}", res)
     return {

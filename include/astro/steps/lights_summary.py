@@ -20,7 +20,8 @@ def _answers(files: dict[str, Any]) -> list[dict[str, Any]]:
                     "about": d["directory"],
                     "decision": d["decision"],
                     "frames": len(d.get("flagged") or []),
-                    "by": "remembered answer",
+                    "by": "remembered answer"
+                    + (" (earlier format, now stored per frame)" if d.get("converted") else ""),
                     "timed_out": False,
                 }
             )

@@ -1,5 +1,6 @@
 """Step ``import_external`` of the masters pipeline: masters made elsewhere (WBPP, Siril) into the
-libraries (:mod:`include.astro.master_import`), recorded; optional WBPP temp cleanup."""
+libraries (:mod:`include.astro.master_import`), recorded; optional WBPP temp cleanup. The
+per-master results are the run file ``import``; XCom carries its path and the count copied."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from typing import Any
 
 from include.astro.master_import import cleanup_wbpp, import_masters
 from include.astro.moves import Ledger
-from include.astro.steps.masters_plan import MastersInputs
+from include.astro.steps.masters_plan import MastersInputs, save
 
 
 def import_external(
+    inp: MastersInputs, folder: str | None, wbpp_cleanup: bool, record: Ledger
+) -> dict[str, Any]:
+    """``{"file", "copied"}``."""
+    out = _import(inp, folder, wbpp_cleanup, record)
+    copied = sum(1 for o in out["imported"] if o.get("status") == "copied")
+    return {"file": save(inp, "import", out), "copied": copied}
+
+
+def _import(
     inp: MastersInputs, folder: str | None, wbpp_cleanup: bool, record: Ledger
 ) -> dict[str, Any]:
     if not folder:

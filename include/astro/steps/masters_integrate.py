@@ -1,6 +1,7 @@
-"""Step ``integrate_master`` (per group): integrate into the temp folder; a bad group is reported,
-not raised. A group whose frames are all inputs of the master already in the library (a cleanup
-interrupted after the copy) is not integrated again."""
+"""Step ``integrate_master`` (per group id): integrate into the temp folder; a bad group is
+reported, not raised. A group whose frames are all inputs of the master already in the library (a
+cleanup interrupted after the copy) is not integrated again. The group comes from the run's
+selection file, the result goes to the run file ``master-<group id>``; XCom carries its path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from include.astro.library import covers
 from include.astro.masters import IntegrationError, integrate_group
 from include.astro.matching import bias_props
-from include.astro.steps.masters_plan import MastersInputs, dest_of
+from include.astro.steps.masters_plan import MastersInputs, dest_of, save, selected_groups
 from include.common.files import sha256_file
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,18 @@ def flat_bias(inp: MastersInputs, group: Mapping[str, Any], method: str) -> str 
     return str(lib_bias) if lib_bias.is_file() else None
 
 
-def integrate_master(inp: MastersInputs, group: Mapping[str, Any], method: str) -> dict[str, Any]:
+def integrate_master(inp: MastersInputs, group_id: str, method: str) -> dict[str, Any]:
+    """``{"group_id", "file", "error"}``: the master's run file (path, checksum, inputs)."""
+    [group] = selected_groups(inp, [group_id])
+    res = _integrate(inp, group, method)
+    return {
+        "group_id": group_id,
+        "file": save(inp, f"master-{group_id}", res),
+        "error": res.get("error"),
+    }
+
+
+def _integrate(inp: MastersInputs, group: Mapping[str, Any], method: str) -> dict[str, Any]:
     dest = dest_of(inp, group)
     if covers(dest, group["frames"]):
         return {

@@ -1,6 +1,7 @@
 """Steps ``copy_to_library`` (verified, no clobber, recorded) and ``delete_raw`` (BIAS → DARK →
 FLAT: only frames whose checksum is recorded in a verified library master) of the masters
-pipeline."""
+pipeline. Both read the run's selection and master files and write ``copies`` / ``cleanup``;
+XCom carries the file path and counts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,29 @@ from typing import Any
 from include.astro.library import copy_to_library as copy_one
 from include.astro.library import delete_raw_frames
 from include.astro.moves import Ledger
-from include.astro.steps.masters_plan import MastersInputs, dest_of
+from include.astro.steps.masters_plan import MastersInputs, dest_of, load, save, selected_groups
 
 
 def copy_to_library(
+    inp: MastersInputs, masters: Sequence[Mapping[str, Any]], record: Ledger
+) -> dict[str, Any]:
+    """``masters``: the references ``integrate_master`` returned (``{"group_id", "file"}``).
+    Returns ``{"file", "copied", "verified"}``."""
+    results = []
+    for ref in masters or []:
+        m = load(inp, f"master-{ref['group_id']}")
+        if m is None:
+            raise FileNotFoundError(f"no master file for group {ref['group_id']} in this run")
+        results.append(m)
+    out = copy_masters(inp, selected_groups(inp), results, record)
+    return {
+        "file": save(inp, "copies", out),
+        "copied": sum(1 for c in out if c.get("status") == "copied"),
+        "verified": sum(1 for c in out if c.get("verified")),
+    }
+
+
+def copy_masters(
     inp: MastersInputs,
     groups: Sequence[Mapping[str, Any]],
     masters: Sequence[Mapping[str, Any]],
@@ -39,7 +59,13 @@ def copy_to_library(
     return out
 
 
-def delete_raw(
+def delete_raw(inp: MastersInputs) -> dict[str, Any]:
+    """Clean up the run's selected groups whose copies are verified; ``{"file", "deleted"}``."""
+    out = delete_verified(inp, selected_groups(inp), load(inp, "copies") or [])
+    return {"file": save(inp, "cleanup", out), "deleted": sum(len(r["deleted"]) for r in out)}
+
+
+def delete_verified(
     inp: MastersInputs,
     groups: Sequence[Mapping[str, Any]],
     copies: Sequence[Mapping[str, Any]],

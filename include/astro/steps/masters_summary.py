@@ -8,11 +8,30 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from include.astro.steps.masters_plan import MastersInputs
+from include.astro.steps.masters_plan import MastersInputs, load
 from include.common.files import atomic_write_text, safe_name
 from include.common.results import ItemError, Link, Picture, RunSummary, Section
 
 PIPELINE = "astro_calibration_masters"
+
+
+def run_summary(
+    inp: MastersInputs,
+    run_id: str,
+    answer: Mapping[str, Any] | None,
+    links: Sequence[tuple[str, str]] = (),
+) -> RunSummary:
+    """:func:`masters_summary` of the run's step files (a skipped step wrote none)."""
+    return masters_summary(
+        inp,
+        run_id,
+        load(inp, "plan"),
+        answer,
+        load(inp, "copies") or [],
+        load(inp, "cleanup") or [],
+        links=links,
+        imported=load(inp, "import"),
+    )
 
 
 def masters_summary(

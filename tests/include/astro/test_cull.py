@@ -9,7 +9,15 @@ import pytest
 from PIL import Image
 
 from include.astro.blink import contact_sheet, resolve, stretch
-from include.astro.cull import KEEP, REJECT, apply_decision, approval_text, cull_rig, light_dirs
+from include.astro.cull import (
+    KEEP,
+    REJECT,
+    apply_decision,
+    approval_text,
+    cull_rig,
+    frame_keys,
+    light_dirs,
+)
 from include.astro.frames import Frame
 from include.astro.moves import prepare_raw
 from include.astro.rigs import CullPass, load_rigs
@@ -176,3 +184,30 @@ def test_frames_without_hfr_in_the_name_are_culled_on_the_measured_hfr(
     assert cull_rig(lib, C8E, load_rigs(), 0)["auto_rejected"]  # without pixels: not flagged
     store.save()
     assert (lib / "_Metrics").is_dir() and MetricsStore(lib, C8E).data  # measured once, kept
+
+
+def test_earlier_format_answer_is_converted_per_frame(lib: Path) -> None:
+    """Issue 15.1: a "Keep all" stored before answers were per frame (one key over the flagged set)
+    still protects those frames, also once new frames land, and is handed back to be stored per
+    frame."""
+    cfg = load_rigs()
+    [pending] = cull_rig(lib, C8E, cfg, 0)["pending"]
+    old_format = {pending["key"]: KEEP}  # what the ledger held before the per-frame answers
+    again = cull_rig(lib, C8E, cfg, 0, decisions=old_format)
+    assert again["pending"] == [] and again["auto_rejected"] == []
+    [kept] = again["decided"]
+    assert (kept["decision"], kept["legacy_key"]) == (KEEP, pending["key"])
+    assert sorted(kept["converted"]) == sorted(frame_keys(pending))
+    assert len(light_dirs(lib, C8E)[O3]) == 5
+    # a new flagged frame lands: the old key no longer names the whole flagged set, yet the 3
+    # frames it was given for stay kept and only the new one is judged (1 of 6: automatic)
+    src = lib / pending["flagged"][0]["file"]
+    extra = src.with_name("2026-11-21T06-00-00_HFR_7.0_STARS_100_RMSAC_0.5_TEMP_-10.00.fits")
+    extra.write_bytes(src.read_bytes())
+    third = cull_rig(lib, C8E, cfg, 0, decisions=old_format)
+    assert names(third["auto_rejected"]) == [extra.name]
+    assert [(d["decision"], len(d["converted"])) for d in third["decided"]] == [(KEEP, 3)]
+    # a "Reject flagged" of the earlier format rejects them
+    rej = cull_rig(lib, C8E, cfg, 0, decisions={pending["key"]: REJECT})
+    assert [(d["decision"], len(d["rejected"])) for d in rej["decided"]] == [(REJECT, 3)]
+    assert len(light_dirs(lib, C8E)[O3]) == 2

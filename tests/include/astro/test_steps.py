@@ -53,6 +53,7 @@ def test_lights_steps_record_answers_and_summarise(run: dict[str, Any]) -> None:
     [cull(inp, r, 1, dict.fromkeys(kept_keys, "Keep all"), record) for r in rigs]
     sheets = [blink_sheet(inp, r, lambda p, n: f"/artefacts/x/{Path(p).name}") for r in rigs]
     assert all(s["url"].endswith(".png") for s in sheets)
+    assert all("index" not in s and Path(s["file"]).is_file() for s in sheets)  # XCom: a reference
     # Continue with the field left empty (null) rejects nothing; Hold without typing
     outputs = [
         {
@@ -93,3 +94,41 @@ def test_lights_steps_record_answers_and_summarise(run: dict[str, Any]) -> None:
         "answers-blink",
         "answers-cull-1",
     ]
+
+
+def test_earlier_format_answer_is_stored_per_frame(run: dict[str, Any]) -> None:
+    """Issue 15.1: a "Keep all" stored under the earlier per-approval key is converted when the cull
+    reads it and recorded per frame, so the next run keeps those frames on the per-frame keys."""
+    inp, record, rows = run["inp"], run["record"], run["rows"]
+    prepare_raw(inp, record)
+    [item] = approval_requests([cull(inp, C8E, 0, {}, lambda *a: None)])
+    old_format = {item["verdict"]["key"]: "Keep all"}
+    res = cull(inp, C8E, 0, old_format, record)
+    assert res["pending"] == [] and res["remembered"] == 1 and res["auto_rejected"] == 0
+    stored = [(r[1], r[3]) for r in rows if r[0] == "cull_decision"]
+    assert len(stored) == 3 and all(r[1]["decision"] == "Keep all" for r in stored)
+    assert all(r[1]["by"] == f"converted from {item['verdict']['key']}" for r in stored)
+    s = lights_summary(inp, "astro_prepare_lights", RUN, [("all", "/artefacts/")])[1]
+    assert [a["by"] for a in s["answers"]] == [
+        "remembered answer (earlier format, now stored per frame)"
+    ]
+    per_frame = {k: d["decision"] for k, d in stored}
+    assert cull(inp, C8E, 0, per_frame, lambda *a: None)["pending"] == []
+
+
+def test_blink_deviations_per_light_directory() -> None:
+    """Narrowband and broadband frames of one rig are not compared: a frame's deviations and hints
+    come from its own set (light directory), so an O3 frame is no "clouds?" next to L frames."""
+    from include.astro.steps.blink_review import per_set
+
+    def row(n: int, s: str, stars: int, bkg: float) -> dict[str, Any]:
+        m = {"stars": stars, "hfr": 2.0, "fwhm": 4.0, "eccentricity": 0.3, "background": bkg}
+        return {"n": n, "file": f"/lib/{s}/{n}.fits", "set": s, **m}
+
+    rows = [row(1, "L", 800, 2000), row(2, "O3", 150, 600), row(3, "L", 820, 2100)]
+    rows += [row(4, "O3", 140, 610), row(5, "O3", 60, 600), row(6, "L", 790, 2050)]
+    frames = per_set(rows)
+    assert [f["n"] for f in frames] == [1, 2, 3, 4, 5, 6]
+    assert [f["background_dev"] for f in frames] == [-0.024, 0.0, 0.024, 0.017, 0.0, 0.0]
+    hints = {f["n"]: f["hints"] for f in frames if f["hints"]}
+    assert list(hints) == [5] and hints[5][0].startswith("clouds? 60 stars")
