@@ -141,6 +141,55 @@ def _ok_in_rank_order(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(ok, key=lambda i: quality.rank(i.get("quality"), i["key"]), reverse=True)
 
 
+#: Largest near-duplicate group whose members are compared pixel to pixel (the best by the
+#: per-file facts; the others keep their per-file facts only).
+MAX_GROUP_COMPARED = 16
+
+
+def with_group_facts(
+    items: Sequence[dict[str, Any]], config: DupConfig = hashing.DEFAULT
+) -> list[dict[str, Any]]:
+    """``items`` with ``quality.cropped`` / ``quality.watermark`` set on the members of each
+    near-duplicate group of the upload (:func:`include.design.copies.relative_facts` on their
+    prepared files): a crop or a watermarked copy then ranks below the full, clean copy."""
+    from include.design import copies
+
+    ok = [i for i in _ok_in_rank_order(items) if i.get("quality") and i.get("prepared")]
+    parent = list(range(len(ok)))
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    index = DupIndex(config)
+    for n, item in enumerate(ok):
+        h = Hashes.from_dict(item["hashes"])
+        for hit in index.query(h):
+            parent[root(int(hit.ref))] = root(n)
+        index.add(str(n), h)
+    groups: dict[int, list[int]] = {}
+    for n in range(len(ok)):
+        groups.setdefault(root(n), []).append(n)
+    facts: dict[str, dict[str, Any]] = {}
+    for members in groups.values():
+        members = members[:MAX_GROUP_COMPARED]
+        if len(members) < 2:
+            continue
+        try:
+            rel = copies.relative_facts([ok[m]["prepared"] for m in members])
+        except (OSError, ValueError) as exc:  # a prepared file gone: per-file facts only
+            log.warning("cannot compare the copies %s: %s", [ok[m]["key"] for m in members], exc)
+            continue
+        for m, r in zip(members, rel, strict=True):
+            facts[ok[m]["key"]] = dict(r)
+    return [
+        {**i, "quality": {**i["quality"], **facts[i["key"]]}} if i["key"] in facts else i
+        for i in items
+    ]
+
+
 def check_duplicates(
     engine: Engine,
     items: Iterable[dict[str, Any]],
@@ -151,7 +200,8 @@ def check_duplicates(
 ) -> list[dict[str, Any]]:
     """Decide new / duplicate / better copy for every processed item and record the duplicates.
 
-    Items are checked best copy first (:mod:`include.design.quality`), so of each near-duplicate
+    Items are checked best copy first (:mod:`include.design.quality`; a crop or a watermarked
+    copy measured against its group by :func:`with_group_facts`), so of each near-duplicate
     group within the upload the best member is the one kept and the others are its duplicates.
     An item that duplicates a stored design but is a better copy of it becomes a ``better_copy``:
     it is not stored, and a :class:`DesignReplacement` row asks a human whether to replace the
@@ -205,6 +255,7 @@ def check_duplicates(
     decided: dict[str, dict[str, Any]] = {}
     dup_rows: list[dict[str, Any]] = []
     asks: list[dict[str, Any]] = []
+    items = with_group_facts(items, config)
     for item in _ok_in_rank_order(items):
         item = {**item, "db_max_id": db_max_id}
         h = Hashes.from_dict(item["hashes"])
