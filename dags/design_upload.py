@@ -31,7 +31,7 @@ on; a single file is simply a run with one batch.
 4. **checking_for_duplicates** — a multi-index-hashing index (sub-linear in the number of stored
    hashes) over the shop's database designs and NAS files; the run's images are checked **best
    copy first** (`include.design.quality`: the whole picture and no watermark, both measured
-   against the other copies in the upload, then resolution, transparency, lossless, true colour,
+   against the other copies in the upload or the stored copy (read back from the NAS), then resolution, transparency, lossless, true colour,
    JPEG quality, clipping, the shorter name) and added as they are accepted, so of each group of
    near-duplicates the best one is kept. An upload that is a better copy of a stored design is a
    *better copy*: not stored, and asked about in **replace_stored_design** (below). Rule (`duplicate_rule=tuned`): low-frequency

@@ -6,20 +6,23 @@ Both are measured on the members of one near-duplicate group (:func:`relative_fa
 images of at most :data:`SIDE` px (transparency composited onto white):
 
 * **crop** — ``a`` is a crop of ``b`` when ``a``, scaled so that its width is 70-99 % of ``b``'s,
-  is found inside ``b`` by normalised cross-correlation (OpenCV ``matchTemplate``) with a score of
-  at least :data:`CROP_SCORE` and covers less than :data:`CROP_AREA` of ``b``'s area, and scores
-  clearly better there than at full size.
-* **watermark** — after aligning the pair (the crop search above, full frame otherwise) and
-  matching brightness (a least-squares gain and offset), the pixels that differ strongly
-  (> :data:`DIFF` grey levels) must be few (0.03-8 % of the picture) and concentrated (80 % of
-  them in at most 8 % of a 16×16 grid). Resampling, re-encoding and brightness changes spread
-  their differences thin over the whole picture; an overlay does not. Of the two copies the one
-  with more edges inside the differing cells (text adds edges) carries the overlay.
+  is found inside ``b`` (both at half that size) by normalised cross-correlation (OpenCV
+  ``matchTemplate``) with a score of at least :data:`CROP_SCORE`, covers less than
+  :data:`CROP_AREA` of ``b``'s area, and scores clearly better there than stretched over all of
+  ``b``.
+* **watermark** — after aligning the pair (the crop search above, full frame otherwise), a light
+  blur and matching brightness (a least-squares gain and offset), the pixels that differ by more
+  than :data:`DIFF` grey levels must be few (0.02-8 % of the picture) and form one compact patch of
+  a 16×16 grid (the largest 8-connected patch of differing cells holds 80 % of them and spans at
+  most :data:`PATCH` rows). Resampling, re-encoding and brightness changes spread their
+  differences over the picture; an overlay does not. Of the two copies the one with more edges in
+  the patch (text adds edges) carries the overlay.
 
-Limits: measured within one upload's group only (a stored design is not re-read from the NAS); a
-watermark that covers a large part of the picture is not "small" and is not detected; two copies
-with different watermarks each count as watermarked only against a clean third copy or the other's
-clean region.
+Used on the members of each near-duplicate group of one upload and, for a design already stored,
+on the pair (upload, stored file fetched from the NAS). Limits: a watermark that covers a large part
+of the picture is not "small" and is not detected; a copy counts as watermarked only when it has an
+overlay against at least half of the other members. Measured figures (tune / held-out sets of
+:mod:`include.design.evalset`): ``bench/bench_design_quality.py`` (``best_copy_facts``).
 """
 
 from __future__ import annotations

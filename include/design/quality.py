@@ -23,8 +23,9 @@ Facts 1-8 describe one file (:func:`measure`) except 1 and 2, which only show ne
 copies: ``cropped`` and ``watermark`` are set on the members of a near-duplicate group of one
 upload (:func:`include.design.pipeline.check_duplicates`); a copy measured alone has neither.
 The file size is recorded but does not rank (a watermark or noise makes a file larger).
-Limitation: a stored design is not re-read when a later upload is compared with it, so against the
-library a watermarked or cropped upload is judged on facts 3-8 only.
+Against the library, :func:`include.design.pipeline.check_duplicates` fetches the stored file of
+a matched design from the NAS and measures 1 and 2 for the pair (upload, stored copy); the re-check
+under the shop's lock (rows another run stored meanwhile) uses the per-file facts only.
 """
 
 from __future__ import annotations

@@ -214,9 +214,14 @@ def check(processed: Any, context: Mapping[str, Any]) -> str:
 
     p = inputs(context)
     items = [i for ref in processed or [] for i in load(ref)]
-    out = pipeline.check_duplicates(
-        _engine(), items, shop=p["shop"], run_id=context["run_id"], config=config(p)
-    )
+    hook = nas_hook()  # stored copies are read back to compare crops and watermarks
+    try:
+        out = pipeline.check_duplicates(
+            _engine(), items, shop=p["shop"], run_id=context["run_id"], config=config(p),
+            backend=hook.get_conn(),
+        )  # fmt: skip
+    finally:
+        hook.close()
     return save(context, "decisions", out)
 
 

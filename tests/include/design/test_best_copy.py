@@ -51,7 +51,7 @@ def _process(paths: dict[str, Path], work: Path) -> list[dict[str, Any]]:
 
 
 def _store(engine: Any, backend: Any, items: list[dict[str, Any]], shop: str, run: str) -> list:
-    d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run)
+    d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run, backend=backend)
     up = pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN)
     return pipeline.record_designs(
         engine, up, shop=shop, template="t", user_id=None, run_id=run, backend=backend
@@ -271,3 +271,26 @@ def test_the_whole_clean_copy_is_kept_over_larger_crops_and_watermarks(
     with session_scope(engine) as s:
         row = s.scalars(select(DesignImage).where(DesignImage.shop == shop)).one()
         assert row.source_name == new[0] and row.quality["watermark"] is False
+
+
+@pytest.mark.parametrize("stored_first", ["watermarked", "clean"])
+def test_against_a_stored_design_the_watermark_decides(
+    app_db_url: str, tmp_path: Path, stored_first: str
+) -> None:
+    """A clean copy of a stored watermarked design is a better copy (asked about) although it has
+    fewer pixels; a watermarked copy of a stored clean design is only a duplicate although it has
+    more."""
+    engine = make_engine(app_db_url)
+    shop = f"library-{stored_first}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _larger_worse_copies(tmp_path / "src", index=14)
+    clean = {"zz_the_clean_original_file.png": paths["zz_the_clean_original_file.png"]}
+    marked = {"b_watermark_big.png": paths["b_watermark_big.png"]}
+    first, later = (marked, clean) if stored_first == "watermarked" else (clean, marked)
+    _store(engine, backend, _process(first, tmp_path / "p"), shop, "run-1")
+    out = _store(engine, backend, _process(later, tmp_path / "p"), shop, "run-2")
+    if stored_first == "watermarked":
+        assert out[0]["decision"] == "better_copy"
+        assert out[0]["better_reason"].startswith("no watermark")
+    else:
+        assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True
