@@ -141,6 +141,55 @@ def _ok_in_rank_order(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(ok, key=lambda i: quality.rank(i.get("quality"), i["key"]), reverse=True)
 
 
+#: Largest near-duplicate group whose members are compared pixel to pixel (the best by the
+#: per-file facts; the others keep their per-file facts only).
+MAX_GROUP_COMPARED = 16
+
+
+def with_group_facts(
+    items: Sequence[dict[str, Any]], config: DupConfig = hashing.DEFAULT
+) -> list[dict[str, Any]]:
+    """``items`` with ``quality.cropped`` / ``quality.watermark`` set on the members of each
+    near-duplicate group of the upload (:func:`include.design.copies.relative_facts` on their
+    prepared files): a crop or a watermarked copy then ranks below the full, clean copy."""
+    from include.design import copies
+
+    ok = [i for i in _ok_in_rank_order(items) if i.get("quality") and i.get("prepared")]
+    parent = list(range(len(ok)))
+
+    def root(n: int) -> int:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    index = DupIndex(config)
+    for n, item in enumerate(ok):
+        h = Hashes.from_dict(item["hashes"])
+        for hit in index.query(h):
+            parent[root(int(hit.ref))] = root(n)
+        index.add(str(n), h)
+    groups: dict[int, list[int]] = {}
+    for n in range(len(ok)):
+        groups.setdefault(root(n), []).append(n)
+    facts: dict[str, dict[str, Any]] = {}
+    for members in groups.values():
+        members = members[:MAX_GROUP_COMPARED]
+        if len(members) < 2:
+            continue
+        try:
+            rel = copies.relative_facts([ok[m]["prepared"] for m in members])
+        except (OSError, ValueError) as exc:  # a prepared file gone: per-file facts only
+            log.warning("cannot compare the copies %s: %s", [ok[m]["key"] for m in members], exc)
+            continue
+        for m, r in zip(members, rel, strict=True):
+            facts[ok[m]["key"]] = dict(r)
+    return [
+        {**i, "quality": {**i["quality"], **facts[i["key"]]}} if i["key"] in facts else i
+        for i in items
+    ]
+
+
 def check_duplicates(
     engine: Engine,
     items: Iterable[dict[str, Any]],
@@ -148,14 +197,18 @@ def check_duplicates(
     shop: str,
     run_id: str,
     config: DupConfig = hashing.DEFAULT,
+    backend: Any = None,
 ) -> list[dict[str, Any]]:
     """Decide new / duplicate / better copy for every processed item and record the duplicates.
 
-    Items are checked best copy first (:mod:`include.design.quality`), so of each near-duplicate
+    Items are checked best copy first (:mod:`include.design.quality`; a crop or a watermarked
+    copy measured against its group by :func:`with_group_facts`), so of each near-duplicate
     group within the upload the best member is the one kept and the others are its duplicates.
     An item that duplicates a stored design but is a better copy of it becomes a ``better_copy``:
     it is not stored, and a :class:`DesignReplacement` row asks a human whether to replace the
     stored design (unless an earlier answer exists: that answer applies, nobody is asked again).
+    With ``backend`` (the NAS) the stored file is fetched and compared with the upload for crops
+    and watermarks (:func:`include.design.copies.relative_facts`) before "better" is decided.
     """
     items = list(items)
     with session_scope(engine) as s:
@@ -205,6 +258,7 @@ def check_duplicates(
     decided: dict[str, dict[str, Any]] = {}
     dup_rows: list[dict[str, Any]] = []
     asks: list[dict[str, Any]] = []
+    items = with_group_facts(items, config)
     for item in _ok_in_rank_order(items):
         item = {**item, "db_max_id": db_max_id}
         h = Hashes.from_dict(item["hashes"])
@@ -227,7 +281,24 @@ def check_duplicates(
             row = stored[int(ref)]
             dup["matched_name"] = row.source_name
             dup["matched_nas_path"] = row.nas_path
-            better = _better_copy(item, row, answers, shop=shop, run_id=run_id)
+            stored_q = row.quality
+            if (
+                backend is not None
+                and row.quality
+                and item.get("quality")
+                and item.get("prepared")
+                and item["sha256"] != row.source_sha256
+            ):
+                rel = _relative_to_stored(backend, item, row.nas_path)
+                if rel is not None:
+                    mine_q = item["quality"]
+                    item = {**item, "quality": {
+                        **mine_q, **{k: bool(mine_q.get(k)) or v for k, v in rel[0].items()}
+                    }}  # fmt: skip
+                    stored_q = {**row.quality, **rel[1]}
+            better = _better_copy(
+                item, row, answers, shop=shop, run_id=run_id, stored_quality=stored_q
+            )
             if better is not None:
                 ask = better.pop("ask", None)
                 dup.update(better)
@@ -275,13 +346,35 @@ def _dup_row(
     }
 
 
+def _relative_to_stored(backend: Any, item: dict[str, Any], nas_path: str) -> list[Any] | None:
+    """Crop/watermark facts of the upload and the stored file, measured against each other."""
+    from include.design import copies
+
+    with tempfile.TemporaryDirectory(prefix="design-stored-") as tmp:
+        local = Path(tmp) / f"stored{PurePosixPath(nas_path).suffix}"
+        try:
+            backend.fetch(nas_path, local)
+            return list(copies.relative_facts([item["prepared"], str(local)]))
+        except (OSError, ValueError) as exc:  # the stored file unreadable: per-file facts only
+            log.warning("cannot compare %s with the stored %s: %s", item["key"], nas_path, exc)
+            return None
+
+
 def _better_copy(
-    item: dict[str, Any], row: Any, answers: dict[Any, Any], *, shop: str, run_id: str
+    item: dict[str, Any],
+    row: Any,
+    answers: dict[Any, Any],
+    *,
+    shop: str,
+    run_id: str,
+    stored_quality: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """``None`` when ``item`` is no better than the stored ``row``; else the decision fields."""
-    if not quality.better(item.get("quality"), row.quality):
+    """``None`` when ``item`` is no better than the stored ``row``; else the decision fields.
+    ``stored_quality``: the row's facts with those measured against ``item`` (crop, watermark)."""
+    stored_q = row.quality if stored_quality is None else stored_quality
+    if not quality.better(item.get("quality"), stored_q):
         return None
-    why = quality.reasons(item.get("quality"), row.quality)
+    why = quality.reasons(item.get("quality"), stored_q)
     answer = answers.get((row.id, item["sha256"]))
     if answer is not None and answer.state == KEEP:
         return {"kept_stored": f"better copy ({why}), but {answer.answered_by or 'a human'} "

@@ -4,20 +4,28 @@ group is kept (within an upload) and whether a later upload is a better copy of 
 The facts come from the source file's header and one pass over its pixels (:func:`measure`, in the
 worker that hashes the file). Copies are compared on, in this order (the first difference decides):
 
-1. **resolution** — more source pixels (a half-size or a cropped copy has fewer);
-2. **transparency** — a design with real transparency beats a copy flattened onto a background;
-3. **lossless** — PNG/TIFF/BMP/GIF/lossless WebP beat JPEG and lossy WebP;
-4. **true colour** — a palette image (≤ 256 colours, e.g. a PNG re-saved through a quantiser)
+1. **the whole picture** — a copy that is a crop of another member of its group loses to the
+   full one, whatever its pixel count (:mod:`include.design.copies`, measured within the group);
+2. **no watermark** — a copy with a small overlay (text, a logo) that the group's other members do
+   not have loses to a clean copy, whatever its pixel count (:mod:`include.design.copies`);
+3. **resolution** — more source pixels (a half-size copy has fewer);
+4. **transparency** — a design with real transparency beats a copy flattened onto a background;
+5. **lossless** — PNG/TIFF/BMP/GIF/lossless WebP beat JPEG and lossy WebP;
+6. **true colour** — a palette image (≤ 256 colours, e.g. a PNG re-saved through a quantiser)
    ranks below a true-colour one;
-5. **JPEG quality** — the estimated quality of the quantisation tables (lossless counts as 100);
-6. **fewer clipped pixels** (whole percents of the visible pixels) — a brightened copy pushes
+7. **JPEG quality** — the estimated quality of the quantisation tables (lossless counts as 100);
+8. **fewer clipped pixels** (whole percents of the visible pixels) — a brightened copy pushes
    more pixels to pure white/black;
-7. the upload's **name**: the shorter file name first (copies get suffixes: ``x (1).png``,
+9. the upload's **name**: the shorter file name first (copies get suffixes: ``x (1).png``,
    ``x_copy.png``, ``x-watermark.png``), then alphabetical, so the choice is deterministic.
 
+Facts 1-8 describe one file (:func:`measure`) except 1 and 2, which only show next to the other
+copies: ``cropped`` and ``watermark`` are set on the members of a near-duplicate group of one
+upload (:func:`include.design.pipeline.check_duplicates`); a copy measured alone has neither.
 The file size is recorded but does not rank (a watermark or noise makes a file larger).
-Watermarks are not detected from the pixels: a watermarked copy of the same size and format as
-its original ties on 1–6 and is decided by the name rule (documented limitation).
+Against the library, :func:`include.design.pipeline.check_duplicates` fetches the stored file of
+a matched design from the NAS and measures 1 and 2 for the pair (upload, stored copy); the re-check
+under the shop's lock (rows another run stored meanwhile) uses the per-file facts only.
 """
 
 from __future__ import annotations
@@ -99,8 +107,10 @@ def rank(q: Mapping[str, Any] | None, name: str = "") -> tuple[Any, ...]:
     """Sort key: larger is better (``max(items, key=...)``); see the module's order. A copy without
     recorded facts (stored before they were measured) ranks lowest."""
     if not q:
-        return (-1, False, False, False, 0, 0.0, _name_key(name))
+        return (False, False, -1, False, False, False, 0, 0.0, _name_key(name))
     return (
+        not q.get("cropped", False),
+        not q.get("watermark", False),
         int(q["pixels"]),
         bool(q["alpha"]),
         bool(q["lossless"]),
@@ -132,6 +142,10 @@ def reasons(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> str:
         return "no quality facts"
     if not b:
         return "the stored copy has no recorded quality facts"
+    if bool(a.get("cropped")) != bool(b.get("cropped")):
+        return "the whole picture vs a cropped copy" if b.get("cropped") else "a cropped copy"
+    if bool(a.get("watermark")) != bool(b.get("watermark")):
+        return "no watermark vs a watermarked copy" if b.get("watermark") else "a watermarked copy"
     if a["pixels"] != b["pixels"]:
         return f"{a['pixels'] / 1e6:.2f} MP vs {b['pixels'] / 1e6:.2f} MP"
     if a["alpha"] != b["alpha"]:

@@ -230,7 +230,6 @@ def test_dag_wiring_follows_the_conventions(airflow_db: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="open after the merge of the design branches", strict=False)
 def test_etsy_quota_runs_out_then_the_next_run_completes_the_listings(
     run_dag, app_db_url, tmp_path: Path, monkeypatch
 ) -> None:

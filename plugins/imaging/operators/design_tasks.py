@@ -214,9 +214,14 @@ def check(processed: Any, context: Mapping[str, Any]) -> str:
 
     p = inputs(context)
     items = [i for ref in processed or [] for i in load(ref)]
-    out = pipeline.check_duplicates(
-        _engine(), items, shop=p["shop"], run_id=context["run_id"], config=config(p)
-    )
+    hook = nas_hook()  # stored copies are read back to compare crops and watermarks
+    try:
+        out = pipeline.check_duplicates(
+            _engine(), items, shop=p["shop"], run_id=context["run_id"], config=config(p),
+            backend=hook.get_conn(),
+        )  # fmt: skip
+    finally:
+        hook.close()
     return save(context, "decisions", out)
 
 
@@ -372,6 +377,7 @@ def summary(context: Mapping[str, Any]) -> dict[str, Any]:
     from imaging.artefacts import publish_artefact
     from imaging.hooks.etsy import EtsyHook
     from imaging.results import publish_run_summary
+    from include.common.files import atomic_write_text
     from include.common.settings import get_settings
     from include.design import pipeline
     from include.design.summary import Connections, build_summary
@@ -405,11 +411,11 @@ def summary(context: Mapping[str, Any]) -> dict[str, Any]:
     pipeline.record_outcomes(
         _engine(), items, shop=p["shop"], run_id=context["run_id"], pipeline=PIPELINE
     )
-    out = publish_run_summary(context, result)
-    from include.common.files import atomic_write_text
-
-    report = pipeline.summarise(items)  # the machine-readable per-file outcome (scripts, tests)
+    # the machine-readable per-file outcome (scripts, tests), written before the page is
+    # published: publishing fails this task when another task of the run failed
+    report = pipeline.summarise(items)
     atomic_write_text(work / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    out = publish_run_summary(context, result)
     # the page is published; a run whose steps did not finish still fails (naming what is left)
     if not (work / "listings.json").exists():
         raise AirflowFailException(f"the run did not finish its steps; summary: {out['url']}")

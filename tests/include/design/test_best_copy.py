@@ -51,7 +51,7 @@ def _process(paths: dict[str, Path], work: Path) -> list[dict[str, Any]]:
 
 
 def _store(engine: Any, backend: Any, items: list[dict[str, Any]], shop: str, run: str) -> list:
-    d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run)
+    d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run, backend=backend)
     up = pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN)
     return pipeline.record_designs(
         engine, up, shop=shop, template="t", user_id=None, run_id=run, backend=backend
@@ -215,3 +215,82 @@ def test_simultaneous_runs_store_one_copy_and_leave_no_nas_file(
             s.scalar(select(func.count()).select_from(DesignImage).where(DesignImage.shop == shop))
             == 1
         )
+
+
+def _larger_worse_copies(dest: Path, index: int = 12) -> dict[str, Path]:
+    """A clean, whole original at 600 px and two copies with MORE pixels that are worse: a crop
+    of a 1200 px master (4 % per side) and a watermarked 800 px copy. The original's name is the
+    longest and sorts last."""
+    from include.design import evalset
+
+    dest.mkdir(parents=True, exist_ok=True)
+    master = samples.make_design(index, (1200, 1200), transparent=False).convert("RGB")
+    copies = {
+        "zz_the_clean_original_file.png": master.resize((600, 600), Image.Resampling.LANCZOS),
+        "a_crop_big.png": master.crop((48, 48, 1152, 1152)),
+        "b_watermark_big.png": evalset.watermark(
+            master.resize((800, 800), Image.Resampling.LANCZOS), "(c) my shop", 1 / 24, 160, "br"
+        ),
+    }
+    out = {}
+    for name, img in copies.items():
+        img.save(dest / name)
+        out[name] = dest / name
+    return out
+
+
+def test_crops_and_watermarks_are_seen_against_the_group(tmp_path: Path) -> None:
+    from include.design import copies
+
+    paths = _larger_worse_copies(tmp_path)
+    names = list(paths)
+    rel = dict(zip(names, copies.relative_facts([str(paths[n]) for n in names]), strict=True))
+    assert rel["a_crop_big.png"] == {"cropped": True, "watermark": False}
+    assert rel["b_watermark_big.png"] == {"cropped": False, "watermark": True}
+    assert rel["zz_the_clean_original_file.png"] == {"cropped": False, "watermark": False}
+    facts = {n: {**quality.of_file(str(p)), **rel[n]} for n, p in paths.items()}
+    assert facts["a_crop_big.png"]["pixels"] > facts["zz_the_clean_original_file.png"]["pixels"]
+    best = max(facts, key=lambda k: quality.rank(facts[k], k))
+    assert best == "zz_the_clean_original_file.png"
+    assert quality.reasons(facts[best], facts["a_crop_big.png"]).startswith("the whole picture")
+    assert quality.reasons(facts[best], facts["b_watermark_big.png"]).startswith("no watermark")
+
+
+def test_the_whole_clean_copy_is_kept_over_larger_crops_and_watermarks(
+    app_db_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(app_db_url)
+    shop = "best-relative"
+    items = _process(_larger_worse_copies(tmp_path / "src"), tmp_path / "p")
+    out = _store(engine, MountedNas(tmp_path / "nas"), items, shop, "run-relative")
+    new = [i["key"] for i in out if i.get("decision") == "new"]
+    assert new == ["zz_the_clean_original_file.png"]
+    by_key = {i["key"]: i for i in out}
+    assert by_key["a_crop_big.png"]["quality"]["cropped"] is True
+    assert by_key["b_watermark_big.png"]["quality"]["watermark"] is True
+    with session_scope(engine) as s:
+        row = s.scalars(select(DesignImage).where(DesignImage.shop == shop)).one()
+        assert row.source_name == new[0] and row.quality["watermark"] is False
+
+
+@pytest.mark.parametrize("stored_first", ["watermarked", "clean"])
+def test_against_a_stored_design_the_watermark_decides(
+    app_db_url: str, tmp_path: Path, stored_first: str
+) -> None:
+    """A clean copy of a stored watermarked design is a better copy (asked about) although it has
+    fewer pixels; a watermarked copy of a stored clean design is only a duplicate although it has
+    more."""
+    engine = make_engine(app_db_url)
+    shop = f"library-{stored_first}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _larger_worse_copies(tmp_path / "src", index=14)
+    clean = {"zz_the_clean_original_file.png": paths["zz_the_clean_original_file.png"]}
+    marked = {"b_watermark_big.png": paths["b_watermark_big.png"]}
+    first, later = (marked, clean) if stored_first == "watermarked" else (clean, marked)
+    _store(engine, backend, _process(first, tmp_path / "p"), shop, "run-1")
+    out = _store(engine, backend, _process(later, tmp_path / "p"), shop, "run-2")
+    if stored_first == "watermarked":
+        assert out[0]["decision"] == "better_copy"
+        assert out[0]["better_reason"].startswith("no watermark")
+    else:
+        assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True

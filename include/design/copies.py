@@ -1,0 +1,197 @@
+"""Facts about a copy that only show next to the other copies of the same design: is it **cropped**
+(its picture is a part of another member's picture) and does it carry a **watermark** (a small
+overlay — text, a logo — that another member does not have)?
+
+Both are measured on the members of one near-duplicate group (:func:`relative_facts`), on grey
+images of at most :data:`SIDE` px (transparency composited onto white):
+
+* **crop** — ``a`` is a crop of ``b`` when ``a``, scaled so that its width is 70-99 % of ``b``'s,
+  is found inside ``b`` (both at half that size) by normalised cross-correlation (OpenCV
+  ``matchTemplate``) with a score of at least :data:`CROP_SCORE`, covers less than
+  :data:`CROP_AREA` of ``b``'s area, and scores clearly better there than stretched over all of
+  ``b``.
+* **watermark** — after aligning the pair (the crop search above, full frame otherwise), a light
+  blur and matching brightness (a least-squares gain and offset), the pixels that differ by more
+  than :data:`DIFF` grey levels must be few (0.02-8 % of the picture) and form one compact patch of
+  a 16×16 grid (the largest 8-connected patch of differing cells holds 80 % of them and spans at
+  most :data:`PATCH` rows). Resampling, re-encoding and brightness changes spread their
+  differences over the picture; an overlay does not. Of the two copies the one with more edges in
+  the patch (text adds edges) carries the overlay.
+
+Used on the members of each near-duplicate group of one upload and, for a design already stored,
+on the pair (upload, stored file fetched from the NAS). Limits: a watermark that covers a large part
+of the picture is not "small" and is not detected; a copy counts as watermarked only when it has an
+overlay against at least half of the other members. Measured figures (tune / held-out sets of
+:mod:`include.design.evalset`): ``bench/bench_design_quality.py`` (``best_copy_facts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import numpy as np
+
+SIDE = 384
+CROP_SCORE = 0.9
+CROP_AREA = 0.97
+DIFF = 24.0
+GRID = 16
+PATCH = 4  # at most this many grid rows (and PATCH * GRID cells) of differences
+
+
+class Relative(TypedDict):
+    cropped: bool
+    watermark: bool
+
+
+def load_grey(path: str, side: int = SIDE) -> np.ndarray:
+    """Grey float32 picture of at most ``side`` px (transparency composited onto white)."""
+    from PIL import Image, ImageOps
+
+    from include.design import imaging
+
+    with Image.open(path) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (side * 2, side * 2))
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        rgb = imaging.flatten(im)
+    rgb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(rgb.convert("L"), dtype=np.float32)
+
+
+def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(a, (max(1, w), max(1, h)), interpolation=cv2.INTER_AREA)
+
+
+def _full_score(a: np.ndarray, b: np.ndarray) -> float:
+    """NCC of ``a`` stretched over the whole of ``b``."""
+    x = _resize(a, b.shape[1], b.shape[0]).ravel() - 0.0
+    y = b.ravel()
+    x, y = x - x.mean(), y - y.mean()
+    d = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / d) if d > 0 else 0.0
+
+
+SEARCH = 2  # the crop search runs on pictures reduced by this factor
+
+
+def find_crop(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int, int, int]] | None:
+    """Where ``a`` lies inside ``b`` as a crop: ``(score, (x, y, w, h))`` in ``b``'s pixels, or
+    ``None`` when ``a`` is not a crop of ``b``."""
+    import cv2
+
+    hb0, wb0 = b.shape
+    small_b = _resize(b, wb0 // SEARCH, hb0 // SEARCH)
+    hb, wb = small_b.shape
+    ha, wa = a.shape
+    best: tuple[float, tuple[int, int, int, int]] | None = None
+    for f in np.arange(0.70, 0.995, 0.01):
+        w = round(wb * f)
+        h = round(ha * w / wa)
+        if h > hb or w >= wb and h >= hb or h < 8 or w < 8:
+            continue
+        t = _resize(a, w, h)
+        if float(t.std()) < 1e-3:
+            continue
+        res = cv2.matchTemplate(small_b, t, cv2.TM_CCOEFF_NORMED)
+        _, score, _, (x, y) = cv2.minMaxLoc(res)
+        if best is None or score > best[0]:
+            best = (float(score), (int(x), int(y), int(w), int(h)))
+    if best is None:
+        return None
+    score, (x, y, w, h) = best
+    if score < CROP_SCORE or w * h > CROP_AREA * wb * hb:
+        return None
+    if score < _full_score(a, b) + 0.02:  # the whole picture fits as well: not a crop
+        return None
+    return score, (x * SEARCH, y * SEARCH, min(wb0 - x * SEARCH, w * SEARCH),
+                   min(hb0 - y * SEARCH, h * SEARCH))  # fmt: skip
+
+
+def overlay(a: np.ndarray, b: np.ndarray) -> int:
+    """``1`` when ``a`` carries a small overlay that ``b`` has not, ``-1`` the other way round,
+    ``0`` when neither (``a`` and ``b`` show the same picture, already aligned, same shape)."""
+    import cv2
+
+    x = cv2.GaussianBlur(a, (3, 3), 0.8)
+    y = cv2.GaussianBlur(b, (3, 3), 0.8)
+    ym = y.ravel()
+    design = np.stack([ym, np.ones_like(ym)], axis=1)
+    (g, o), *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
+    y = g * y + o
+    strong = np.abs(x - y) > DIFF
+    frac = float(strong.mean())
+    if not (0.0002 <= frac <= 0.08):
+        return 0
+    h, w = strong.shape
+    gh, gw = max(1, h // GRID), max(1, w // GRID)
+    cells = strong[: gh * GRID, : gw * GRID].reshape(GRID, gh, GRID, gw).sum(axis=(1, 3))
+    total = cells.sum()
+    if total == 0:
+        return 0
+    # the differing cells must form one compact patch (text, a logo), not edges all over
+    hot = (cells >= max(2, 0.02 * total)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
+    if n < 2:
+        return 0
+    sums = np.bincount(labels.ravel(), weights=cells.ravel(), minlength=n)
+    k = 1 + int(np.argmax(sums[1:]))
+    if (
+        sums[k] < 0.8 * total
+        or stats[k, cv2.CC_STAT_HEIGHT] > PATCH
+        or (stats[k, cv2.CC_STAT_AREA] > PATCH * GRID)
+    ):
+        return 0
+    region = np.kron(labels == k, np.ones((gh, gw), dtype=bool))
+    region = np.pad(region, ((0, h - region.shape[0]), (0, w - region.shape[1])))
+
+    def edges(img: np.ndarray) -> float:
+        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0)
+        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1)
+        return float(np.abs(gx[region]).sum() + np.abs(gy[region]).sum())
+
+    ea, eb = edges(x), edges(y)
+    if max(ea, eb) <= 0:
+        return 0
+    return 1 if ea > eb else -1
+
+
+def relative_facts(paths: Sequence[str]) -> list[Relative]:
+    """``cropped``/``watermark`` for each member of one near-duplicate group (files in order).
+
+    A member is cropped when it is a crop of any other member; it carries a watermark when it
+    has an overlay against at least half of the other members (a majority: one noisy pair does
+    not decide)."""
+    out = [Relative(cropped=False, watermark=False) for _ in paths]
+    if len(paths) < 2:
+        return out
+    greys = [load_grey(p) for p in paths]
+    n = len(greys)
+    wins = [0] * n
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = greys[i], greys[j]
+            hit = find_crop(a, b)
+            if hit is not None:
+                out[i]["cropped"] = True
+                _, (x0, y0, w, h) = hit
+                x, y = _resize(a, w, h), b[y0 : y0 + h, x0 : x0 + w]
+            elif (hit := find_crop(b, a)) is not None:
+                out[j]["cropped"] = True
+                _, (x0, y0, w, h) = hit
+                x, y = a[y0 : y0 + h, x0 : x0 + w], _resize(b, w, h)
+            else:
+                h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+                x, y = _resize(a, w, h), _resize(b, w, h)
+            who = overlay(x, y)
+            if who == 1:
+                wins[i] += 1
+            elif who == -1:
+                wins[j] += 1
+    for i in range(n):
+        out[i]["watermark"] = wins[i] > 0 and 2 * wins[i] >= n - 1
+    return out

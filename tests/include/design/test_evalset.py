@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from include.design import evalset
+
+
+def test_held_out_shares_no_source_with_the_tune_set() -> None:
+    tune, held = evalset.TUNE, evalset.HELD_OUT
+    assert tune.seed != held.seed
+    loaders = {lo for _, lo in tune.photos} | {lo for _, lo, _ in tune.halves}
+    assert not loaders & ({lo for _, lo in held.photos} | {lo for _, lo, _ in held.halves})
+    designs = set(range(tune.first_design, tune.first_design + tune.n_designs))
+    assert not designs & set(range(held.first_design, held.first_design + held.n_designs))
+    # wider ranges on the held-out set
+    for field in ("jpeg_quality", "resize", "crop", "brightness", "watermark_height"):
+        lo, hi = getattr(held, field)
+        tlo, thi = getattr(tune, field)
+        assert lo <= tlo and hi >= thi and hi - lo > thi - tlo, field
+
+
+def test_generate_writes_variants_and_hard_negatives(tmp_path: Path) -> None:
+    m = evalset.generate(evalset.HELD_OUT, tmp_path, scale=0.2)
+    ids = {s["id"] for s in m["stored"]}
+    kinds = Counter(q["kind"] for q in m["queries"])
+    assert all(kinds[k] == len(ids) for k in evalset.VARIANTS)
+    assert {"recolour", "mirror", "otherhalf"} <= set(kinds)
+    for q in m["queries"]:
+        assert Path(q["path"]).is_file()
+        assert (q["expect"] in ids) if q["expect"] else (q["source"] in ids)
+    again = evalset.generate(evalset.HELD_OUT, tmp_path / "again", scale=0.2)
+    assert [q["params"] for q in again["queries"]] == [q["params"] for q in m["queries"]]
