@@ -34,6 +34,7 @@ WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
 TIE = 0.02  # a larger plant area wins within this score
 OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
+FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
 
 
 @dataclass
@@ -63,13 +64,17 @@ def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
 
 # --------------------------------------------------------------------------- 1. colour
 def white_balance(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel gains that make the photo's neutral references grey: bright near-white pixels
-    (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones."""
+    """Per-channel gains that make the photo's neutral references grey: the brightest near-white
+    pixels (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones.
+    Only the brightest are white: pale foliage (bluish succulents, saturation ~0.15-0.3) is
+    bright and nearly neutral too, and taking it as the reference turns it grey."""
     small = rgb[::4, ::4].reshape(-1, 3).astype(np.float32)
     mx, mn = small.max(axis=1), small.min(axis=1)
     sat = (mx - mn) / np.maximum(mx, 1)
-    bright = (sat < 0.2) & (mx > 160) & (mx < 250)
-    mid = (sat < 0.15) & (mx > 50) & (mx < 250)
+    cand = (sat < 0.12) & (mx < 252)
+    top = float(np.percentile(mx[cand], 99.5)) if cand.sum() >= 20 else 255.0
+    bright = cand & (mx > max(170.0, top - 30.0))
+    mid = (sat < 0.1) & (mx > 50) & (mx < 250)
     if bright.sum() >= max(20, 0.0005 * len(small)):
         ref = small[bright]
     elif mid.sum() >= 0.02 * len(small):
@@ -208,8 +213,11 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
     # candidate plant areas from the ratio's percentiles; keep the one that explains the
     # components best as whole numbers of plants (absolute residual: a too small plant area
     # explains everything badly, not well); ties go to the larger plant
-    for p in range(5, 95, 5):
-        typ = float(np.percentile(ratio, p)) * d_typ * d_typ
+    # candidates: from the area/thickness² ratio (a plant's shape) and from the component areas
+    # themselves (the ratio's percentiles can all miss a star-shaped plant's area)
+    candidates = [float(np.percentile(ratio, p)) * d_typ * d_typ for p in range(5, 95, 5)]
+    candidates += [float(np.percentile(a, p)) for p in range(5, 95, 5)]
+    for typ in sorted(candidates):
         k = a / typ
         fit = np.where(k >= 0.5, 1.0 - 2.0 * np.abs(k - np.round(k)), 0.0)
         # Occam: a plant size that splits each component into many plants needs a clearly
@@ -241,7 +249,7 @@ def _attach_fragments(
     order = np.sort(areas[keep])
     cum = np.cumsum(order)
     wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])
-    frag = keep & (areas < 0.35 * wmed)
+    frag = keep & (areas < FRAGMENT * wmed)
     if not frag.any() or frag.sum() == keep.sum():
         return
     from scipy import ndimage as ndi
