@@ -34,6 +34,7 @@ WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
 TIE = 0.02  # a larger plant area wins within this score
 OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
+SPARSE_FILL = 0.33  # large components filling less of their box than this are loose plants
 FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
 
 
@@ -192,7 +193,7 @@ def _comp_dt(labels: np.ndarray, n: int, m8: np.ndarray) -> np.ndarray:
     return out[1:]
 
 
-def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
+def plant_size(areas: np.ndarray, dmax: np.ndarray, *, sparse: bool = True) -> tuple[float, float]:
     """``(single-plant area, half-thickness)`` from components: the half-thickness of a plant is
     the median component half-thickness (a clump of touching plants is as thick as one plant);
     the area per squared thickness of a single plant is a low percentile of the
@@ -223,7 +224,8 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
         # Occam: a plant size that splits each component into many plants needs a clearly
         # better fit (a herb's loose leaves are not plants of their own)
         plants_per_component = float(np.maximum(np.round(k), 0).sum()) / len(a)
-        score = float((fit * a).sum() / a.sum()) - OCCAM * plants_per_component
+        wt = a if sparse else np.ones_like(a)
+        score = float((fit * wt).sum() / wt.sum()) - OCCAM * plants_per_component
         if best is None or score >= best[0] - TIE:
             best = (max(score, best[0]) if best else score, typ)
     assert best is not None
@@ -268,6 +270,25 @@ def _attach_fragments(
             keep[i] = False
 
 
+def _sparse_plants(areas: np.ndarray, keep: np.ndarray, stats: np.ndarray) -> bool:
+    """Do the large components look like loose plants (herbs: leaves on stalks around a centre,
+    little of the convex hull filled) rather than solid clumps of touching plants? Decides how
+    the plant-size fit weighs components: by area when small components may be a plant's loose
+    leaves, by count when they are whole plants next to clumps."""
+    idx = np.flatnonzero(keep)
+    if len(idx) < 6:
+        return True
+    big = idx[areas[idx] >= 2.0 * float(np.median(areas[idx]))]
+    if len(big) < 3:
+        return True
+    big = big[np.argsort(-areas[big])][:40]
+    fills = []
+    for i in big:
+        x, y, w, h = (int(v) for v in stats[i + 1, :4])
+        fills.append(areas[i] / max(1.0, w * h))
+    return float(np.median(fills)) < SPARSE_FILL
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -304,7 +325,7 @@ def count_mask(
     _attach_fragments(areas, keep, labels, cents[1:])
     prior_used = False
     if keep.sum() >= 6:
-        typ, _ = plant_size(areas[keep], dmax[keep])
+        typ, _ = plant_size(areas[keep], dmax[keep], sparse=_sparse_plants(areas, keep, stats))
     elif prior_area:
         typ, prior_used = float(prior_area), True  # too few components to measure: the prior
     elif keep.any():
