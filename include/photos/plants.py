@@ -35,6 +35,7 @@ TIE = 0.02  # a larger plant area wins within this score
 OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
 SPARSE_FILL = 0.33  # large components filling less of their box than this are loose plants
+EDGE_SHARE = 0.6  # a component this much within reach of removed green structure is its edge
 FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
 
 
@@ -168,6 +169,28 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
     plant_like = hb[idx] >= hs[idx]
     return mask & plant_like
+
+
+def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """Drop what is left of a removed structure: the blended edge pixels of a green rim or wall
+    (soil or floor mixed in, so not the structure's colour) form thin lines along it. A component
+    lying mostly within a few pixels of removed structure is such an edge; a plant that overlaps
+    a rim keeps most of its pixels away from it."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(removed, connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= max(200, 0.0005 * removed.size)
+    big[0] = False
+    if not big.any():
+        return mask
+    structure = big[labels].astype(np.uint8)  # large removed parts, not specks inside plants
+    near = cv2.dilate(structure, np.ones((7, 7), np.uint8)).astype(bool)
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    total = np.bincount(labels.ravel(), minlength=n)
+    inside = np.bincount(labels[near], minlength=n)
+    edge = inside >= EDGE_SHARE * np.maximum(total, 1)
+    edge[0] = False
+    return mask & ~edge[labels]
 
 
 # --------------------------------------------------------------------------- 3. count
@@ -365,6 +388,7 @@ def count_rgb(
     if cleaned is not strong:
         removed = (strong & ~cleaned).astype(np.uint8)
         weak = weak & ~cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
+        cleaned = _drop_structure_edges(cleaned, removed)
     return count_mask(cleaned, weak, prior_area=prior_area, scale=scale)
 
 
