@@ -1,20 +1,25 @@
 """Count live plants in a top-view photo: the photo's own evidence sets the plant size.
 
-1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's near-neutral pixels,
-   then a hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish
-   succulents included; brown, straw, grey, white, pink and yellow excluded; dark moss film and
-   dark ground cover fall under the brightness floor, taken relative to the photo's plants).
+1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's brightest near-white
+   pixels (labels, perlite; pale succulents are not white) or near-neutral mid-grey ones, then a
+   hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish succulents
+   included; brown, straw, grey, white, pink and yellow excluded; dark moss film and dark ground
+   cover fall under the brightness floor, taken relative to the photo's plants).
 2. **Green confounders** (:func:`drop_green_structures`): green plastic and ground cover are long
    straight or large structures; their pixels (line openings longer than a plant) give a colour
    model that is compared with the colour of blob-like vegetation: where the two differ, pixels
-   of the structure's colour are removed.
-3. **Scale and count** (:func:`count_mask`): components after a closing (which joins a plant's
-   leaves, cotyledons and stalked leaves) are measured; the single-plant area is the mode of the
-   component areas (robust to clumps and fragments); a component counts ``round(area/typ)``
-   plants (at least one when it is at least ``min_fraction`` of a plant). The closing radius is
-   chosen by scanning a few radii and keeping the one whose components are best explained as
-   whole multiples of one plant size. A location's calibration is only a prior, used when the
-   photo has too few components to measure a size; it never removes plants.
+   of the structure's colour are removed, and so are the thin blended edges left along a removed
+   rim or wall.
+3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
+   weak evidence (thin stalks) near strong foliage, are measured; loose fragments join the
+   nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
+   from the component areas) that best explains the components as whole numbers of plants, with
+   an Occam penalty per plant per component; the fit weighs components by area when the large
+   ones are loose plants (herbs: leaves on stalks fill little of their box) and by count when
+   they are solid clumps of touching plants (then the singles set the size). A component counts
+   ``round(area/typ)`` plants (at least one when it is at least ``min_fraction`` of a plant). A
+   location's calibration is only a prior, used when the photo has too few components to measure
+   a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
    are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across.
 """
