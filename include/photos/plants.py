@@ -1,20 +1,25 @@
 """Count live plants in a top-view photo: the photo's own evidence sets the plant size.
 
-1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's near-neutral pixels,
-   then a hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish
-   succulents included; brown, straw, grey, white, pink and yellow excluded; dark moss film and
-   dark ground cover fall under the brightness floor, taken relative to the photo's plants).
+1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's brightest near-white
+   pixels (labels, perlite; pale succulents are not white) or near-neutral mid-grey ones, then a
+   hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish succulents
+   included; brown, straw, grey, white, pink and yellow excluded; dark moss film and dark ground
+   cover fall under the brightness floor, taken relative to the photo's plants).
 2. **Green confounders** (:func:`drop_green_structures`): green plastic and ground cover are long
    straight or large structures; their pixels (line openings longer than a plant) give a colour
    model that is compared with the colour of blob-like vegetation: where the two differ, pixels
-   of the structure's colour are removed.
-3. **Scale and count** (:func:`count_mask`): components after a closing (which joins a plant's
-   leaves, cotyledons and stalked leaves) are measured; the single-plant area is the mode of the
-   component areas (robust to clumps and fragments); a component counts ``round(area/typ)``
-   plants (at least one when it is at least ``min_fraction`` of a plant). The closing radius is
-   chosen by scanning a few radii and keeping the one whose components are best explained as
-   whole multiples of one plant size. A location's calibration is only a prior, used when the
-   photo has too few components to measure a size; it never removes plants.
+   of the structure's colour are removed, and so are the thin blended edges left along a removed
+   rim or wall.
+3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
+   weak evidence (thin stalks) near strong foliage, are measured; loose fragments join the
+   nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
+   from the component areas) that best explains the components as whole numbers of plants, with
+   an Occam penalty per plant per component; the fit weighs components by area when the large
+   ones are loose plants (herbs: leaves on stalks fill little of their box) and by count when
+   they are solid clumps of touching plants (then the singles set the size). A component counts
+   ``round(area/typ)`` plants (at least one when it is at least ``min_fraction`` of a plant). A
+   location's calibration is only a prior, used when the photo has too few components to measure
+   a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
    are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across.
 """
@@ -34,6 +39,9 @@ WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
 TIE = 0.02  # a larger plant area wins within this score
 OCCAM = 0.15  # score penalty per plant per component
 CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
+SPARSE_FILL = 0.33  # large components filling less of their box than this are loose plants
+EDGE_SHARE = 0.6  # a component this much within reach of removed green structure is its edge
+FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
 
 
 @dataclass
@@ -63,13 +71,17 @@ def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
 
 # --------------------------------------------------------------------------- 1. colour
 def white_balance(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel gains that make the photo's neutral references grey: bright near-white pixels
-    (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones."""
+    """Per-channel gains that make the photo's neutral references grey: the brightest near-white
+    pixels (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones.
+    Only the brightest are white: pale foliage (bluish succulents, saturation ~0.15-0.3) is
+    bright and nearly neutral too, and taking it as the reference turns it grey."""
     small = rgb[::4, ::4].reshape(-1, 3).astype(np.float32)
     mx, mn = small.max(axis=1), small.min(axis=1)
     sat = (mx - mn) / np.maximum(mx, 1)
-    bright = (sat < 0.2) & (mx > 160) & (mx < 250)
-    mid = (sat < 0.15) & (mx > 50) & (mx < 250)
+    cand = (sat < 0.12) & (mx < 252)
+    top = float(np.percentile(mx[cand], 99.5)) if cand.sum() >= 20 else 255.0
+    bright = cand & (mx > max(170.0, top - 30.0))
+    mid = (sat < 0.1) & (mx > 50) & (mx < 250)
     if bright.sum() >= max(20, 0.0005 * len(small)):
         ref = small[bright]
     elif mid.sum() >= 0.02 * len(small):
@@ -164,6 +176,28 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     return mask & plant_like
 
 
+def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """Drop what is left of a removed structure: the blended edge pixels of a green rim or wall
+    (soil or floor mixed in, so not the structure's colour) form thin lines along it. A component
+    lying mostly within a few pixels of removed structure is such an edge; a plant that overlaps
+    a rim keeps most of its pixels away from it."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(removed, connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= max(200, 0.0005 * removed.size)
+    big[0] = False
+    if not big.any():
+        return mask
+    structure = big[labels].astype(np.uint8)  # large removed parts, not specks inside plants
+    near = cv2.dilate(structure, np.ones((7, 7), np.uint8)).astype(bool)
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    total = np.bincount(labels.ravel(), minlength=n)
+    inside = np.bincount(labels[near], minlength=n)
+    edge = inside >= EDGE_SHARE * np.maximum(total, 1)
+    edge[0] = False
+    return mask & ~edge[labels]
+
+
 # --------------------------------------------------------------------------- 3. count
 def _disk(r: int) -> np.ndarray:
     r = max(1, int(r))
@@ -187,7 +221,7 @@ def _comp_dt(labels: np.ndarray, n: int, m8: np.ndarray) -> np.ndarray:
     return out[1:]
 
 
-def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
+def plant_size(areas: np.ndarray, dmax: np.ndarray, *, sparse: bool = True) -> tuple[float, float]:
     """``(single-plant area, half-thickness)`` from components: the half-thickness of a plant is
     the median component half-thickness (a clump of touching plants is as thick as one plant);
     the area per squared thickness of a single plant is a low percentile of the
@@ -208,14 +242,18 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray) -> tuple[float, float]:
     # candidate plant areas from the ratio's percentiles; keep the one that explains the
     # components best as whole numbers of plants (absolute residual: a too small plant area
     # explains everything badly, not well); ties go to the larger plant
-    for p in range(5, 95, 5):
-        typ = float(np.percentile(ratio, p)) * d_typ * d_typ
+    # candidates: from the area/thickness² ratio (a plant's shape) and from the component areas
+    # themselves (the ratio's percentiles can all miss a star-shaped plant's area)
+    candidates = [float(np.percentile(ratio, p)) * d_typ * d_typ for p in range(5, 95, 5)]
+    candidates += [float(np.percentile(a, p)) for p in range(5, 95, 5)]
+    for typ in sorted(candidates):
         k = a / typ
         fit = np.where(k >= 0.5, 1.0 - 2.0 * np.abs(k - np.round(k)), 0.0)
         # Occam: a plant size that splits each component into many plants needs a clearly
         # better fit (a herb's loose leaves are not plants of their own)
         plants_per_component = float(np.maximum(np.round(k), 0).sum()) / len(a)
-        score = float((fit * a).sum() / a.sum()) - OCCAM * plants_per_component
+        wt = a if sparse else np.ones_like(a)
+        score = float((fit * wt).sum() / wt.sum()) - OCCAM * plants_per_component
         if best is None or score >= best[0] - TIE:
             best = (max(score, best[0]) if best else score, typ)
     assert best is not None
@@ -241,7 +279,7 @@ def _attach_fragments(
     order = np.sort(areas[keep])
     cum = np.cumsum(order)
     wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])
-    frag = keep & (areas < 0.35 * wmed)
+    frag = keep & (areas < FRAGMENT * wmed)
     if not frag.any() or frag.sum() == keep.sum():
         return
     from scipy import ndimage as ndi
@@ -258,6 +296,25 @@ def _attach_fragments(
             areas[j] += areas[i]
             areas[i] = 0.0
             keep[i] = False
+
+
+def _sparse_plants(areas: np.ndarray, keep: np.ndarray, stats: np.ndarray) -> bool:
+    """Do the large components look like loose plants (herbs: leaves on stalks around a centre,
+    little of the convex hull filled) rather than solid clumps of touching plants? Decides how
+    the plant-size fit weighs components: by area when small components may be a plant's loose
+    leaves, by count when they are whole plants next to clumps."""
+    idx = np.flatnonzero(keep)
+    if len(idx) < 6:
+        return True
+    big = idx[areas[idx] >= 2.0 * float(np.median(areas[idx]))]
+    if len(big) < 3:
+        return True
+    big = big[np.argsort(-areas[big])][:40]
+    fills = []
+    for i in big:
+        x, y, w, h = (int(v) for v in stats[i + 1, :4])
+        fills.append(areas[i] / max(1.0, w * h))
+    return float(np.median(fills)) < SPARSE_FILL
 
 
 def count_mask(
@@ -296,7 +353,7 @@ def count_mask(
     _attach_fragments(areas, keep, labels, cents[1:])
     prior_used = False
     if keep.sum() >= 6:
-        typ, _ = plant_size(areas[keep], dmax[keep])
+        typ, _ = plant_size(areas[keep], dmax[keep], sparse=_sparse_plants(areas, keep, stats))
     elif prior_area:
         typ, prior_used = float(prior_area), True  # too few components to measure: the prior
     elif keep.any():
@@ -336,6 +393,7 @@ def count_rgb(
     if cleaned is not strong:
         removed = (strong & ~cleaned).astype(np.uint8)
         weak = weak & ~cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
+        cleaned = _drop_structure_edges(cleaned, removed)
     return count_mask(cleaned, weak, prior_area=prior_area, scale=scale)
 
 

@@ -128,9 +128,44 @@ def test_green_plastic_tray_is_not_counted_as_plants() -> None:
 
 
 def test_tuning_and_evaluation_sets_are_disjoint_and_eval_is_wider() -> None:
+    from include.photos.synth import (
+        EVAL_SEED_SPAN,
+        RETIRED_EVAL_SEED0,
+        TUNE_SEED_END,
+        is_eval_seed,
+        is_tune_seed,
+    )
+
     assert EVAL_SEED0 > TUNE_SEED0 + 1_000_000
+    assert TUNE_SEED_END <= EVAL_SEED0 and TUNE_SEED_END <= RETIRED_EVAL_SEED0
+    assert not is_eval_seed(RETIRED_EVAL_SEED0) and not is_tune_seed(RETIRED_EVAL_SEED0)
+    for s in (EVAL_SEED0, EVAL_SEED0 + EVAL_SEED_SPAN - 1):
+        assert is_eval_seed(s) and not is_tune_seed(s)
     assert EVAL.blur[1] > TUNE.blur[1] and EVAL.wb_gain > TUNE.wb_gain
     assert EVAL.count[0] <= TUNE.count[0] and EVAL.count[1] >= TUNE.count[1]
+
+
+def test_the_tuning_report_refuses_evaluation_seeds() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "bench" / "tune_photo_detect.py"
+    spec = importlib.util.spec_from_file_location("tune_photo_detect", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit, match="not tune seeds"):
+        mod.main(["--seed0", str(EVAL_SEED0), "--photos", "2", "--jobs", "1"])
+    with pytest.raises(SystemExit, match="not a tune seed"):
+        mod.tune_photo(EVAL_SEED0 + 5)
+
+
+def test_the_generator_records_each_photos_conditions() -> None:
+    _, truth, q = synth_tray(TUNE_SEED0 + 3, TUNE, width=800, height=600)
+    cond = truth.conditions()
+    assert set(cond) >= {"kind", "container", "floor", "layout", "touching", "blur"}
+    assert truth.layout in ("plug", "box") and truth.jpeg_quality == q
+    assert 0 <= truth.blur <= TUNE.blur[1] and truth.fill > 0
 
 
 def test_location_without_new_container_knowledge_does_not_change_the_count() -> None:
