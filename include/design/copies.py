@@ -175,14 +175,18 @@ def relative_facts(paths: Sequence[str]) -> list[Relative]:
     for i in range(n):
         for j in range(i + 1, n):
             a, b = greys[i], greys[j]
-            hit = find_crop(a, b)
-            if hit is not None:
+            a_in_b, b_in_a = find_crop(a, b), find_crop(b, a)
+            # a crop relation goes one way: when both are found (wide pictures with plain
+            # borders), the better fit decides, not the order of the files
+            if a_in_b is not None and b_in_a is not None:
+                a_in_b, b_in_a = (a_in_b, None) if a_in_b[0] > b_in_a[0] else (None, b_in_a)
+            if a_in_b is not None:
                 out[i]["cropped"] = True
-                _, (x0, y0, w, h) = hit
+                _, (x0, y0, w, h) = a_in_b
                 x, y = _resize(a, w, h), b[y0 : y0 + h, x0 : x0 + w]
-            elif (hit := find_crop(b, a)) is not None:
+            elif b_in_a is not None:
                 out[j]["cropped"] = True
-                _, (x0, y0, w, h) = hit
+                _, (x0, y0, w, h) = b_in_a
                 x, y = a[y0 : y0 + h, x0 : x0 + w], _resize(b, w, h)
             else:
                 h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])

@@ -294,3 +294,19 @@ def test_against_a_stored_design_the_watermark_decides(
         assert out[0]["better_reason"].startswith("no watermark")
     else:
         assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True
+
+
+def test_the_crop_relation_does_not_depend_on_the_order_of_the_files(tmp_path: Path) -> None:
+    """A wide picture with plain borders and its crop: each also fits inside the other; the crop
+    is flagged whichever file comes first."""
+    from include.design import copies
+
+    full = Image.new("RGB", (1100, 400), (236, 232, 225))
+    motif = samples.make_design(15, (500, 300), transparent=True)
+    full.paste(motif, (300, 50), motif)
+    crop = full.crop((22, 12, 1056, 392))
+    full.save(tmp_path / "full.png")
+    crop.save(tmp_path / "crop.png")
+    pair = [str(tmp_path / "full.png"), str(tmp_path / "crop.png")]
+    assert [f["cropped"] for f in copies.relative_facts(pair)] == [False, True]
+    assert [f["cropped"] for f in copies.relative_facts(pair[::-1])] == [True, False]
