@@ -9,8 +9,10 @@
    side cut to ``MAX_STRIP_PX``) are phase-correlated (float32 real FFTs, zero-padded so that no
    shift of the search window wraps around: the narrow side of a low overlap is only a few dozen
    px). The ``PEAKS`` strongest peaks within ``max_shift_px`` are checked by the normalised
-   cross-correlation of the overlap they imply, the best is refined a pixel at a time. A pair is
-   kept when both strips have texture and that correlation is at least ``min_correlation``.
+   cross-correlation of the overlap they imply, the best is refined a pixel at a time. Whether it
+   is a match at all is judged on the strips' edges (differences along both axes): smooth content correlates at any
+   small misplacement and would pull butting tiles together. A pair is kept when both strips have
+   texture and that correlation is at least ``min_correlation``.
 3. Global solve: weighted least squares over all tile positions, every kept pair an equation
    ``p_b - p_a = stage offset + measured shift`` (weight = its correlation) plus a weak pull of every
    tile to its stage position (so tiles without a usable overlap keep it, and the mosaic keeps its
@@ -41,6 +43,7 @@ MIN_OVERLAP_PX = 8  # of a measured overlap (its short side); 5 % of a 256-px ti
 OUTLIER_PX = 3.0
 PRIOR_WEIGHT = 1e-3
 MIN_STD = 0.25  # grey levels: flatter strips have no texture (a match must also correlate)
+MIN_EDGE_ENERGY = 16.0  # summed squared grey-level differences (16 one-level steps)
 MAX_STRIP_PX = 1024  # of an overlap strip's long side used for the correlation
 PEAKS = 6  # phase-correlation peaks checked by the re-aligned strips' correlation
 QUICK_ACCEPT = 0.9  # a quick match (stage-offset strip) this well correlated needs no search
@@ -78,12 +81,26 @@ def _strips(
     return ta[y0:y1, x0:x1], tb[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
 
 
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """Normalised cross-correlation; 0 when either side is flat (under ``MIN_STD``)."""
+def _edges(a: np.ndarray) -> np.ndarray:
+    """The strip's differences along both axes: what a match is judged on. Smooth content
+    (illumination, wide gradients) correlates at any small misplacement; its edges do not."""
+    return np.concatenate([np.diff(a, axis=0).ravel(), np.diff(a, axis=1).ravel()])
+
+
+def _match(a: np.ndarray, b: np.ndarray) -> float:
+    """How well two views of the same overlap agree: the NCC of their edges. Sparse content (a few
+    cells on a clean background) has few edges: their energy, not their spread per pixel, must
+    reach ``MIN_EDGE_ENERGY``."""
+    return _ncc(_edges(a), _edges(b), min_energy=MIN_EDGE_ENERGY)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray, min_energy: float | None = None) -> float:
+    """Normalised cross-correlation; 0 when either side is flat (under ``MIN_STD`` per element,
+    or under ``min_energy`` in all)."""
     a = a - a.mean()
     b = b - b.mean()
     saa, sbb = float((a * a).sum()), float((b * b).sum())
-    if min(saa, sbb) < MIN_STD**2 * a.size:
+    if min(saa, sbb) < (MIN_STD**2 * a.size if min_energy is None else min_energy):
         return 0.0
     return float((a * b).sum()) / float(np.sqrt(saa * sbb))
 
@@ -122,7 +139,7 @@ def _quick_pair(
     again = _strips(ta, tb, dy + sy, dx + sx)
     if again is None:
         return None
-    c = _ncc(*(_crop_long(x).astype(np.float32) for x in again))
+    c = _match(*(_crop_long(x).astype(np.float32) for x in again))
     return float(sy), float(sx), c
 
 
@@ -226,8 +243,14 @@ def measure_pair(
         if nxt == best:
             break
         best = nxt
-    sy, sx = best[0] + off[0] - dy, best[1] + off[1] - dx
-    return float(sy), float(sx), float(score(*best) or 0.0)
+    # the shift is chosen on the intensities (a smooth landscape to climb); whether it is a match
+    # at all is judged on the edges (smooth content alone correlates at any small misplacement)
+    cy, cx = best
+    ya, yb = max(0, cy), min(sa.shape[0], sb.shape[0] + cy)
+    xa, xb = max(0, cx), min(sa.shape[1], sb.shape[1] + cx)
+    c = _match(sa[ya:yb, xa:xb], sb[ya - cy : yb - cy, xa - cx : xb - cx])
+    sy, sx = cy + off[0] - dy, cx + off[1] - dx
+    return float(sy), float(sx), c
 
 
 def _crop_long(strip: np.ndarray, keep: int = MAX_STRIP_PX) -> np.ndarray:

@@ -337,3 +337,12 @@ def test_pair_shift_wider_than_half_the_overlap_and_whole_pixel_rounding():
     pos = np.array([[0.5 + 1e-9, 3.5 - 1e-9], [10.5 - 1e-9, 240.5 + 1e-9]])
     got = _round_together(pos)
     assert (got[1] - got[0]).tolist() == [10, 237]
+
+
+def test_butting_tiles_are_not_pulled_together(tmp_path: Path):
+    """No overlap at all: neighbours within ``max_shift_px`` are tried, but smooth content that
+    correlates at any small misplacement must not make a match (edges are compared)."""
+    grid = GridSpec(rows=2, cols=3, tile=128, overlap=0.0)
+    f = _folder(tmp_path, grid=grid)
+    res = stitch_folder(f, tmp_path / "butt.zarr", options=StitchOptions(chunk=64, shard=128))
+    assert res.registration["used_pairs"] == 0 and res.shape == grid.shape
