@@ -25,8 +25,16 @@ class FakeRpc:
 
 
 class FakeServer:
-    def __init__(self) -> None:
+    def __init__(self, am=None) -> None:
         self.rpc = FakeRpc()
+        self.am = am
+        self.service_fetches = 0
+
+    async def get_service(self, name):
+        """After a reconnection the hook fetches the artifact manager again."""
+        assert name == "public/artifact-manager"
+        self.service_fetches += 1
+        return self.am
 
     async def disconnect(self) -> None:
         pass
@@ -50,7 +58,7 @@ def _hook(monkeypatch, am: FakeAM, **extra) -> tuple[HyphaArtifactHook, FakeServ
     }
     monkeypatch.setenv("AIRFLOW_CONN_IMAGING_HYPHA", json.dumps(conn))
     hook = HyphaArtifactHook()
-    server = FakeServer()
+    server = FakeServer(am)
 
     async def connect_once():
         hook._watch_reconnects(server)
@@ -78,6 +86,8 @@ def test_call_in_flight_is_resent_as_soon_as_the_client_reconnected(monkeypatch)
         assert hook.call("read", "w/x") == {"ok": 2}
         assert time.monotonic() - t0 < 5  # not the 20 s rpc timeout
     assert am.calls == 2 and hook.stats["connects"] == 1  # same (reconnected) client
+    # ... whose artifact manager was fetched again (the old proxy names the old service)
+    assert server.service_fetches == 1 and hook.stats["service_refetches"] == 1
 
 
 def test_only_connection_errors_are_retried(monkeypatch):

@@ -32,7 +32,8 @@ with ``config={"permissions": {"*": "r", ...}}`` (the server adds the creator wi
 keeps full rights), and one created earlier without it gets ``"*": "r"`` added to its own
 permissions (the rest of its config kept) the next time :meth:`HyphaArtifactHook.ensure_collection` /
 :meth:`HyphaArtifactHook.ensure_staged_dataset` touches it (a staged dataset takes it with its commit).
-``public_read: 0`` keeps them private (workspace members only).
+``public_read: 0`` keeps new ones private (workspace members only); it does not take ``"*"`` away
+from artifacts that already have it.
 
 The hypha-rpc client is asyncio-only; the hook runs one event loop in a daemon thread and exposes a
 synchronous API. The connection is cached (``get_conn``).

@@ -312,3 +312,37 @@ def test_registration_keeps_stage_positions_on_flat_overlaps(tmp_path: Path):
     res = stitch_folder(f, tmp_path / "flat.zarr", options=StitchOptions(chunk=32, shard=64))
     assert res.registration["used_pairs"] == 0
     assert res.shape == grid.shape
+
+
+def test_registration_on_a_5_percent_overlap_with_15_px_stage_error(tmp_path: Path):
+    """A 13-px overlap with stage positions off by up to ±15 px: neighbours whose stage rectangles
+    do not even overlap are still paired, and a correction wider than half the overlap is found
+    (the bands are widened by ``max_shift_px`` and zero-padded: no wrap-around)."""
+    grid = GridSpec(rows=3, cols=4, tile=256, overlap=0.05, jitter_px=15, seed=5, serpentine=True)
+    f = _folder(tmp_path, grid=grid)
+    res = stitch_folder(f, tmp_path / "low.zarr", options=StitchOptions(chunk=128, shard=256))
+    assert res.registration["used_pairs"] == res.registration["pairs"] == 17
+    assert _covered_match(tmp_path / "low.zarr", res, grid) >= 0.995
+
+
+def test_pair_shift_wider_than_half_the_overlap_and_whole_pixel_rounding():
+    from include.reef.register import _round_together, measure_pair
+
+    truth = mosaic_region(1, 0, 0, 128, 0, 300).astype(np.float32)
+    a, b = truth[:, :128], truth[:, 100:228]  # b truly 100 px right of a: 28-px overlap
+    sy, sx, c = measure_pair(a, b, 0, 80, 40)  # the stage says 80: 20 px off
+    assert (sy, sx) == (0, 20) and c > 0.99
+    assert measure_pair(np.full((128, 128), 9.0), np.full((128, 128), 9.0), 0, 100, 40) is None
+    # solved positions sharing a fraction of .5 round together (not one pixel apart)
+    pos = np.array([[0.5 + 1e-9, 3.5 - 1e-9], [10.5 - 1e-9, 240.5 + 1e-9]])
+    got = _round_together(pos)
+    assert (got[1] - got[0]).tolist() == [10, 237]
+
+
+def test_butting_tiles_are_not_pulled_together(tmp_path: Path):
+    """No overlap at all: neighbours within ``max_shift_px`` are tried, but smooth content that
+    correlates at any small misplacement must not make a match (edges are compared)."""
+    grid = GridSpec(rows=2, cols=3, tile=128, overlap=0.0)
+    f = _folder(tmp_path, grid=grid)
+    res = stitch_folder(f, tmp_path / "butt.zarr", options=StitchOptions(chunk=64, shard=128))
+    assert res.registration["used_pairs"] == 0 and res.shape == grid.shape
