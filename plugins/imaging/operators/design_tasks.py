@@ -128,6 +128,14 @@ def _when(context: Mapping[str, Any]) -> Any:
     return run.logical_date or run.run_after
 
 
+def _store(bucket: str) -> Any:
+    """The shared S3 store (``include.common.storage.S3Store`` on the ``imaging_s3`` S3Hook)."""
+    from include.common.settings import get_settings
+    from include.common.storage import s3_store
+
+    return s3_store(get_settings().s3_conn_id, bucket)
+
+
 def _engine() -> Any:
     from imaging.appdb import app_engine
 
@@ -144,16 +152,8 @@ def plan(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     config(p)  # a bad duplicate_rule / duplicate_overrides fails here, before any work
     src = str(p["source_dir"]).strip()
     if src.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        from include.common.settings import get_settings
-
         bucket, prefix = batching.parse_s3_url(src)
-        client = S3Hook(aws_conn_id=get_settings().s3_conn_id).get_conn()
-        objects = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            objects += [(o["Key"], o["Size"]) for o in page.get("Contents", [])]
-        files = batching.from_s3_listing(bucket, prefix, objects)
+        files = batching.from_s3_listing(bucket, prefix, _store(bucket).list_objects(prefix))
     else:
         files = batching.list_local(src)
     batches = batching.plan_batches(files, int(float(p["batch_mb"]) * 1024 * 1024))
@@ -172,19 +172,12 @@ def process(batch: Mapping[str, Any], context: Mapping[str, Any]) -> str:
         if f.get("skip"):
             files.append({"key": f["key"], "path": f["location"], "skip": f["skip"]})
         elif f["location"].startswith("s3://"):
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            from include.common.settings import get_settings
             from include.design.batching import parse_s3_url
 
             local = work / "incoming" / safe_name(f["key"].replace("/", "__"))
             if not (local.exists() and local.stat().st_size == f["size"]):
                 bucket, key = parse_s3_url(f["location"])
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name(f".{local.name}.partial")
-                client = S3Hook(aws_conn_id=get_settings().s3_conn_id).get_conn()
-                client.download_file(bucket, key, str(tmp))
-                os.replace(tmp, local)
+                _store(bucket).download_to(key, local)
             files.append({"key": f["key"], "path": str(local)})
         else:
             files.append({"key": f["key"], "path": f["location"]})

@@ -20,6 +20,14 @@ def test_store_uses_the_s3hook_against_a_real_server(s3_server: Any, tmp_path) -
     assert store.list_keys("shared/a/") == ["shared/a/one.txt", "shared/a/two.txt"]
     assert store.get_bytes("shared/a/two.txt") == b"22"
     assert store.download("shared/a/two.txt", tmp_path).read_bytes() == b"22"
+    # sizes with the keys (the design upload plans its batches from them)
+    assert store.list_objects("shared/a/") == [("shared/a/one.txt", 1), ("shared/a/two.txt", 2)]
+    # to an exact path, through a partial folder that does not stay behind; a rerun overwrites
+    dest = tmp_path / "in" / "copy.bin"
+    dest.parent.mkdir()
+    for _ in range(2):
+        assert store.download_to("shared/a/two.txt", dest).read_bytes() == b"22"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["copy.bin"]
     # the photo pipeline's storage calls go through the store (retries + breaker around them)
     # (a prefix of its own: the session's S3 server is shared with the photo e2e tests)
     key = "test-storage/thumbnails/x.jpg"
