@@ -341,3 +341,43 @@ def test_no_plants_is_needs_review_shown_by_the_gallery_error_filter_and_summari
     assert rows["bare_soil.jpg"]["plants"] == 0
     assert abs(rows["tray.jpg"]["plants"] - truth.plants) <= 2
     assert summary.outcome().startswith("⚠ 1 item error of 3")
+
+
+def test_a_count_far_from_the_locations_history_needs_review(
+    env: dict[str, Any], demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """Three trays of about 20 plants set the location's history; then a photo with about 4x as
+    many is ``needs_review`` with the reason, and one within the history's range is not."""
+    from include.photos.catalog import upsert_site
+
+    engine = env["engine"]
+    code = f"HIST-{uuid.uuid4().hex[:8]}"  # a location of its own (the session DB is shared)
+    rack1 = next(x for x in demo["locations"] if x["code"] == "WH-A-R1")  # configured+calibrated
+    loc = {**rack1, "code": code, "name": code}
+    with session_scope(engine) as s:
+        loc_id = upsert_site(s, demo["warehouses"], [loc])[code]
+
+    def ingest(name: str, seed: int, cells: tuple[int, int]) -> str:
+        folder = tmp_path / name
+        folder.mkdir()
+        img, _ = tray_image(seed, 1200, 900, cells, pots=0)
+        (folder / f"{name}.jpg").write_bytes(jpeg_bytes(img, make_exif(None)))
+        prep = run_ingest(
+            engine, env["s3"], source_dir=str(folder), run_id=f"manual__{name}",
+            storage_location_id=loc_id,
+        )  # fmt: skip
+        with session_scope(engine) as s:
+            job = s.scalars(
+                select(PhotoJob).where(
+                    PhotoJob.upload_session_id == uuid.UUID(prep["upload_session_id"])
+                )
+            ).one()
+            return f"{job.status}: {(job.result or {}).get('warnings', {}).get('needs_review', '')}"
+
+    for i in range(3):
+        assert ingest(f"usual{i}", 40 + i, (4, 6)).startswith("completed"), i
+    crowded = ingest("crowded", 50, (8, 12))
+    assert crowded.startswith("needs_review") and "far from this location's recent counts" in (
+        crowded
+    ), crowded
+    assert ingest("usual3", 43, (4, 6)).startswith("completed")
