@@ -27,6 +27,9 @@ import numpy as np
 THRESH = 5.0  # detection threshold in background sigmas
 MIN_AREA = 5
 MAX_STARS = 400
+# bumped when the measurement changes: cached values of another version are measured again
+# (1: one sky level for the frame; 2: sep background map, shapes from stars of peak >= SHAPE_SNR)
+METRICS_VERSION = 2
 SHAPE_SNR = 20.0  # HFR/FWHM/eccentricity from stars whose peak is at least this many sigmas
 BACK_MESH = 64  # px: sep's background mesh (gradients and nebulosity larger than this are sky)
 FWHM_PER_SIGMA = 2.3548

@@ -86,3 +86,34 @@ def test_sample_sky_frames_show_what_their_names_say(tmp_path: Path) -> None:
     assert trailed.eccentricity > good.eccentricity + 0.3
     assert soft.hfr > good.hfr + 0.5
     assert np.array_equal(sky_frame(11, 1, SHAPE, 2.2), sky_frame(11, 1, SHAPE, 2.2))
+
+
+def test_metrics_cache_measures_again_after_a_measurement_change(tmp_path: Path) -> None:
+    """Cached metrics (``_Metrics/<rig>.json``) of an earlier version of the measurement (entries
+    without ``version``: one sky level) are measured again, so one set never mixes the two; an
+    entry of this version is used as it is."""
+    import json
+
+    from include.astro.metrics import METRICS_VERSION
+    from include.astro.metrics_store import MetricsStore
+
+    frame = _frame(tmp_path, "2026-11-21T03-00-00_HFR_2.10.fits", sigma=2.0)
+    st = frame.stat()
+    fake = {"stars": 3, "hfr": 9.9, "fwhm": 9.9, "eccentricity": 0.9, "background": 1.0}
+    entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "metrics": {**fake, "noise": 1.0}}
+    store = MetricsStore(tmp_path, "C8E@f10.0+ZWO ASI2600MM Pro")
+    store.path.parent.mkdir(parents=True)
+    store.path.write_text(json.dumps({frame.name: entry}))  # written before versions existed
+
+    store = MetricsStore(tmp_path, "C8E@f10.0+ZWO ASI2600MM Pro")
+    m = store.get(frame)
+    assert m is not None and m.stars > 100 and m.hfr == pytest.approx(2.5, rel=0.15)
+    store.save()
+    saved = json.loads(store.path.read_text())[frame.name]
+    assert saved["version"] == METRICS_VERSION and saved["metrics"]["stars"] == m.stars
+
+    saved["metrics"]["hfr"] = 9.9  # same version: the cache is used, nothing is measured
+    store.path.write_text(json.dumps({frame.name: saved}))
+    assert (
+        MetricsStore(tmp_path, "C8E@f10.0+ZWO ASI2600MM Pro").get(frame, measure=False).hfr == 9.9
+    )
