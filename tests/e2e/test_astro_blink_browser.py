@@ -15,10 +15,10 @@ the blink page, blinks with the keyboard (→ ← and ``x`` to mark/unmark), sor
 column (twice: ascending, descending; blinking follows the sorted order), sends the selection with
 the page's button and checks that the buttons are then inactive, that the run goes on to green and
 that exactly the marked frames (plus the cull's rejects) are in the reject folder. The DWARF rig's
-review is answered *Hold* on its blink page (its lights stay in ``10_Blink``), the SQA55 rig's
-*Continue* with nothing to reject through the REST API. The lights are 600x800
-:func:`include.astro.samples.sky_frame` frames (one sky per target, Moffat stars, clouds and
-trails), so the screenshot shows what a user would blink.
+review is answered *Hold* on its blink page after playing it with ``space`` (its lights stay in
+``10_Blink``), the SQA55 rig's *Continue* with nothing to reject through the REST API. The lights
+are 600x800 :func:`include.astro.samples.sky_frame` frames (one sky per target, Moffat stars,
+clouds and trails), so the screenshot shows what a user would blink.
 
 The page's screenshot goes to ``$ASTRO_SCREENSHOTS_DIR`` (``docs/screenshots`` for the README's
 ``astro_blink.png``), else to the test's temp folder.
@@ -386,6 +386,16 @@ def test_blink_page_in_airflow(
     blink.locator("#rows tr").first.wait_for()
     blink.wait_for_function("() => !document.getElementById('hold').disabled")
     assert blink.locator("#rows tr").count() == 3
+    # space plays (one frame every 0.7 s, wrapping around) and stops
+    assert blink.locator("#title").inner_text().startswith("1/3 ")
+    blink.keyboard.press(" ")
+    blink.wait_for_function(
+        "() => document.getElementById('title').textContent.startsWith('3/3 ')", timeout=10_000
+    )
+    blink.keyboard.press(" ")
+    stopped = blink.locator("#title").inner_text()
+    blink.wait_for_timeout(1_500)
+    assert blink.locator("#title").inner_text() == stopped
     blink.keyboard.press("x")  # a mark does not travel with Hold
     with blink.expect_response(
         lambda r: r.request.method == "PATCH" and "/hitlDetails" in r.url,
