@@ -1,8 +1,10 @@
 """Frame metrics from the pixels: star count, HFR, FWHM, eccentricity and background of a light.
 
-Source extraction with `sep` (SExtractor's core as a library) on the frame minus its clipped sky
-level, at ``THRESH`` sigma: the star count. Then, on a stamp around each of the brightest
-:data:`MAX_STARS` unsaturated, unflagged stars, the flux-weighted mean radius (HFR, NINA's and
+Source extraction with `sep` (SExtractor's core as a library) on the frame minus its background
+map (``BACK_MESH`` px meshes: sky gradients and nebulosity are not stars and do not raise the
+noise), at ``THRESH`` sigma of the background RMS: the star count. Then, on a stamp around each
+of the brightest :data:`MAX_STARS` unsaturated, unflagged stars with a peak of at least
+``SHAPE_SNR`` sigma (fainter stamps are mostly noise: they inflate HFR and elongation), the flux-weighted mean radius (HFR, NINA's and
 PixInsight's definition) and the second moments (FWHM = 2.3548 * sqrt((l1 + l2) / 2), eccentricity
 = sqrt(1 - l2 / l1)); the frame value is the median over those stars. sep was
 measured against photutils (``bench/bench_astro_metrics.py``; photutils' segmentation + catalog and
@@ -25,6 +27,11 @@ import numpy as np
 THRESH = 5.0  # detection threshold in background sigmas
 MIN_AREA = 5
 MAX_STARS = 400
+# bumped when the measurement changes: cached values of another version are measured again
+# (1: one sky level for the frame; 2: sep background map, shapes from stars of peak >= SHAPE_SNR)
+METRICS_VERSION = 2
+SHAPE_SNR = 20.0  # HFR/FWHM/eccentricity from stars whose peak is at least this many sigmas
+BACK_MESH = 64  # px: sep's background mesh (gradients and nebulosity larger than this are sky)
 FWHM_PER_SIGMA = 2.3548
 
 
@@ -114,8 +121,12 @@ def measure(data: np.ndarray, saturation: float | None = None) -> FrameMetrics:
     import sep
 
     data = np.ascontiguousarray(data, dtype=np.float32)
-    back, rms = sky_level(data)
-    data -= back  # in place: no second full-size array
+    # a background map (64 px meshes, 3x3 median filter), not one level: sky gradients and
+    # nebulosity would raise the noise estimate and the threshold, and hide faint stars
+    bkg = sep.Background(data, bw=BACK_MESH, bh=BACK_MESH, fw=3, fh=3)
+    back, rms = float(bkg.globalback), float(bkg.globalrms)
+    bkg.subfrom(data)  # in place: no second full-size array
+    del bkg
     sep.set_extract_pixstack(max(300000, data.size // 20))
     sep.set_sub_object_limit(4096)
     try:  # absolute threshold on the sky-subtracted frame (err=None)
@@ -130,6 +141,8 @@ def measure(data: np.ndarray, saturation: float | None = None) -> FrameMetrics:
     if saturation is None:
         saturation = float(objs["peak"].max()) * 0.98
     good = objs[(objs["flag"] == 0) & (objs["peak"] < saturation)]
+    bright = good[good["peak"] >= SHAPE_SNR * rms]
+    good = bright if len(bright) >= 5 else good  # faint stamps: noise inflates HFR and elongation
     good = good[np.argsort(good["flux"])[::-1][:MAX_STARS]]
     hfr, fwhm, ecc = _stamp_shapes(data, good["x"], good["y"])
     if hfr.size == 0:

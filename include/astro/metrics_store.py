@@ -1,7 +1,9 @@
 """Per-frame pixel metrics kept next to the library (``<library>/_Metrics/<rig>.json``), keyed by
 the frame's file name (unique per rig: it starts with the capture time; it stays the same from
 ``10_Blink`` to ``20_Data``) plus its size and mtime: a frame is measured once, a changed file is
-measured again. Used by the cull (frames whose NINA name has no HFR), the blink
+measured again, and so is every frame measured by another version of the measurement
+(:data:`include.astro.metrics.METRICS_VERSION`; entries without one are version 1), so frames
+measured before and after a change are never compared in one set. Used by the cull (frames whose NINA name has no HFR), the blink
 page and the run summary."""
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from include.astro.metrics import FrameMetrics, frame_metrics
+from include.astro.metrics import METRICS_VERSION, FrameMetrics, frame_metrics
 from include.common.files import atomic_write_text, safe_name
 
 METRICS_DIR = "_Metrics"
@@ -36,7 +38,12 @@ class MetricsStore:
             return None
         rel = p.name
         hit = self.data.get(rel)
-        if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+        if (
+            hit
+            and hit.get("size") == st.st_size
+            and hit.get("mtime_ns") == st.st_mtime_ns
+            and hit.get("version", 1) == METRICS_VERSION
+        ):
             return FrameMetrics(**hit["metrics"])
         if not measure:
             return None
@@ -44,7 +51,12 @@ class MetricsStore:
             m = frame_metrics(p)
         except (OSError, ValueError):
             return None
-        self.data[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "metrics": m.to_dict()}
+        self.data[rel] = {
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "version": METRICS_VERSION,
+            "metrics": m.to_dict(),
+        }
         self.dirty = True
         return m
 

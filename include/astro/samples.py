@@ -3,6 +3,8 @@
 * :func:`write_fits` / :func:`write_xisf` - minimal, dependency-free writers (numpy only) of a 2-D
   frame with header keywords (FITS: 16-bit with BZERO 32768; XISF: monolithic, Float32 attachment).
 * :func:`star_field` - a small frame with Gaussian stars (width from the HFR) and noise.
+* :func:`sky_frame` - a light that looks like one (one sky per target, dithered, Moffat stars,
+  nebulosity, clouds and trails from the name's STARS/RMSAC) for the blink page.
 * :func:`generate_raw_tree` - a NINA output tree for three rigs (C8E, SQA55, DWARFIII): lights with
   ``HFR/STARS/RMSAC/TEMP`` tokens (including empty ones like ``HFR__``), BIAS/DARK/FLAT frames, a
   ``_stash`` folder and bad files (unparseable name, truncated FITS, not-a-FITS).
@@ -173,6 +175,62 @@ def star_frame(
             -((yy - dy) ** 2 / (2 * sigma**2) + (xx - dx) ** 2 / (2 * (sigma * elongation) ** 2))
         )
         img[iy - half : iy + half + 1, ix - half : ix + half + 1] += a * g
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+MOFFAT_BETA = 4.765  # Trujillo et al. 2001: a typical seeing-limited star
+# flux-weighted mean radius (NINA's HFR) of a Moffat profile in units of its alpha
+MOFFAT_MEAN_RADIUS = 0.5095
+
+
+def sky_frame(
+    field_seed: int,
+    frame_seed: int,
+    shape: tuple[int, int],
+    hfr: float | None,
+    stars: int | None = None,
+    rmsac: float | None = None,
+) -> np.ndarray:
+    """A light that looks like one (uint16): the same sky for every frame of one ``field_seed``
+    (stars with a power-law brightness, faint nebulosity, a sky gradient), shifted by a small
+    dither per ``frame_seed``, with Moffat stars whose half-flux radius is ``hfr`` pixels.
+
+    NINA's name decides the frame's quality: a low ``stars`` count dims the stars and brightens
+    the sky (thin clouds), a guiding error ``rmsac`` over 1.5" stretches the stars along x
+    (trails). Stars are added as stamps: a 600x800 frame takes a few tens of milliseconds."""
+    field = np.random.default_rng(field_seed)
+    frame = np.random.default_rng(frame_seed)
+    h, w = shape
+    n_field = max(40, int(h * w / 1200))
+    ys = field.uniform(0, h, n_field)
+    xs = field.uniform(0, w, n_field)
+    amps = (60.0 / field.uniform(0.004, 1.0, n_field) ** 0.75).astype(np.float32)
+    transparency = 1.0 if not stars else float(np.clip(stars / 800.0, 0.15, 1.0))
+    dy, dx = frame.uniform(-3, 3, 2)
+    # sky: pedestal + gradient + nebulosity (same for the field) + cloud glow
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sky = 1000.0 + 60.0 * (yy / h) + 30.0 * (xx / w) + 350.0 * (1.0 - transparency)
+    for _ in range(4):
+        cy, cx = field.uniform(0, h), field.uniform(0, w)
+        sy, sx = field.uniform(0.08, 0.3) * h, field.uniform(0.08, 0.3) * w
+        sky += field.uniform(40, 160) * np.exp(
+            -(((yy - cy - dy) / sy) ** 2 + ((xx - cx - dx) / sx) ** 2) / 2
+        )
+    img = frame.normal(sky, 14.0).astype(np.float32)
+    alpha = max(0.8, (hfr or 2.5) / MOFFAT_MEAN_RADIUS)
+    stretch = float(np.clip((rmsac or 0.0) / 0.6, 1.0, 3.0)) if (rmsac or 0) > 1.5 else 1.0
+    half = int(min(40, max(8, 4 * alpha * stretch)))
+    sy_, sx_ = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
+    for y, x, a in zip(ys + dy, xs + dx, amps * transparency, strict=True):
+        iy, ix = int(round(y)), int(round(x))
+        y0, y1, x0, x1 = iy - half, iy + half + 1, ix - half, ix + half + 1
+        if y1 <= 0 or x1 <= 0 or y0 >= h or x0 >= w:
+            continue
+        r2 = (sy_ - (y - iy)) ** 2 + ((sx_ - (x - ix)) / stretch) ** 2
+        psf = a * (1 + r2 / alpha**2) ** -MOFFAT_BETA
+        cy0, cx0 = max(0, -y0), max(0, -x0)
+        cy1, cx1 = psf.shape[0] - max(0, y1 - h), psf.shape[1] - max(0, x1 - w)
+        img[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)] += psf[cy0:cy1, cx0:cx1]
     return np.clip(img, 0, 65535).astype(np.uint16)
 
 
@@ -367,13 +425,28 @@ def _light_header(s: SampleLight) -> dict[str, Any]:
     }
 
 
-def generate_raw_tree(raw_dir: str | os.PathLike[str]) -> dict[str, list[str]]:
-    """Write the NINA raw tree; returns ``{"lights", "calibration", "bad", "stash"}`` relative paths."""
+def _light_data(s: SampleLight, i: int, shape: tuple[int, int] | None) -> np.ndarray:
+    hfr = float(s.hfr) if s.hfr else None
+    if shape is None:
+        return star_field(1000 + i, hfr)
+    field = sum(map(ord, f"{s.rig}/{s.obj}"))  # one sky per rig and target
+    rms = float(s.rmsac) if s.rmsac else None
+    return sky_frame(field, 1000 + i, shape, hfr, s.stars, rms)
+
+
+def generate_raw_tree(
+    raw_dir: str | os.PathLike[str], light_shape: tuple[int, int] | None = None
+) -> dict[str, list[str]]:
+    """Write the NINA raw tree; returns ``{"lights", "calibration", "bad", "stash"}`` relative paths.
+
+    ``light_shape`` (rows, columns): lights of that size drawn by :func:`sky_frame` (one sky per
+    target, Moffat stars, clouds and trails from the name's STARS and RMSAC), e.g. ``(600, 800)``
+    for a blink page worth looking at; default: 48x64 :func:`star_field` frames (fast)."""
     raw = Path(raw_dir)
     out: dict[str, list[str]] = {"lights": [], "calibration": [], "bad": [], "stash": []}
     for i, s in enumerate(SAMPLE_LIGHTS):
         p = _light_path(raw, s, i + 1)
-        write_fits(p, star_field(1000 + i, float(s.hfr) if s.hfr else None), _light_header(s))
+        write_fits(p, _light_data(s, i, light_shape), _light_header(s))
         out["lights"].append(str(p.relative_to(raw)))
 
     def calib(rig: str, typ: str, group: str, time: str, n: int, extra: dict[str, Any]) -> None:
@@ -512,10 +585,13 @@ def generate_library(library_dir: str | os.PathLike[str]) -> list[str]:
     return out
 
 
-def generate_demo(dest: str | os.PathLike[str]) -> dict[str, str]:
-    """Raw tree in ``dest/raw`` and master library in ``dest/library``; returns the DAG conf."""
+def generate_demo(
+    dest: str | os.PathLike[str], light_shape: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """Raw tree in ``dest/raw`` (lights of ``light_shape``, see :func:`generate_raw_tree`) and
+    master library in ``dest/library``; returns the DAG conf."""
     d = Path(dest)
-    generate_raw_tree(d / "raw")
+    generate_raw_tree(d / "raw", light_shape)
     generate_library(d / "library")
     return {"raw_dir": str(d / "raw"), "library_dir": str(d / "library"), "rigs": ""}
 

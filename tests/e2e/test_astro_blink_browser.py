@@ -11,10 +11,14 @@ point at empty folders, so a scheduled run that may fire during the test touches
 The test triggers ``astro_prepare_lights`` through the trigger form on the sample tree of
 :func:`include.astro.samples.generate_demo`, answers the cull approval (*Keep all*), opens the blink
 review of the C8E rig where Airflow shows it (the task's Required Action tab), follows its link to
-the blink page, blinks with the keyboard (→ ← and ``x`` to mark/unmark), sends the selection with
+the blink page, blinks with the keyboard (→ ← and ``x`` to mark/unmark), sorts the table by a
+column (twice: ascending, descending; blinking follows the sorted order), sends the selection with
 the page's button and checks that the buttons are then inactive, that the run goes on to green and
-that exactly the marked frames (plus the cull's rejects) are in the reject folder. The other rigs'
-reviews are answered *Continue* with nothing to reject through the REST API.
+that exactly the marked frames (plus the cull's rejects) are in the reject folder. The DWARF rig's
+review is answered *Hold* on its blink page after playing it with ``space`` (its lights stay in
+``10_Blink``), the SQA55 rig's *Continue* with nothing to reject through the REST API. The lights
+are 600x800 :func:`include.astro.samples.sky_frame` frames (one sky per target, Moffat stars,
+clouds and trails), so the screenshot shows what a user would blink.
 
 The page's screenshot goes to ``$ASTRO_SCREENSHOTS_DIR`` (``docs/screenshots`` for the README's
 ``astro_blink.png``), else to the test's temp folder.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,6 +54,7 @@ DAG = "astro_prepare_lights"
 USER, PASSWORD = "admin", "pw-admin-blink-e2e"
 APPROVAL_DELAY = 2.0  # s a task has waited before it is answered (apache/airflow#71172)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+LIGHT_SHAPE = (600, 800)  # lights that look like lights on the page (sky_frame), not 48x64 tiles
 
 NGC = "NGC 7000/DATE_2026-11-20"
 HA, O3 = f"{NGC}/FILTER_H_EXP_300.00", f"{NGC}/FILTER_O_EXP_300.00"
@@ -247,7 +253,7 @@ def reject_tree(lib: Path, rig: str) -> list[str]:
 def test_blink_page_in_airflow(
     stack: AstroStack, browser: Any, shots: Path, tmp_path: Path
 ) -> None:
-    conf = generate_demo(tmp_path / "astro")
+    conf = generate_demo(tmp_path / "astro", light_shape=LIGHT_SHAPE)
     lib = Path(conf["library_dir"])
     api = RestApi(stack.url, PASSWORD)
     wait_for("the DAG to be parsed", lambda: DAG in api.dag_ids(), 240, stack)
@@ -334,6 +340,25 @@ def test_blink_page_in_airflow(
     )
     ui.shot(blink, shots / "astro_blink.png")
 
+    # sort by a column: the table and the blinking follow it; the marks and the frame shown stay
+    stars = {int(f["n"]): f["stars"] for f in manifest["frames"]}
+    assert all(v is not None for v in stars.values()), stars  # measured on every 600x800 light
+
+    def table_order() -> list[int]:
+        return [int(t) for t in blink.locator("#rows tr td:first-child").all_inner_texts()]
+
+    blink.locator("#head th[data-k='stars']").click()
+    up = sorted(names, key=lambda n: (stars[n], n))
+    assert table_order() == up and "▲" in blink.locator("#head th[data-k='stars']").inner_text()
+    assert title.inner_text().startswith("4/9 ") and blink.locator("#rows tr.rej").count() == 2
+    blink.keyboard.press("ArrowRight")
+    after4 = up[(up.index(4) + 1) % len(up)]
+    assert title.inner_text().startswith(f"{after4}/9 ")
+    blink.locator("#head th[data-k='stars']").click()  # again: descending
+    assert table_order() == sorted(names, key=lambda n: (-stars[n], n))
+    assert "▼" in blink.locator("#head th[data-k='stars']").inner_text()
+    assert title.inner_text().startswith(f"{after4}/9 ")
+
     # send the selection with the page's button
     with blink.expect_response(
         lambda r: r.request.method == "PATCH" and "/hitlDetails" in r.url,
@@ -354,9 +379,36 @@ def test_blink_page_in_airflow(
     blink.wait_for_function("() => document.getElementById('send').disabled")
     assert "answered" in blink.locator("#msg").inner_text()
 
-    # ---------------------------------------------------------------- the other rigs, run end
-    for rig in (DWARF, SQA55):
-        answer_rest(api, by_rig[rig], {"chosen_options": ["Continue"], "params_input": {}})
+    # ---------------------------------------------------------------- Hold on the DWARF page
+    m = re.search(r"https?://[^\s)\]\"'<>]+/astro-blink/\?[^\s)\]\"'<>]+", by_rig[DWARF]["body"])
+    assert m, by_rig[DWARF]["body"]
+    blink.goto(m.group(0).replace("&amp;", "&"))
+    blink.locator("#rows tr").first.wait_for()
+    blink.wait_for_function("() => !document.getElementById('hold').disabled")
+    assert blink.locator("#rows tr").count() == 3
+    # space plays (one frame every 0.7 s, wrapping around) and stops
+    assert blink.locator("#title").inner_text().startswith("1/3 ")
+    blink.keyboard.press(" ")
+    blink.wait_for_function(
+        "() => document.getElementById('title').textContent.startsWith('3/3 ')", timeout=10_000
+    )
+    blink.keyboard.press(" ")
+    stopped = blink.locator("#title").inner_text()
+    blink.wait_for_timeout(1_500)
+    assert blink.locator("#title").inner_text() == stopped
+    blink.keyboard.press("x")  # a mark does not travel with Hold
+    with blink.expect_response(
+        lambda r: r.request.method == "PATCH" and "/hitlDetails" in r.url,
+        timeout=ui.RESPONSE_TIMEOUT,
+    ) as resp:
+        blink.locator("#hold").click()
+    assert resp.value.status == 200, resp.value.text()
+    sent = json.loads(resp.value.request.post_data or "{}")
+    assert sent == {"chosen_options": ["Hold"], "params_input": {"reject": None}}
+    assert blink.locator("#send").is_disabled() and blink.locator("#hold").is_disabled()
+
+    # ---------------------------------------------------------------- the last rig, run end
+    answer_rest(api, by_rig[SQA55], {"chosen_options": ["Continue"], "params_input": {}})
 
     def finished() -> str | None:
         state = api.run(DAG, run_id)["state"]
@@ -370,6 +422,9 @@ def test_blink_page_in_airflow(
     marked = [str(Path(names[n]).relative_to(f"{C8E}/10_Blink")) for n in (3, 6)]
     assert reject_tree(lib, C8E) == sorted(CULL_REJECTS + marked)
     assert reject_tree(lib, DWARF) == [] and reject_tree(lib, SQA55) == []
+    # Hold: the DWARF lights wait in 10_Blink for the next run, none reached 20_Data
+    assert len(list((lib / DWARF / "10_Blink").rglob("*.fits"))) == 3
+    assert not list((lib / DWARF / "20_Data").rglob("*.fits"))
     for rel in marked:
         assert not (lib / C8E / "20_Data" / rel).exists()
     kept = [names[n] for n in names if n not in (3, 6)]
