@@ -21,6 +21,10 @@ the default rule accepts key distances <= ``key_max``.
 :mod:`include.design.copies`) on each set, every original with its variants as one group —
 recall of the crop / watermark variants and the members flagged wrongly.
 
+``format_swaps``: lossless format swaps of the JPEG originals recognised as re-saved JPEGs
+(:func:`include.design.quality.jpeg_history`) and ranked no higher than the original; lossless files
+flagged wrongly.
+
 ``baseline_s``/``ours_s``: hashing + lookup time of the design document's rule and of the default
 on the held-out set.
 
@@ -134,6 +138,60 @@ def evaluate_group_facts(manifest: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def evaluate_jpeg_history(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Format swaps (:func:`include.design.quality.jpeg_history`): the lossless format swaps of
+    JPEG originals should be recognised as JPEGs (and ranked below their original); no other
+    lossless file should be. ``controls`` are the never-compressed sources of the JPEG originals
+    saved as PNG: scikit-image's photos themselves may have been JPEGs once (reported apart)."""
+    from include.design import quality
+
+    jpeg_orig = {s["id"]: s["path"] for s in manifest["stored"] if s["path"].endswith(".jpg")}
+    t0 = time.perf_counter()
+    swaps = found = ranked_below = 0
+    false_flags: list[str] = []
+    lossless = 0  # lossless files that are not swaps of a JPEG (the false-flag population)
+    for q in manifest["queries"]:
+        if q["path"].endswith(".jpg"):  # a JPEG is measured by its header
+            continue
+        fq = quality.of_file(q["path"])
+        truth = q["kind"] == "swapformat" and q["expect"] in jpeg_orig
+        if truth and (fq["lossless"] or fq.get("jpeg_history")):
+            swaps += 1
+            if fq.get("jpeg_history"):
+                found += 1
+            orig = quality.of_file(jpeg_orig[q["expect"]])
+            ranked_below += not quality.better(fq, orig)
+        elif not truth:
+            lossless += bool(fq["lossless"] or fq.get("jpeg_history"))
+            if fq.get("jpeg_history"):
+                false_flags.append(f"{Path(q['path']).name} (q{fq['jpeg_quality']})")
+    for st in manifest["stored"]:
+        if st["path"].endswith(".jpg"):
+            continue
+        fq = quality.of_file(st["path"])
+        lossless += bool(fq["lossless"] or fq.get("jpeg_history"))
+        if fq.get("jpeg_history"):
+            false_flags.append(f"{Path(st['path']).name} (q{fq['jpeg_quality']})")
+    controls = {"photos": [], "designs": []}
+    for c in manifest.get("controls", []):
+        fq = quality.of_file(c["path"])
+        kind = "photos" if c["source"].startswith(("photo_", "half_")) else "designs"
+        controls[kind].append(fq["jpeg_quality"] if fq.get("jpeg_history") else None)
+    return {
+        "lossless_swaps_of_jpegs": swaps,
+        "recognised": found,
+        "ranked_not_above_original": ranked_below,
+        "other_lossless_files": lossless,
+        "false_flags": false_flags[:20],
+        "controls_flagged": {
+            k: f"{sum(v is not None for v in vals)}/{len(vals)}"
+            + (f" (q{sorted(v for v in vals if v is not None)})" if any(vals) else "")
+            for k, vals in controls.items()
+        },
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
 def _public(r: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in r.items() if k != "seconds"}
 
@@ -155,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for set_name, m in sets.items()
         }
         group_facts = {name: evaluate_group_facts(m) for name, m in sets.items()}
+        history = {name: evaluate_jpeg_history(m) for name, m in sets.items()}
     held, tune = res["held_out"], res["tune"]
     out = {
         "name": "design_quality",
@@ -177,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "held_out": {rule: _public(r) for rule, r in held.items()},
         "tune": {rule: _public(r) for rule, r in tune.items()},
         "best_copy_facts": group_facts,
+        "format_swaps": history,
         "target": {"precision": 0.99, "recall": 0.95, "on": "held_out"},
         "meets_target": held["default"]["precision"] >= 0.99 and held["default"]["recall"] >= 0.95,
     }

@@ -929,6 +929,8 @@ def _facts(q: dict[str, Any]) -> str:
     if not q:
         return "no recorded facts"
     kind = "lossless" if q.get("lossless") else f"JPEG q{q.get('jpeg_quality')}"
+    if q.get("jpeg_history"):
+        kind += " (a lossless re-save of a JPEG)"
     alpha = ", transparent" if q.get("alpha") else ""
     return f"{q.get('pixels', 0) / 1e6:.2f} MP, {kind}{alpha}, {q.get('size', 0)} bytes"
 
