@@ -378,3 +378,31 @@ def test_the_jpeg_is_kept_over_its_lossless_re_save(any_app_db_url: str, tmp_pat
     items = _process({k: paths[k] for k in ("zz_original.jpg", "a.png")}, tmp_path / "p")
     out = _store(engine, MountedNas(tmp_path / "nas"), items, shop, "run-swap")
     assert [i["key"] for i in out if i.get("decision") == "new"] == ["zz_original.jpg"]
+
+
+@pytest.mark.parametrize("index", [0, 5, 7])
+def test_a_faint_watermark_is_seen_against_the_group(tmp_path: Path, index: int) -> None:
+    """A watermark at 39 % opacity (missed with a gain/offset brightness fit and 24 grey levels)
+    next to a re-encode, a half-size copy and a brightened copy (it clips colours: not a mark)."""
+    from PIL import ImageEnhance
+
+    from include.design import copies, evalset
+
+    im = samples.make_design(index, (560, 560), transparent=(index % 4 != 3))
+    bright = ImageEnhance.Brightness(im.convert("RGB")).enhance(1.1)
+    bright.putalpha(im.getchannel("A"))
+    files = {
+        "orig.png": im,
+        "q80.jpg": samples.flatten_white(im),
+        "half.png": im.resize((280, 280), Image.Resampling.BILINEAR),
+        "bright.png": bright,
+        "mark.png": evalset.watermark(im, text="SAMPLE", height=1 / 24, alpha=100),
+    }
+    paths = []
+    for name, img in files.items():
+        img.save(tmp_path / name, **({"quality": 80} if name.endswith(".jpg") else {}))
+        paths.append(str(tmp_path / name))
+    facts = copies.relative_facts(paths)
+    assert [f["watermark"] for f in facts] == [False, False, False, False, True]
+    assert not any(f["cropped"] for f in facts)
+
