@@ -27,8 +27,9 @@ copies: ``cropped`` and ``watermark`` are set on the members of a near-duplicate
 upload (:func:`include.design.pipeline.check_duplicates`); a copy measured alone has neither.
 The file size is recorded but does not rank (a watermark or noise makes a file larger).
 Against the library, :func:`include.design.pipeline.check_duplicates` fetches the stored file of
-a matched design from the NAS and measures 1 and 2 for the pair (upload, stored copy); the re-check
-under the shop's lock (rows another run stored meanwhile) uses the per-file facts only.
+a matched design from the NAS and measures 1 and 2 for the pair (upload, stored copy); so does the
+re-check under the shop's lock (:func:`include.design.pipeline.record_designs`: a design another run
+stored meanwhile), for the few uploads that lost such a race.
 """
 
 from __future__ import annotations

@@ -406,3 +406,38 @@ def test_a_faint_watermark_is_seen_against_the_group(tmp_path: Path, index: int)
     assert [f["watermark"] for f in facts] == [False, False, False, False, True]
     assert not any(f["cropped"] for f in facts)
 
+
+@pytest.mark.parametrize("winner", ["watermarked", "clean"])
+def test_a_lost_race_is_decided_like_the_first_check(
+    any_app_db_url: str, tmp_path: Path, winner: str
+) -> None:
+    """Two runs check at once (neither sees the other's design), the winner stores first: the
+    loser is compared with the winner's file under the shop lock as the first check would have
+    (a watermarked copy with more pixels is only a duplicate of a clean design; a clean copy of a
+    watermarked design is a better copy)."""
+    engine = make_engine(any_app_db_url)
+    shop = f"race-{winner}-{any_app_db_url[:6]}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _larger_worse_copies(tmp_path / "src", index=14)
+    clean = {"zz_the_clean_original_file.png": paths["zz_the_clean_original_file.png"]}
+    marked = {"b_watermark_big.png": paths["b_watermark_big.png"]}
+    first, second = (marked, clean) if winner == "watermarked" else (clean, marked)
+    checked = []
+    for run, files in (("run-a", first), ("run-b", second)):
+        items = _process(files, tmp_path / run)
+        d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run, backend=backend)
+        assert d[0]["decision"] == "new"  # neither run sees the other's design yet
+        checked.append(pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN))
+    pipeline.record_designs(
+        engine, checked[0], shop=shop, template="t", user_id=None, run_id="run-a", backend=backend
+    )
+    out = pipeline.record_designs(
+        engine, checked[1], shop=shop, template="t", user_id=None, run_id="run-b", backend=backend
+    )
+    if winner == "watermarked":
+        assert out[0]["decision"] == "better_copy"
+        assert out[0]["better_reason"].startswith("no watermark")
+    else:
+        assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).where(DesignImage.shop == shop)) == 1
