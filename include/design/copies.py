@@ -11,7 +11,9 @@ images of at most :data:`SIDE` px (transparency composited onto white):
   :data:`CROP_AREA` of ``b``'s area, and scores clearly better there than stretched over all of
   ``b``.
 * **watermark** — after aligning the pair (the crop search above, full frame otherwise), a light
-  blur and matching brightness (a least-squares gain and offset), the pixels that differ by more
+  blur and matching brightness (a tone curve: per grey level of one copy, the median level of the
+  other, :func:`tone_match`, so clipped colours of a brightened copy match), the pixels that
+  differ by more
   than :data:`DIFF` grey levels must be few (0.02-8 % of the picture) and form one compact patch of
   a 16×16 grid (the largest 8-connected patch of differing cells holds 80 % of them and spans at
   most :data:`PATCH` rows). Resampling, re-encoding and brightness changes spread their
@@ -35,7 +37,8 @@ import numpy as np
 SIDE = 384
 CROP_SCORE = 0.9
 CROP_AREA = 0.97
-DIFF = 24.0
+DIFF = 12.0  # grey levels (after the tone curve); 24 with a gain/offset fit missed faint marks
+TONE_BINS = 32
 GRID = 16
 PATCH = 4  # at most this many grid rows (and PATCH * GRID cells) of differences
 
@@ -112,6 +115,30 @@ def find_crop(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[int, int, int,
                    min(hb0 - y * SEARCH, h * SEARCH))  # fmt: skip
 
 
+def tone_match(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``y`` mapped onto ``x``'s grey levels by a tone curve: ``y``'s range in :data:`TONE_BINS`
+    bins, each bin's median level of ``y`` mapped to the median of ``x`` at those pixels
+    (interpolated between bins). A brightness change that clips some colours to white is such
+    a curve but not a gain and an offset; a small overlay moves few pixels of any bin, so the
+    medians ignore it."""
+    yv, xv = y.ravel(), x.ravel()
+    lo, hi = float(yv.min()), float(yv.max())
+    if hi - lo < 1e-3:
+        return np.full_like(y, float(np.median(xv)))
+    idx = np.minimum(((yv - lo) / (hi - lo) * TONE_BINS).astype(np.int64), TONE_BINS - 1)
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(TONE_BINS + 1))
+    src, dst = [], []
+    for k in range(TONE_BINS):
+        sel = order[bounds[k] : bounds[k + 1]]
+        if len(sel) >= 20:
+            src.append(float(np.median(yv[sel])))
+            dst.append(float(np.median(xv[sel])))
+    if len(src) < 2:
+        return y
+    return np.interp(y, src, dst).astype(np.float32)
+
+
 def overlay(a: np.ndarray, b: np.ndarray) -> int:
     """``1`` when ``a`` carries a small overlay that ``b`` has not, ``-1`` the other way round,
     ``0`` when neither (``a`` and ``b`` show the same picture, already aligned, same shape)."""
@@ -119,10 +146,7 @@ def overlay(a: np.ndarray, b: np.ndarray) -> int:
 
     x = cv2.GaussianBlur(a, (3, 3), 0.8)
     y = cv2.GaussianBlur(b, (3, 3), 0.8)
-    ym = y.ravel()
-    design = np.stack([ym, np.ones_like(ym)], axis=1)
-    (g, o), *_ = np.linalg.lstsq(design, x.ravel(), rcond=None)
-    y = g * y + o
+    y = tone_match(y, x)
     strong = np.abs(x - y) > DIFF
     frac = float(strong.mean())
     if not (0.0002 <= frac <= 0.08):

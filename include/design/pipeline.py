@@ -281,21 +281,7 @@ def check_duplicates(
             row = stored[int(ref)]
             dup["matched_name"] = row.source_name
             dup["matched_nas_path"] = row.nas_path
-            stored_q = row.quality
-            if (
-                backend is not None
-                and row.quality
-                and item.get("quality")
-                and item.get("prepared")
-                and item["sha256"] != row.source_sha256
-            ):
-                rel = _relative_to_stored(backend, item, row.nas_path)
-                if rel is not None:
-                    mine_q = item["quality"]
-                    item = {**item, "quality": {
-                        **mine_q, **{k: bool(mine_q.get(k)) or v for k, v in rel[0].items()}
-                    }}  # fmt: skip
-                    stored_q = {**row.quality, **rel[1]}
+            item, stored_q = _compared_with_stored(backend, item, row)
             better = _better_copy(
                 item, row, answers, shop=shop, run_id=run_id, stored_quality=stored_q
             )
@@ -344,6 +330,31 @@ def _dup_row(
         "design_image_id": did,
         **m.to_dict(),
     }
+
+
+def _compared_with_stored(
+    backend: Any, item: dict[str, Any], row: Any
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``item`` and the stored ``row``'s quality facts with crop/watermark measured against each
+    other (the stored file fetched from the NAS); the per-file facts when that is not possible
+    (no backend, no facts recorded, the same file, the stored file unreadable)."""
+    stored_q = row.quality
+    if (
+        backend is None
+        or not row.quality
+        or not item.get("quality")
+        or not item.get("prepared")
+        or item["sha256"] == row.source_sha256
+    ):
+        return item, stored_q
+    rel = _relative_to_stored(backend, item, row.nas_path)
+    if rel is None:
+        return item, stored_q
+    mine_q = item["quality"]
+    item = {**item, "quality": {
+        **mine_q, **{k: bool(mine_q.get(k)) or v for k, v in rel[0].items()}
+    }}  # fmt: skip
+    return item, {**row.quality, **rel[1]}
 
 
 def _relative_to_stored(backend: Any, item: dict[str, Any], nas_path: str) -> list[Any] | None:
@@ -532,7 +543,9 @@ def record_designs(
             hit = index.nearest(h)
             if hit is not None:  # another run stored a near-duplicate meanwhile
                 row = by_id[int(hit.ref.partition(":")[2])]
-                lost[i["key"]] = _lost_race(s, i, row, hit.match, answers, shop=shop, run_id=run_id)
+                lost[i["key"]] = _lost_race(
+                    s, i, row, hit.match, answers, shop=shop, run_id=run_id, backend=backend
+                )
                 losers.append(i["nas_path"])
                 continue
             upsert(
@@ -554,8 +567,9 @@ def record_designs(
                 index.add(f"db:{row.id}", h)
             else:  # bit-identical hashes stored already (before this run's snapshot)
                 lost[i["key"]] = _lost_race(
-                    s, i, row, hashing.compare(h, h), answers, shop=shop, run_id=run_id
-                )
+                    s, i, row, hashing.compare(h, h), answers, shop=shop, run_id=run_id,
+                    backend=backend,
+                )  # fmt: skip
                 losers.append(i["nas_path"])
         # within-run duplicates now point at the design they duplicate
         for i in items:
@@ -618,8 +632,12 @@ def _lost_race(
     *,
     shop: str,
     run_id: str,
+    backend: Any = None,
 ) -> dict[str, Any]:
-    """``i`` lost the race to ``row``: a duplicate (recorded) or a better copy (asked about)."""
+    """``i`` lost the race to ``row``: a duplicate (recorded) or a better copy (asked about).
+    Decided as :func:`check_duplicates` decides against a stored design: crop and watermark
+    measured against the winner's file on the NAS (``backend``), per-file facts without it."""
+    i, stored_q = _compared_with_stored(backend, i, row)
     out = {
         **i,
         "decision": DUPLICATE,
@@ -632,7 +650,7 @@ def _lost_race(
         "removed_from_nas": i["nas_path"],
         **match.to_dict(),
     }
-    better = _better_copy(i, row, answers, shop=shop, run_id=run_id)
+    better = _better_copy(i, row, answers, shop=shop, run_id=run_id, stored_quality=stored_q)
     if better is not None:
         ask = better.pop("ask", None)
         out.update(better)
@@ -929,6 +947,8 @@ def _facts(q: dict[str, Any]) -> str:
     if not q:
         return "no recorded facts"
     kind = "lossless" if q.get("lossless") else f"JPEG q{q.get('jpeg_quality')}"
+    if q.get("jpeg_history"):
+        kind += " (a lossless re-save of a JPEG)"
     alpha = ", transparent" if q.get("alpha") else ""
     return f"{q.get('pixels', 0) / 1e6:.2f} MP, {kind}{alpha}, {q.get('size', 0)} bytes"
 

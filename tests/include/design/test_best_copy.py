@@ -310,3 +310,134 @@ def test_the_crop_relation_does_not_depend_on_the_order_of_the_files(tmp_path: P
     pair = [str(tmp_path / "full.png"), str(tmp_path / "crop.png")]
     assert [f["cropped"] for f in copies.relative_facts(pair)] == [False, True]
     assert [f["cropped"] for f in copies.relative_facts(pair[::-1])] == [True, False]
+
+
+def _photo(side: int = 512) -> Image.Image:
+    import numpy as np
+    from skimage import data
+
+    im = Image.fromarray(np.asarray(data.astronaut()))
+    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return im.convert("RGB")
+
+
+def _format_swaps(dest: Path) -> dict[str, Path]:
+    """A JPEG original (q85), a PNG saved from it (the format swap, shortest name), a lossless
+    WebP saved from it, and a worse JPEG (q60)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    src = _photo()
+    paths = {"zz_original.jpg": dest / "zz_original.jpg"}
+    src.save(paths["zz_original.jpg"], "JPEG", quality=85)
+    with Image.open(paths["zz_original.jpg"]) as jpeg:
+        decoded = jpeg.convert("RGB")
+    paths["a.png"] = dest / "a.png"
+    decoded.save(paths["a.png"])
+    paths["b.webp"] = dest / "b.webp"
+    decoded.save(paths["b.webp"], "WEBP", lossless=True)
+    paths["c_q60.jpg"] = dest / "c_q60.jpg"
+    src.save(paths["c_q60.jpg"], "JPEG", quality=60)
+    return paths
+
+
+def test_a_lossless_copy_of_a_jpeg_ranks_as_that_jpeg(tmp_path: Path) -> None:
+    paths = _format_swaps(tmp_path)
+    facts = {k: quality.of_file(str(p)) for k, p in paths.items()}
+    for swap in ("a.png", "b.webp"):
+        assert facts[swap]["jpeg_history"] is True, swap
+        assert facts[swap]["lossless"] is False and facts[swap]["jpeg_quality"] in range(83, 88)
+        assert not quality.better(facts[swap], facts["zz_original.jpg"]), swap
+        assert quality.better(facts["zz_original.jpg"], facts[swap]), swap
+        assert quality.better(facts[swap], facts["c_q60.jpg"]), swap
+        assert "re-save" in quality.reasons(facts["zz_original.jpg"], facts[swap])
+    best = max(facts, key=lambda k: quality.rank(facts[k], k))
+    assert best == "zz_original.jpg"
+    assert facts["zz_original.jpg"]["jpeg_history"] is False  # a JPEG is measured by its header
+
+
+@pytest.mark.parametrize("kind", ["photo", "design", "noise"])
+def test_a_lossless_picture_without_jpeg_history_stays_lossless(tmp_path: Path, kind: str) -> None:
+    import numpy as np
+
+    if kind == "photo":  # scikit-image's astronaut PNG: never a JPEG at a detectable quality
+        im = _photo()
+    elif kind == "design":
+        im = samples.make_design(7, (640, 500), transparent=False).convert("RGB")
+    else:
+        rng = np.random.default_rng(5)
+        im = Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8))
+    p = tmp_path / "x.png"
+    im.save(p)
+    q = quality.of_file(str(p))
+    assert q["lossless"] is True and q["jpeg_history"] is False and q["jpeg_quality"] == 100
+
+
+def test_the_jpeg_is_kept_over_its_lossless_re_save(any_app_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(any_app_db_url)
+    shop = f"swap-{any_app_db_url[:6]}"
+    paths = _format_swaps(tmp_path / "src")
+    items = _process({k: paths[k] for k in ("zz_original.jpg", "a.png")}, tmp_path / "p")
+    out = _store(engine, MountedNas(tmp_path / "nas"), items, shop, "run-swap")
+    assert [i["key"] for i in out if i.get("decision") == "new"] == ["zz_original.jpg"]
+
+
+@pytest.mark.parametrize("index", [0, 5, 7])
+def test_a_faint_watermark_is_seen_against_the_group(tmp_path: Path, index: int) -> None:
+    """A watermark at 39 % opacity (missed with a gain/offset brightness fit and 24 grey levels)
+    next to a re-encode, a half-size copy and a brightened copy (it clips colours: not a mark)."""
+    from PIL import ImageEnhance
+
+    from include.design import copies, evalset
+
+    im = samples.make_design(index, (560, 560), transparent=(index % 4 != 3))
+    bright = ImageEnhance.Brightness(im.convert("RGB")).enhance(1.1)
+    bright.putalpha(im.getchannel("A"))
+    files = {
+        "orig.png": im,
+        "q80.jpg": samples.flatten_white(im),
+        "half.png": im.resize((280, 280), Image.Resampling.BILINEAR),
+        "bright.png": bright,
+        "mark.png": evalset.watermark(im, text="SAMPLE", height=1 / 24, alpha=100),
+    }
+    paths = []
+    for name, img in files.items():
+        img.save(tmp_path / name, **({"quality": 80} if name.endswith(".jpg") else {}))
+        paths.append(str(tmp_path / name))
+    facts = copies.relative_facts(paths)
+    assert [f["watermark"] for f in facts] == [False, False, False, False, True]
+    assert not any(f["cropped"] for f in facts)
+
+
+@pytest.mark.parametrize("winner", ["watermarked", "clean"])
+def test_a_lost_race_is_decided_like_the_first_check(
+    any_app_db_url: str, tmp_path: Path, winner: str
+) -> None:
+    """Two runs check at once (neither sees the other's design), the winner stores first: the
+    loser is compared with the winner's file under the shop lock as the first check would have
+    (a watermarked copy with more pixels is only a duplicate of a clean design; a clean copy of a
+    watermarked design is a better copy)."""
+    engine = make_engine(any_app_db_url)
+    shop = f"race-{winner}-{any_app_db_url[:6]}"
+    backend = MountedNas(tmp_path / "nas")
+    paths = _larger_worse_copies(tmp_path / "src", index=14)
+    clean = {"zz_the_clean_original_file.png": paths["zz_the_clean_original_file.png"]}
+    marked = {"b_watermark_big.png": paths["b_watermark_big.png"]}
+    first, second = (marked, clean) if winner == "watermarked" else (clean, marked)
+    checked = []
+    for run, files in (("run-a", first), ("run-b", second)):
+        items = _process(files, tmp_path / run)
+        d = pipeline.check_duplicates(engine, items, shop=shop, run_id=run, backend=backend)
+        assert d[0]["decision"] == "new"  # neither run sees the other's design yet
+        checked.append(pipeline.upload_to_nas(backend, d, shop=shop, template="t", when=WHEN))
+    pipeline.record_designs(
+        engine, checked[0], shop=shop, template="t", user_id=None, run_id="run-a", backend=backend
+    )
+    out = pipeline.record_designs(
+        engine, checked[1], shop=shop, template="t", user_id=None, run_id="run-b", backend=backend
+    )
+    if winner == "watermarked":
+        assert out[0]["decision"] == "better_copy"
+        assert out[0]["better_reason"].startswith("no watermark")
+    else:
+        assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True
+    with session_scope(engine) as s:
+        assert s.scalar(select(func.count()).where(DesignImage.shop == shop)) == 1

@@ -31,3 +31,23 @@ def test_generate_writes_variants_and_hard_negatives(tmp_path: Path) -> None:
         assert (q["expect"] in ids) if q["expect"] else (q["source"] in ids)
     again = evalset.generate(evalset.HELD_OUT, tmp_path / "again", scale=0.2)
     assert [q["params"] for q in again["queries"]] == [q["params"] for q in m["queries"]]
+
+
+def test_the_fresh_set_is_new() -> None:
+    fresh, tune, held = evalset.FRESH, evalset.TUNE, evalset.HELD_OUT
+    assert fresh.seed not in (tune.seed, held.seed)
+    loaders = {lo for _, lo in tune.photos} | {lo for _, lo, _ in tune.halves}
+    assert not loaders & ({lo for _, lo in fresh.photos} | {lo for _, lo, _ in fresh.halves})
+    designs = set(range(fresh.first_design, fresh.first_design + fresh.n_designs))
+    for other in (tune, held):
+        assert not designs & set(range(other.first_design, other.first_design + other.n_designs))
+    assert fresh.watermark_alpha[0] < held.watermark_alpha[0]  # fainter marks allowed
+
+
+def test_max_designs_keeps_every_kind(tmp_path: Path) -> None:
+    m = evalset.generate(evalset.FRESH, tmp_path, scale=0.2, max_designs=2)
+    designs = [s for s in m["stored"] if s["id"].startswith("design_")]
+    assert len(designs) == 2
+    kinds = Counter(q["kind"] for q in m["queries"])
+    assert all(kinds[k] == len(m["stored"]) for k in evalset.VARIANTS)
+    assert {"recolour", "mirror", "otherhalf"} <= set(kinds)
