@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,8 @@ HELD_OUT = EvalSpec(
 #: from them): new seed (919789, drawn at random), new designs (2000-), fainter watermarks allowed
 #: (opacity 27-82 %). scikit-image has no further photos offline, so its photo sources are
 #: HELD_OUT's (other crops of them as halves, other variant draws) plus the Shepp-Logan phantom.
-FRESH = EvalSpec(
+FRESH = replace(
+    HELD_OUT,
     name="fresh",
     seed=919789,
     photos=(
@@ -164,20 +165,8 @@ FRESH = EvalSpec(
     ),  # fmt: skip
     first_design=2000,
     n_designs=24,
-    design_sides=(400, 1100),
-    photo_side=720,
-    jpeg_quality=(45, 85),
-    palette_colours=(16, 128),
-    resize=(0.25, 0.8),
-    crop=(0.01, 0.05),
-    brightness=(0.85, 1.2),
-    watermark_height=(1 / 40, 1 / 14),
     watermark_texts=("(c) shop", "SAMPLE", "© Maple & Co 2026", "etsy.com/shop/maple", "PROOF"),
     watermark_alpha=(70, 210),
-    watermark_corners=("br", "bl", "tr", "tl", "c"),
-    webp=True,
-    recolour_kinds=("hue", "permute"),
-    mirror_kinds=("lr", "tb"),
 )
 
 SETS = {"tune": TUNE, "held_out": HELD_OUT, "fresh": FRESH}

@@ -14,11 +14,37 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from tests.e2e.demo_stack import q
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.d/browser.sh
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--no-first-run",
+)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright: the one browser launch of the browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        try:
+            yield b
+        finally:
+            b.close()
+
 
 # ms to wait for the API's answer to a click (a busy SQLite metadata DB can take a minute)
 RESPONSE_TIMEOUT = 150_000

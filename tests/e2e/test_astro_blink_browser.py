@@ -49,7 +49,7 @@ from tests.e2e.demo_stack import RestApi, q
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = ui.CHROMIUM
 DAG = "astro_prepare_lights"
 USER, PASSWORD = "admin", "pw-admin-blink-e2e"
 APPROVAL_DELAY = 2.0  # s a task has waited before it is answered (apache/airflow#71172)
@@ -191,23 +191,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--disable-extensions",
-                "--no-first-run",
-            ],
-        )
+    with ui.chromium() as b:
         yield b
-        b.close()
 
 
 # ----------------------------------------------------------------------------------- helpers

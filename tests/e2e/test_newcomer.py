@@ -40,7 +40,7 @@ pytestmark = [
     pytest.mark.timeout(1500),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = ui.CHROMIUM
 USER = "admin"
 APPROVAL_DELAY = 2.0  # s a task has waited before we answer (apache/airflow#71172)
 STUCK_SCHEDULED = 60.0  # s in *scheduled* with a missing pool = stuck for good
@@ -75,23 +75,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--disable-extensions",
-                "--no-first-run",
-            ],
-        )
+    with ui.chromium() as b:
         yield b
-        b.close()
 
 
 # ---------------------------------------------------------------------------------- sample confs

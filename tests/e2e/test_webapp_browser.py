@@ -39,11 +39,12 @@ from include.common.db import make_engine, session_scope
 from include.common.local_services import free_port
 from include.photos.catalog import upsert_site
 from include.photos.samples import bad_files, generate_demo
+from tests.e2e import airflow_ui as ui
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = ui.CHROMIUM
 USER, PASSWORD = "alice", "pw-alice-e2e"
 
 
@@ -188,23 +189,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-dev-shm-usage",
-                "--disable-extensions",
-                "--no-first-run",
-            ],
-        )
+    with ui.chromium() as b:
         yield b
-        b.close()
 
 
 def _shot(page: Any, path: Path, full_page: bool = True) -> None:
