@@ -11,7 +11,8 @@
    of the structure's colour are removed, and so are the thin blended edges left along a removed
    rim or wall.
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
-   weak evidence (thin stalks) near strong foliage, are measured; loose fragments join the
+   weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
+   thin for the colour gate, :func:`stalk_ridges`), are measured; loose fragments join the
    nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
    from the component areas) that best explains the components as whole numbers of plants, with
    an Occam penalty per plant per component; the fit weighs components by area when the large
