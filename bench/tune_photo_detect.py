@@ -1,7 +1,9 @@
 """Tuning report of the live-plant counter: per-condition errors on the **tune** set only.
 
-The photos are :mod:`include.photos.synth` trays drawn with the narrower ``TUNE`` ranges from
-seeds in ``[TUNE_SEED0, TUNE_SEED_END)``; a seed of the evaluation set (or any seed outside the
+The photos are :mod:`include.photos.synth` trays drawn with the narrower ``TUNE`` ranges (or,
+with ``--wide``, the documented wide ``WIDE`` ranges the evaluation set also uses: seedlings
+down to radius 11 px, blur up to sigma 1.6, stronger white balance, JPEG 80) from seeds in
+``[TUNE_SEED0, TUNE_SEED_END)`` (``--wide`` starts at ``WIDE_TUNE_SEED0``); a seed of the evaluation set (or any seed outside the
 tune range) is refused, so the evaluation set stays unseen (``bench_photo_detect`` reports on it).
 Photos are cached as JPEG + truth under ``$PHOTO_TUNE_CACHE`` (default
 ``~/.cache/imaging/photo_tune``), keyed by seed, size and the generator's source, so a tuning
@@ -11,7 +13,7 @@ Prints the overall MAPE / median APE / bias of ``count_plants`` (no calibration)
 condition value (kind, container, floor, layout, touching, ...) the photos, MAPE and bias, worst
 first, then the worst photos. ``--json`` prints one JSON line instead.
 
-``python bench/tune_photo_detect.py [--photos 48] [--seed0 1000] [--jobs 2] [--json]``
+``python bench/tune_photo_detect.py [--wide] [--photos 48] [--seed0 1000] [--jobs 2] [--json]``
 """
 
 from __future__ import annotations
@@ -31,25 +33,35 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _cache_dir() -> Path:
+def _cache_dir(wide: bool = False) -> Path:
+    from dataclasses import astuple
+
+    from include.photos.synth import TUNE, WIDE
+
     base = os.environ.get("PHOTO_TUNE_CACHE") or str(Path.home() / ".cache/imaging/photo_tune")
+    h = hashlib.sha256()
     src = (ROOT / "include/photos/synth.py").read_bytes()
-    return Path(base) / hashlib.sha256(src).hexdigest()[:12]
+    h.update(src.split(b"\nWIDE = Ranges()")[0])  # the drawing code, not the seed constants
+    h.update(src.split(b"\nRETIRED_EVAL_SEED0S")[-1])
+    h.update(repr(astuple(WIDE if wide else TUNE)).encode())
+    return Path(base) / h.hexdigest()[:12]
 
 
-def tune_photo(seed: int, width: int = 4000, height: int = 3000) -> tuple[bytes, dict]:
-    """The tune-set photo of ``seed`` (JPEG bytes, truth as a dict), cached."""
+def tune_photo(
+    seed: int, width: int = 4000, height: int = 3000, wide: bool = False
+) -> tuple[bytes, dict]:
+    """The tune-set photo of ``seed`` (JPEG bytes, truth as a dict), cached; ``wide``: WIDE ranges."""
     from dataclasses import asdict
 
-    from include.photos.synth import TUNE, is_tune_seed, synth_jpeg
+    from include.photos.synth import TUNE, WIDE, is_tune_seed, synth_jpeg
 
     if not is_tune_seed(seed):
         raise SystemExit(f"seed {seed} is not a tune seed: the evaluation set stays unseen")
-    d = _cache_dir()
+    d = _cache_dir(wide)
     jpg, meta = d / f"{seed}_{width}x{height}.jpg", d / f"{seed}_{width}x{height}.json"
     if jpg.exists() and meta.exists():
         return jpg.read_bytes(), json.loads(meta.read_text())
-    data, truth = synth_jpeg(seed, TUNE, width=width, height=height)
+    data, truth = synth_jpeg(seed, WIDE if wide else TUNE, width=width, height=height)
     d.mkdir(parents=True, exist_ok=True)
     tmp = jpg.with_suffix(".tmp")
     tmp.write_bytes(data)
@@ -58,11 +70,11 @@ def tune_photo(seed: int, width: int = 4000, height: int = 3000) -> tuple[bytes,
     return data, asdict(truth)
 
 
-def _one(seed: int) -> dict:
+def _one(seed: int, wide: bool = False) -> dict:
     from include.photos.plants import count_plants
     from include.photos.synth import SynthTruth
 
-    data, t = tune_photo(seed)
+    data, t = tune_photo(seed, wide=wide)
     truth = SynthTruth(**t)
     t0, c0 = time.perf_counter(), time.process_time()
     res, _ = count_plants(data)
@@ -80,26 +92,29 @@ def _one(seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from include.photos.synth import TUNE_SEED0, is_tune_seed
+    from include.photos.synth import TUNE_SEED0, WIDE_TUNE_SEED0, is_tune_seed
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=int, default=48)
-    ap.add_argument("--seed0", type=int, default=TUNE_SEED0)
+    ap.add_argument("--seed0", type=int, default=None)
+    ap.add_argument("--wide", action="store_true", help="the wide (evaluation) ranges, tune seeds")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.seed0 is None:
+        args.seed0 = WIDE_TUNE_SEED0 if args.wide else TUNE_SEED0
     seeds = list(range(args.seed0, args.seed0 + args.photos))
     bad = [s for s in seeds if not is_tune_seed(s)]
     if bad:
         raise SystemExit(f"refused: seeds {bad[0]}..{bad[-1]} are not tune seeds")
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as ex:
-            rows = list(ex.map(_one, seeds))
+            rows = list(ex.map(_one, seeds, [args.wide] * len(seeds)))
     else:
-        rows = [_one(s) for s in seeds]
+        rows = [_one(s, args.wide) for s in seeds]
     apes = [r["ape"] for r in rows]
     out = {
-        "set": "TUNE",
+        "set": "TUNE-WIDE" if args.wide else "TUNE",
         "photos": len(rows),
         "mape": round(sum(apes) / len(apes), 4),
         "median_ape": round(statistics.median(apes), 4),
@@ -139,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         c = r["conditions"]
         print(
             f"  seed {r['seed']}: {r['count']} for {r['truth']} ({r['err']:+.0%}) "
-            f"{r['s']:.2f}s {c['kind']}/{c['container']}/{c['floor']}/{c['layout']}"
-            f" touching={c['touching']}"
+            f"{r['cpu_s']:.2f}s cpu {c['kind']}/{c['container']}/{c['floor']}/{c['layout']}"
+            f" touching={c['touching']} blur={c['blur']} wb={c['white_balance']} q={c['jpeg']}"
         )
 
 

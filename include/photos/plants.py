@@ -11,7 +11,8 @@
    of the structure's colour are removed, and so are the thin blended edges left along a removed
    rim or wall.
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
-   weak evidence (thin stalks) near strong foliage, are measured; loose fragments join the
+   weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
+   thin for the colour gate, :func:`stalk_ridges`), are measured; loose fragments join the
    nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
    from the component areas) that best explains the components as whole numbers of plants, with
    an Occam penalty per plant per component; the fit weighs components by area when the large
@@ -42,6 +43,8 @@ CLOSE_FACTOR = 0.3  # closing radius / plant half-thickness
 SPARSE_FILL = 0.33  # large components filling less of their box than this are loose plants
 EDGE_SHARE = 0.6  # a component this much within reach of removed green structure is its edge
 FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
+STALK_KERNEL = 5  # top-hat size (work px) for thin green ridges (stalks)
+STALK_RIDGE = 0.12  # a stalk ridge is this share of the plants' median excess green
 
 
 @dataclass
@@ -124,13 +127,37 @@ def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray
     """``(strong, weak)`` foliage masks. Strong: plant colour, smoothed so textured leaves are
     filled and isolated speckles (sensor noise on dark cover, moss grains) fall out. Weak: half
     the colour evidence, unsmoothed: thin stalks and leaf edges that join a plant's parts."""
+    strong, weak, _ = _live_masks(rgb, smooth)
+    return strong, weak
+
+
+def _live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
     wb = white_balance(rgb)
     raw, _, v_min = _membership(wb)
     weak = raw >= 0.5
+    f = wb.astype(np.float32)
+    exg = 2.0 * f[..., 1] - f[..., 0] - f[..., 2]
     if smooth >= 3:
+        exg = cv2.GaussianBlur(exg, (0, 0), 0.8 * smooth / 3)
         raw, _, _ = _membership(cv2.medianBlur(wb, smooth | 1), v_min)
     strong = cv2.GaussianBlur(raw, (0, 0), 1.2) >= 0.9
-    return strong, weak | strong
+    return strong, weak | strong, stalk_ridges(exg, strong)
+
+
+def stalk_ridges(exg: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """Thin stalks: under 1 px at the work size, blurred and blended with the soil, they fail the
+    colour gate (their hue drifts to the soil's) but are still greener than either side: a white
+    top-hat of excess green ``2g-r-b`` picks such ridges up. Kept: ridges above a share of the
+    plants' own excess green and above the ground's texture (gravel, moss, noise: the 99th
+    percentile of the ridge away from foliage)."""
+    if strong.sum() <= 20:
+        return np.zeros_like(strong)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (STALK_KERNEL, STALK_KERNEL))
+    ridge = cv2.morphologyEx(exg, cv2.MORPH_TOPHAT, kernel)
+    away = ~cv2.dilate(strong.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    texture = float(np.percentile(ridge[::2, ::2][away[::2, ::2]], 99)) if away.any() else 0.0
+    return ridge > max(STALK_RIDGE * float(np.median(exg[strong])), texture)
 
 
 # --------------------------------------------------------------------------- 2. confounders
@@ -321,6 +348,7 @@ def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
     *,
+    stalks: np.ndarray | None = None,
     prior_area: float | None = None,
     min_fraction: float = 0.3,
     scale: float = 1.0,
@@ -344,6 +372,20 @@ def count_mask(
     if n <= 1:
         return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
     on = strong8 > 0
+    if stalks is not None and weak is not None and WEAK_REACH > 0:
+        # leaves also join through stalks too thin for the colour gate, when what they join
+        # are loose plants (leaves around a centre, little of their box filled); when the
+        # joined groups are solid clumps, the ridges were leaf tips and fringes joining
+        # neighbours: ignored
+        # stalks meet at a small crown (often darker than the colour gate): a closing as
+        # wide as the crown joins the stalk ends there
+        ridges = cv2.morphologyEx(stalks.astype(np.uint8) & reach, cv2.MORPH_CLOSE, _disk(2))
+        n2, labels2, stats2, cents2 = cv2.connectedComponentsWithStats(
+            group8 | (ridges & reach), connectivity=8
+        )
+        areas2 = np.bincount(labels2[on], minlength=n2)[1:].astype(np.float64)
+        if _sparse_plants(areas2, areas2 >= 6, stats2):
+            n, labels, stats, cents = n2, labels2, stats2, cents2
     areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
     dt = cv2.distanceTransform(strong8, cv2.DIST_L2, 3)
     dmax = np.zeros(n, np.float64)
@@ -388,13 +430,14 @@ def count_mask(
 def count_rgb(
     rgb: np.ndarray, *, prior_area: float | None = None, scale: float = 1.0, smooth: int = 0
 ) -> PlantCount:
-    strong, weak = live_masks(rgb, smooth)
+    strong, weak, stalks = _live_masks(rgb, smooth)
     cleaned = drop_green_structures(rgb, strong, robust_radius(strong))
     if cleaned is not strong:
         removed = (strong & ~cleaned).astype(np.uint8)
-        weak = weak & ~cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
+        gone = cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
+        weak, stalks = weak & ~gone, stalks & ~gone
         cleaned = _drop_structure_edges(cleaned, removed)
-    return count_mask(cleaned, weak, prior_area=prior_area, scale=scale)
+    return count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
 
 
 def count_plants(

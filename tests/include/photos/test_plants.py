@@ -130,15 +130,19 @@ def test_green_plastic_tray_is_not_counted_as_plants() -> None:
 def test_tuning_and_evaluation_sets_are_disjoint_and_eval_is_wider() -> None:
     from include.photos.synth import (
         EVAL_SEED_SPAN,
-        RETIRED_EVAL_SEED0,
+        RETIRED_EVAL_SEED0S,
         TUNE_SEED_END,
+        WIDE,
+        WIDE_TUNE_SEED0,
         is_eval_seed,
         is_tune_seed,
     )
 
     assert EVAL_SEED0 > TUNE_SEED0 + 1_000_000
-    assert TUNE_SEED_END <= EVAL_SEED0 and TUNE_SEED_END <= RETIRED_EVAL_SEED0
-    assert not is_eval_seed(RETIRED_EVAL_SEED0) and not is_tune_seed(RETIRED_EVAL_SEED0)
+    assert is_tune_seed(WIDE_TUNE_SEED0) and EVAL == WIDE
+    for retired in RETIRED_EVAL_SEED0S:
+        assert retired >= TUNE_SEED_END
+        assert not is_eval_seed(retired) and not is_tune_seed(retired)
     for s in (EVAL_SEED0, EVAL_SEED0 + EVAL_SEED_SPAN - 1):
         assert is_eval_seed(s) and not is_tune_seed(s)
     assert EVAL.blur[1] > TUNE.blur[1] and EVAL.wb_gain > TUNE.wb_gain
