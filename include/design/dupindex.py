@@ -162,12 +162,17 @@ class DupIndex:
     ) -> None:
         self.add_rows(refs, hex_rows(phash), hex_rows(dhash), hex_rows(colour, COLOUR_BYTES))
 
-    def add(self, ref: str, h: Hashes) -> None:
+    def add(self, ref: str, h: Hashes, alias: Hashes | None = None) -> None:
+        """Add ``h`` under ``ref``; ``alias`` (its crop alias, :func:`hashing.crop_alias`) is
+        added as a second entry under the same reference."""
+        hs = [h] if alias is None else [h, alias]
         self.add_rows(
-            [ref],
-            _hash_rows([h.phash.to_bytes(32, "big")]),
-            _hash_rows([h.dhash.to_bytes(32, "big")]),
-            np.frombuffer(h.colour, dtype=np.uint8).reshape(1, COLOUR_BYTES),
+            [ref] * len(hs),
+            _hash_rows([x.phash.to_bytes(32, "big") for x in hs]),
+            _hash_rows([x.dhash.to_bytes(32, "big") for x in hs]),
+            np.frombuffer(b"".join(x.colour for x in hs), dtype=np.uint8).reshape(
+                len(hs), COLOUR_BYTES
+            ),
         )
 
     def rebuild(self) -> None:
@@ -245,7 +250,8 @@ class DupIndex:
             for i, k, p, d, c in zip(idx[sel], kd[sel], pd[sel], dd[sel], cd[sel], strict=True)
         ]
         hits.sort(key=lambda x: (x.match.phash_distance, x.match.dhash_distance, x.ref))
-        return hits
+        seen: set[str] = set()  # a reference with a crop alias may match twice: nearest kept
+        return [x for x in hits if not (x.ref in seen or seen.add(x.ref))]
 
     def query(self, h: Hashes) -> list[Hit]:
         """Every stored entry that is a duplicate of ``h``, nearest first."""

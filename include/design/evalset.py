@@ -169,7 +169,26 @@ FRESH = replace(
     watermark_alpha=(70, 210),
 )
 
-SETS = {"tune": TUNE, "held_out": HELD_OUT, "fresh": FRESH}
+#: TUNE's photos and designs with HELD_OUT's variant ranges, crops of 1-5 % per side and watermarks
+#: up to 1/13 of the height (seed 901201, drawn at random): a tuning set (thresholds may be chosen
+#: on it) for the wider crops and larger watermarks that TUNE's fixed strengths do not reach.
+TUNE_WIDE = replace(
+    HELD_OUT,
+    name="tune_wide",
+    seed=901201,
+    photos=TUNE.photos,
+    halves=TUNE.halves,
+    first_design=0,
+    n_designs=24,
+    design_sides=(400, 1100),
+    photo_side=640,
+    crop=(0.01, 0.05),
+    watermark_height=(1 / 40, 1 / 13),
+    watermark_texts=("(c) shop", "SAMPLE", "etsy.com/shop/maple"),
+    watermark_alpha=(70, 210),
+)
+
+SETS = {"tune": TUNE, "tune_wide": TUNE_WIDE, "held_out": HELD_OUT, "fresh": FRESH}
 
 
 # ---------------------------------------------------------------- sources

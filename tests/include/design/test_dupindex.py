@@ -105,3 +105,28 @@ def test_bad_shapes_are_refused() -> None:
             np.zeros((1, 32), np.uint8),
             np.zeros((1, 72), np.uint8),
         )
+
+
+def test_crop_alias_is_one_reference_and_finds_a_border_crop() -> None:
+    from PIL import Image
+
+    from include.design import samples
+
+    im = samples.make_design(3, (400, 400), transparent=False).convert("RGB")
+    canon = im.resize((hashing.imaging.CANON, hashing.imaging.CANON))
+    h, alias = hashing.hash_canonical(canon), hashing.crop_alias(canon)
+    assert h != alias
+    w = im.width
+    cut = round(w * 0.04)
+    crop = im.crop((cut, cut // 2, w - cut, w - cut)).resize(
+        (hashing.imaging.CANON, hashing.imaging.CANON), Image.Resampling.LANCZOS
+    )
+    q = hashing.hash_canonical(crop)
+    idx = DupIndex()
+    idx.add("a", h, alias)
+    idx.add("b", alias)  # an unrelated reference that happens to equal the alias
+    assert len(idx) == 3
+    hits = idx.query(alias)
+    assert [x.ref for x in hits] == sorted({x.ref for x in hits})  # each reference once
+    assert {x.ref for x in hits} == {"a", "b"}
+    assert [x.ref for x in idx.brute_force(q)] == [x.ref for x in idx.query(q)]

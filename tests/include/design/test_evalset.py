@@ -51,3 +51,10 @@ def test_max_designs_keeps_every_kind(tmp_path: Path) -> None:
     kinds = Counter(q["kind"] for q in m["queries"])
     assert all(kinds[k] == len(m["stored"]) for k in evalset.VARIANTS)
     assert {"recolour", "mirror", "otherhalf"} <= set(kinds)
+
+
+def test_tune_wide_is_tune_with_wider_ranges() -> None:
+    wide, tune = evalset.TUNE_WIDE, evalset.TUNE
+    assert (wide.photos, wide.halves, wide.first_design) == (tune.photos, tune.halves, 0)
+    assert wide.seed not in (tune.seed, evalset.HELD_OUT.seed, evalset.FRESH.seed)
+    assert wide.crop == (0.01, 0.05) and wide.watermark_height[1] > 1 / 14
