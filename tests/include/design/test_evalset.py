@@ -58,3 +58,12 @@ def test_tune_wide_is_tune_with_wider_ranges() -> None:
     assert (wide.photos, wide.halves, wide.first_design) == (tune.photos, tune.halves, 0)
     assert wide.seed not in (tune.seed, evalset.HELD_OUT.seed, evalset.FRESH.seed)
     assert wide.crop == (0.01, 0.05) and wide.watermark_height[1] > 1 / 14
+
+
+def test_fresh2_is_new() -> None:
+    f2 = evalset.FRESH2
+    others = [s for n, s in evalset.SETS.items() if n != "fresh2"]
+    assert f2.seed not in {s.seed for s in others}
+    designs = set(range(f2.first_design, f2.first_design + f2.n_designs))
+    for other in others:
+        assert not designs & set(range(other.first_design, other.first_design + other.n_designs))
