@@ -13,7 +13,8 @@ Rules measured, all in the same run: the default (``hashing.DEFAULT``, the pipel
 every other preset of ``hashing.PRESETS``, and the design document's rule (pHash 16, Hamming <= 5,
 transparency ignored: ``hashing.SEED``), and ``default_crop_alias``: the default with each
 stored original also indexed by its crop alias (:func:`include.design.hashing.crop_alias`, the
-second, crop-robust stage; not yet the pipeline's decision). ``tune_wide`` is a tuning set too
+second, crop-robust stage; the pipeline applies it within a run and, against the library, on the
+upload's side only). ``tune_wide`` is a tuning set too
 (TUNE's sources, wider crops and watermarks). The default's thresholds were chosen on the TUNE set; the
 HELD-OUT set (other photos, other designs, wider variant ranges, other seeds) played no part in any
 choice, but its errors were looked at (and the one-way crop rule taken from them); the FRESH set

@@ -141,6 +141,19 @@ def _ok_in_rank_order(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(ok, key=lambda i: quality.rank(i.get("quality"), i["key"]), reverse=True)
 
 
+def _alias(item: dict[str, Any]) -> Hashes | None:
+    """The item's crop alias (:func:`include.design.hashing.crop_alias`), when it was hashed."""
+    d = item.get("crop_alias")
+    return Hashes.from_dict(d) if d else None
+
+
+def _nearest(index: DupIndex, h: Hashes, alias: Hashes | None) -> Any:
+    """The nearest stored match of ``h``; else of its crop alias (a stored copy cut by a few % per
+    side: the upload's centre is that copy)."""
+    hit = index.nearest(h)
+    return hit if hit is not None or alias is None else index.nearest(alias)
+
+
 #: Largest near-duplicate group whose members are compared pixel to pixel (the best by the
 #: per-file facts; the others keep their per-file facts only).
 MAX_GROUP_COMPARED = 16
@@ -163,12 +176,17 @@ def with_group_facts(
             n = parent[n]
         return n
 
-    index = DupIndex(config)
+    # whole images in one index, crop aliases in another: a later crop finds an earlier
+    # original's alias, a later original's alias finds an earlier crop
+    index, aliases = DupIndex(config), DupIndex(config)
     for n, item in enumerate(ok):
-        h = Hashes.from_dict(item["hashes"])
-        for hit in index.query(h):
+        h, alias = Hashes.from_dict(item["hashes"]), _alias(item)
+        hits = index.query(h) + aliases.query(h) + (index.query(alias) if alias else [])
+        for hit in hits:
             parent[root(int(hit.ref))] = root(n)
         index.add(str(n), h)
+        if alias is not None:
+            aliases.add(str(n), alias)
     groups: dict[int, list[int]] = {}
     for n in range(len(ok)):
         groups.setdefault(root(n), []).append(n)
@@ -263,10 +281,10 @@ def check_duplicates(
         item = {**item, "db_max_id": db_max_id}
         h = Hashes.from_dict(item["hashes"])
         own_id = mine.get((item["key"], item["sha256"]))
-        hit = None if own_id is not None else index.nearest(h)
+        hit = None if own_id is not None else _nearest(index, h, _alias(item))
         if hit is None:
             decided[item["key"]] = {**item, "decision": NEW, "design_image_id": own_id}
-            index.add(f"run:{item['key']}", h)
+            index.add(f"run:{item['key']}", h, _alias(item))
             continue
         kind, _, ref = hit.ref.partition(":")
         kind = {"db": "database", "nas": "nas", "run": "run"}[kind]
@@ -540,7 +558,7 @@ def record_designs(
                 ids[i["key"]] = own
                 continue
             h = Hashes.from_dict(i["hashes"])
-            hit = index.nearest(h)
+            hit = _nearest(index, h, _alias(i))
             if hit is not None:  # another run stored a near-duplicate meanwhile
                 row = by_id[int(hit.ref.partition(":")[2])]
                 lost[i["key"]] = _lost_race(

@@ -44,7 +44,7 @@ def process_file(
     try:
         item["size"] = os.path.getsize(local_path)
         item["sha256"] = sha256_file(local_path)
-        h = hashing.hash_file(local_path, cfg, max_pixels=max_pixels)
+        h, alias = hashing.hash_file_with_alias(local_path, cfg, max_pixels=max_pixels)
         facts = quality.of_file(local_path, max_pixels=max_pixels)
         stem = Path(prepared_dir) / item["sha256"][:24]
         done = _existing_prepared(stem)
@@ -80,6 +80,7 @@ def process_file(
         **item,
         "status": OK,
         "hashes": h.to_dict(),
+        "crop_alias": alias.to_dict(),
         "quality": dict(facts),
         "prepared": prepared["path"],
         "format": prepared["format"],

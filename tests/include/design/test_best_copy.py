@@ -441,3 +441,47 @@ def test_a_lost_race_is_decided_like_the_first_check(
         assert out[0]["decision"] == "duplicate" and out[0]["quality"]["watermark"] is True
     with session_scope(engine) as s:
         assert s.scalar(select(func.count()).where(DesignImage.shop == shop)) == 1
+
+
+def _rocket_and_crop(dest: Path) -> dict[str, Path]:
+    """A photo and a copy cut by 2-4 % per side: whole-image index keys 15 bits apart (beyond
+    the limit of 10); the original's crop alias is within it."""
+    from skimage import data
+
+    dest.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(data.rocket()).convert("RGB")
+    im.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    w, h = im.size
+    crop = im.crop((round(w * 0.021), round(h * 0.033), w - round(w * 0.034), h - round(h * 0.041)))
+    paths = {"rocket.jpg": dest / "rocket.jpg", "rocket_cut.jpg": dest / "rocket_cut.jpg"}
+    im.save(paths["rocket.jpg"], "JPEG", quality=92)
+    crop.save(paths["rocket_cut.jpg"], "JPEG", quality=90)
+    return paths
+
+
+def test_a_crop_beyond_the_key_limit_is_found_by_the_crop_alias(
+    any_app_db_url: str, tmp_path: Path
+) -> None:
+    from include.design import hashing
+
+    paths = _rocket_and_crop(tmp_path / "src")
+    whole, cut = (hashing.hash_file(paths[n]) for n in ("rocket.jpg", "rocket_cut.jpg"))
+    assert not hashing.is_duplicate(whole, cut)  # the first stage alone misses it
+    engine = make_engine(any_app_db_url)
+    backend = MountedNas(tmp_path / "nas")
+    shop = f"alias-{any_app_db_url[:6]}"
+    # in one batch: the whole picture is kept, the crop is its duplicate
+    out = _store(engine, backend, _process(paths, tmp_path / "p"), shop, "run-a")
+    assert {i["key"]: i.get("decision") for i in out} == {
+        "rocket.jpg": "new",
+        "rocket_cut.jpg": "duplicate",
+    }
+    # the crop stored first (another shop), the original arriving later is matched to it
+    shop2 = shop + "-2"
+    one = {"rocket_cut.jpg": paths["rocket_cut.jpg"]}
+    _store(engine, backend, _process(one, tmp_path / "p1"), shop2, "run-b")
+    later = {"rocket.jpg": paths["rocket.jpg"]}
+    d = pipeline.check_duplicates(
+        engine, _process(later, tmp_path / "p2"), shop=shop2, run_id="run-c", backend=backend
+    )
+    assert [i.get("decision") for i in d if i["key"] == "rocket.jpg"] != ["new"]
