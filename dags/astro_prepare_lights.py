@@ -166,8 +166,8 @@ def astro_prepare_lights() -> None:
         from imaging.astro import remembered
         from include.astro.steps.cull import DECISION_KIND, cull
 
-        ledger = _ledger(context)
-        out = cull(_inp(context), rig, pass_index, remembered(PIPELINE, DECISION_KIND), ledger)
+        ledger, inp = _ledger(context), _inp(context)
+        out = cull(inp, rig, pass_index, remembered(PIPELINE, DECISION_KIND, str(inp.lib)), ledger)
         ledger.flush()
         return out
 

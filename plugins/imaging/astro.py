@@ -93,8 +93,11 @@ class ItemLedger:
         self.rows.clear()
 
 
-def remembered(pipeline: str, kind: str) -> dict[str, str]:
-    """``{item key: detail["decision"]}`` of the recorded human answers of ``kind``."""
+def remembered(pipeline: str, kind: str, library: str | None = None) -> dict[str, str]:
+    """``{item key: detail["decision"]}`` of the recorded human answers of ``kind``; with
+    ``library``, only the answers given about that library (keys are paths relative to it, so an
+    answer about another library's frame of the same name is not this one's). Answers recorded
+    before the library was stored with them apply to every library."""
     from sqlalchemy import select
 
     from imaging.appdb import app_engine
@@ -107,7 +110,11 @@ def remembered(pipeline: str, kind: str) -> dict[str, str]:
                 ItemRecord.pipeline == pipeline, ItemRecord.kind == kind
             )
         ).all()
-    return {k: (d or {}).get("decision", "") for k, d in rows}
+    return {
+        k: (d or {}).get("decision", "")
+        for k, d in rows
+        if library is None or (d or {}).get("library") in (None, library)
+    }
 
 
 def publisher(context: Any) -> Any:

@@ -40,3 +40,30 @@ def test_asset_triggered_run_reads_the_event_extra(
     got = inputs(ctx, ["library_dir", "raw_dir"])
     assert got["library_dir"] == str(tmp_path / "announced")
     assert got["raw_dir"].endswith("astro/raw")  # not announced: the setting's default
+
+
+def test_remembered_cull_answers_belong_to_their_library(app_db_url: str, tmp_path: Path) -> None:
+    """A "Keep all" about ``lib_a``'s frame is not an answer about ``lib_b``'s frame of the same
+    relative path (the full test suite ran two libraries generated with the same names); an answer
+    recorded before the library was stored with it still applies everywhere."""
+    import uuid
+
+    from imaging.astro import ItemLedger, remembered
+
+    pipeline = f"astro_test_{uuid.uuid4().hex[:8]}"  # rows of its own in the shared DB
+    lib_a, lib_b = str(tmp_path / "a"), str(tmp_path / "b")
+    ledger = ItemLedger(pipeline, "manual__1")
+    ledger(
+        "cull_decision",
+        "frame:x.fits|HFR 6 > 4.6",
+        "done",
+        {"decision": "KEEP", "library": lib_a},
+        None,
+    )
+    ledger("cull_decision", "frame:old.fits|HFR 5 > 4.6", "done", {"decision": "REJECT"}, None)
+    ledger.flush()
+    assert remembered(pipeline, "cull_decision", lib_a) == {
+        "frame:x.fits|HFR 6 > 4.6": "KEEP",
+        "frame:old.fits|HFR 5 > 4.6": "REJECT",
+    }
+    assert remembered(pipeline, "cull_decision", lib_b) == {"frame:old.fits|HFR 5 > 4.6": "REJECT"}

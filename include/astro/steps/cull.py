@@ -63,6 +63,7 @@ def cull(
                     "decision": d["decision"],
                     "by": f"converted from {d['legacy_key']}",
                     "directory": d["directory"],
+                    "library": str(inp.lib),
                 },
                 None,
             )
@@ -112,7 +113,12 @@ def apply_answers(
                     DECISION_KIND,
                     key,
                     "done",
-                    {"decision": ans.chosen, "by": ans.by, "directory": entry["directory"]},
+                    {
+                        "decision": ans.chosen,
+                        "by": ans.by,
+                        "directory": entry["directory"],
+                        "library": str(inp.lib),
+                    },
                     None,
                 )
         _record_rejects(record, entry.get("rejected") or [], entry["pass_name"])
