@@ -18,7 +18,11 @@
    an Occam penalty per plant per component; the fit weighs components by area when the large
    ones are loose plants (herbs: leaves on stalks fill little of their box) and by count when
    they are solid clumps of touching plants (then the singles set the size). A component counts
-   ``round(area/typ)`` plants (at least one when it is at least ``min_fraction`` of a plant). A
+   ``round(area/typ)`` plants (at least one when it is at least ``min_fraction`` of a plant).
+   Mats of touching solid plants (not loose herbs; :func:`_clump_peaks`): the distance transform
+   peaks once per plant centre (peaks a plant's half-thickness apart); when at least five compact
+   one-peak components as thick as the mat's peaks say a plant is under half the fitted size,
+   every component counts one plant per peak. A
    location's calibration is only a prior, used when the photo has too few components to measure
    a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
@@ -45,6 +49,11 @@ EDGE_SHARE = 0.6  # a component this much within reach of removed green structur
 FRAGMENT = 0.15  # a component under this share of the area-weighted median may be a loose leaf
 STALK_KERNEL = 5  # top-hat size (work px) for thin green ridges (stalks)
 STALK_RIDGE = 0.12  # a stalk ridge is this share of the plants' median excess green
+PEAK_SEP = 0.8  # distance-transform peaks of one mat this many half-thicknesses apart
+PEAK_MIN = 0.5  # a plant centre's peak is at least this share of the median half-thickness
+SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whole plant
+SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
+SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
 
 
 @dataclass
@@ -344,6 +353,52 @@ def _sparse_plants(areas: np.ndarray, keep: np.ndarray, stats: np.ndarray) -> bo
     return float(np.median(fills)) < SPARSE_FILL
 
 
+def _clump_peaks(
+    labels: np.ndarray,
+    n: int,
+    dt: np.ndarray,
+    areas0: np.ndarray,
+    dmax: np.ndarray,
+    stats: np.ndarray,
+    typ: float,
+) -> tuple[float, np.ndarray | None]:
+    """Touching plants of a mat: the distance transform peaks once per plant centre. Peaks at
+    least a plant's half-thickness apart are counted per component; compact components (before
+    loose fragments join their neighbours) with one peak as high as the mat's peaks are single
+    plants and give the single-plant area. Returns ``(typ, peaks per component)``; ``peaks``
+    is None when the photo shows no such singles."""
+    keep = areas0 >= 6
+    d = float(np.median(dmax[keep]))
+    if d < 2.0:
+        return typ, None
+    md = max(2, int(round(PEAK_SEP * d)))
+    pk = (dt >= PEAK_MIN * d) & (dt >= cv2.dilate(dt, _disk(md)))
+    npk, pl = cv2.connectedComponents(pk.astype(np.uint8), connectivity=8)
+    if npk <= 1:
+        return typ, None
+    ys, xs = np.nonzero(pk)
+    first = np.zeros(npk, np.int64)
+    first[pl[ys, xs]] = np.arange(len(ys))
+    comp = labels[ys[first[1:]], xs[first[1:]]]
+    heights = dt[ys[first[1:]], xs[first[1:]]]
+    h = float(np.median(heights))
+    peaks = np.bincount(comp, minlength=n)[1:].astype(np.float64)
+    fill = areas0 / np.maximum(1.0, stats[1:, 2] * stats[1:, 3]).astype(np.float64)
+    single = (
+        keep
+        & (peaks == 1)
+        & (fill >= SINGLE_FILL)
+        & (dmax >= h / SINGLE_THICK)
+        & (dmax <= h * SINGLE_THICK)
+    )
+    if single.sum() < 5:
+        return typ, None
+    a1 = float(np.median(areas0[single]))
+    if a1 >= SINGLE_SHARE * typ:
+        return typ, None
+    return a1, peaks
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -392,10 +447,13 @@ def count_mask(
     np.maximum.at(dmax, labels[on], dt[on])
     dmax = dmax[1:]
     keep = areas >= 6
+    areas0 = areas.copy()
     _attach_fragments(areas, keep, labels, cents[1:])
     prior_used = False
+    sparse = True
     if keep.sum() >= 6:
-        typ, _ = plant_size(areas[keep], dmax[keep], sparse=_sparse_plants(areas, keep, stats))
+        sparse = _sparse_plants(areas, keep, stats)
+        typ, _ = plant_size(areas[keep], dmax[keep], sparse=sparse)
     elif prior_area:
         typ, prior_used = float(prior_area), True  # too few components to measure: the prior
     elif keep.any():
@@ -405,11 +463,21 @@ def count_mask(
         typ = 0.0
     if typ <= 0:
         return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
+    peaks = None
+    if not sparse:
+        typ, peaks = _clump_peaks(labels, n, dt, areas0, dmax, stats, typ)
     count = 0
     centers: list[tuple[float, float, int]] = []
     boxes: list[tuple[int, int, int, int, int]] = []
-    for i in np.flatnonzero(keep & (areas >= min_fraction * typ)):
+    counted = keep & (areas >= min_fraction * typ)
+    if peaks is not None:
+        # one plant per distance-transform peak, loose fragments included (they were singles)
+        counted = (areas0 >= 6) & (areas0 >= min_fraction * typ)
+        areas = areas0
+    for i in np.flatnonzero(counted):
         n_i = max(1, int(round(float(areas[i]) / typ)))
+        if peaks is not None:
+            n_i = max(1, int(peaks[i]))
         count += n_i
         x, y, bw, bh = (int(v) for v in stats[i + 1, :4])
         centers.append((float(cents[i + 1][0]), float(cents[i + 1][1]), n_i))
