@@ -29,12 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,9 +37,9 @@ from typing import Any
 import pytest
 
 from include.astro.samples import C8E, DWARF, SQA55, generate_demo
-from include.common.local_services import free_port
 from tests.e2e import airflow_ui as ui
 from tests.e2e.demo_stack import RestApi, q
+from tests.e2e.private_airflow import PrivateAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -65,107 +60,28 @@ CULL_REJECTS = [  # pass 1 (auto) in Ha, pass 2 in O3 after "Keep all" (see test
 ]
 
 
-class AstroStack:
-    """The four Airflow components of a private Airflow home."""
+class AstroStack(PrivateAirflow):
+    """The four Airflow components of a private Airflow home, with empty installation settings
+    (the run must use what the form says)."""
+
+    components = COMPONENTS
+    healthy = ("scheduler", "dag_processor", "triggerer")
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = free_port()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(home, [ROOT / "dags" / f"{DAG}.py"], USER, PASSWORD)
 
     def env(self) -> dict[str, str]:
-        env = os.environ.copy()  # the session's PYTHONPATH and AIRFLOW_CONN_IMAGING_DB
+        env = super().env()
         empty = self.home / "settings"
         env.update(
             {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "imaging.sqlite_settings.CONNECT_ARGS",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "2",
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
-                    self.home / "passwords.json"
-                ),
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.port),
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__BASE_URL": self.url,
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
-                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "IMAGING_DATA_DIR": str(self.home / "data"),
                 "AIRFLOW_VAR_IMAGING_ASTRO_RAW_DIR": str(empty / "raw"),
                 "AIRFLOW_VAR_IMAGING_ASTRO_LIBRARY_DIR": str(empty / "library"),
-                "NO_PROXY": "127.0.0.1,localhost",
             }
         )
         return env
-
-    def _airflow(self) -> str:
-        return str(Path(sys.executable).parent / "airflow")
-
-    def start(self, timeout: float = 300) -> AstroStack:
-        (self.home / "dags").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / "dags" / f"{DAG}.py", self.home / "dags" / f"{DAG}.py")
-        (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
-        env = self.env()
-        out = subprocess.run(
-            [self._airflow(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-        )
-        assert out.returncode == 0, f"airflow db migrate failed:\n{out.stderr[-3000:]}"
-        for name in COMPONENTS:
-            log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-            cmd = [self._airflow(), name] + (
-                ["--port", str(self.port)] if name == "api-server" else []
-            )
-            self.procs[name] = subprocess.Popen(
-                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        want = ("scheduler", "dag_processor", "triggerer")
-        while time.monotonic() < deadline:
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=3) as r:
-                    health = json.loads(r.read())
-                if all((health.get(k) or {}).get("status") == "healthy" for k in want):
-                    return self
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"Airflow did not become healthy:\n{self.log_tail('api-server')}")
-
-    def log_tail(self, name: str, n: int = 4000) -> str:
-        path = self.home / f"{name}.log"
-        return path.read_text(errors="replace")[-n:] if path.exists() else ""
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

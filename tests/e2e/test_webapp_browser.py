@@ -20,14 +20,7 @@ the photo is ``ready``. Screenshots of every page go to ``$WEBAPP_SCREENSHOTS_DI
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,10 +29,10 @@ from typing import Any
 import pytest
 
 from include.common.db import make_engine, session_scope
-from include.common.local_services import free_port
 from include.photos.catalog import upsert_site
 from include.photos.samples import bad_files, generate_demo
 from tests.e2e import airflow_ui as ui
+from tests.e2e.private_airflow import PrivateAirflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -48,104 +41,13 @@ CHROMIUM = ui.CHROMIUM
 USER, PASSWORD = "alice", "pw-alice-e2e"
 
 
-class AirflowStack:
-    """api-server + scheduler of a private Airflow home, stopped by process group."""
+class AirflowStack(PrivateAirflow):
+    """api-server + scheduler of a private Airflow home (DAGs serialized before they start)."""
 
-    def __init__(self, home: Path, dag_files: list[Path]):
-        self.home = home
-        self.port = free_port()
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.dag_files = dag_files
+    prepare = (("db", "migrate"), ("dags", "reserialize"))
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self) -> dict[str, str]:
-        env = os.environ.copy()
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.home / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "2",
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
-                    self.home / "passwords.json"
-                ),
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.port),
-                "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__BASE_URL": self.url,
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-                "NO_PROXY": "127.0.0.1,localhost",
-            }
-        )
-        return env
-
-    def _airflow(self) -> str:
-        return str(Path(sys.executable).parent / "airflow")
-
-    def start(self, timeout: float = 240) -> AirflowStack:
-        (self.home / "dags").mkdir(parents=True, exist_ok=True)
-        for f in self.dag_files:
-            shutil.copy2(f, self.home / "dags" / f.name)
-        (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
-        env = self.env()
-        for cmd in (["db", "migrate"], ["dags", "reserialize"]):
-            out = subprocess.run(
-                [self._airflow(), *cmd], env=env, capture_output=True, text=True, timeout=300
-            )
-            assert out.returncode == 0, f"airflow {' '.join(cmd)} failed:\n{out.stderr[-3000:]}"
-        for name, cmd in (
-            ("api-server", ["api-server", "--port", str(self.port)]),
-            ("scheduler", ["scheduler"]),
-        ):
-            log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-            self.procs[name] = subprocess.Popen(
-                [self._airflow(), *cmd],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, p in self.procs.items():
-                if p.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=3) as r:
-                    health = json.loads(r.read())
-                if health.get("scheduler", {}).get("status") == "healthy":
-                    return self
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"Airflow did not become healthy:\n{self.log_tail('api-server')}")
-
-    def log_tail(self, name: str, n: int = 4000) -> str:
-        path = self.home / f"{name}.log"
-        return path.read_text(errors="replace")[-n:] if path.exists() else ""
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
+    def __init__(self, home: Path, dag_files: list[Path]) -> None:
+        super().__init__(home, dag_files, USER, PASSWORD)
 
 
 @pytest.fixture(scope="module")
