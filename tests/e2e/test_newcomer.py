@@ -296,6 +296,8 @@ class Newcomer:
             links = scope.locator("a[href*='/artefacts/']").evaluate_all(
                 "els => els.map(e => e.getAttribute('href'))"
             )
+            if "approval_form" not in self.shot_taken:  # the drawer slides in: let it settle
+                page.wait_for_timeout(800)
             self.shot("approval_form")
             status, body = ui.answer_approval(page, scope, option, keep)
             if status != 200:
