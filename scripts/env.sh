@@ -24,6 +24,7 @@ export AIRFLOW__API__WORKERS=1
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export IMAGING_DATA_DIR="${IMAGING_DATA_DIR:-$ROOT/.data}"
 export IMAGING_RUN_DIR="${IMAGING_RUN_DIR:-$ROOT/.run}"
-export PYTHONPATH="$ROOT:$ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}"
+# config/demo: the demo's airflow_local_settings (on SQLite, the API server writes its audit log off the event loop)
+export PYTHONPATH="$ROOT:$ROOT/plugins:$ROOT/config/demo${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$ROOT/.venv/bin:$PATH"
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"

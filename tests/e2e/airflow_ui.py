@@ -13,6 +13,7 @@ boolean -> a switch ``#switch:element_<name>``; array of strings -> ``textarea#e
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,15 @@ def chromium() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def screenshots_dir(env_var: str, tmp_path_factory: Any, default: str) -> Path:
+    """Where a browser test saves its pictures: ``$env_var`` (e.g. ``docs/screenshots`` to refresh
+    the README's), else a fresh temp folder named ``default``."""
+    out = os.environ.get(env_var)
+    path = Path(out) if out else tmp_path_factory.mktemp(default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 # ms to wait for the API's answer to a click (a busy SQLite metadata DB can take a minute)

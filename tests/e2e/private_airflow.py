@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from include.common.local_services import free_port
@@ -47,6 +49,10 @@ class PrivateAirflow:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "imaging.sqlite_settings.CONNECT_ARGS",
+                # the demo's local settings: the audit log off the event loop on SQLite
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "config" / "demo"), env.get("PYTHONPATH", "")]
+                ),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "2",
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -109,6 +115,17 @@ class PrivateAirflow:
                 pass
             time.sleep(1)
         raise TimeoutError(f"Airflow did not become healthy:\n{self.log_tail('api-server')}")
+
+    @contextmanager
+    def running(self) -> Iterator[PrivateAirflow]:
+        """Started for the ``with`` block, then stopped; fails if a process outlived the stop."""
+        try:
+            yield self.start()
+        finally:
+            self.stop()
+        assert all(p.poll() is not None for p in self.procs.values()), (
+            "Airflow processes left running"
+        )
 
     def log_tail(self, name: str, n: int = 4000) -> str:
         path = self.home / f"{name}.log"

@@ -27,7 +27,6 @@ The page's screenshot goes to ``$ASTRO_SCREENSHOTS_DIR`` (``docs/screenshots`` f
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -89,20 +88,13 @@ def stack(app_db_url: str, tmp_root: Path) -> Iterator[AstroStack]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is missing: run scripts/setup.d/browser.sh")
     s = AstroStack(tmp_root / "astro-blink-airflow")
-    try:
-        s.start()
+    with s.running():
         yield s
-    finally:
-        s.stop()
-    assert all(p.poll() is not None for p in s.procs.values()), "Airflow processes left running"
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = os.environ.get("ASTRO_SCREENSHOTS_DIR")
-    path = Path(out) if out else tmp_path_factory.mktemp("astro-screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ui.screenshots_dir("ASTRO_SCREENSHOTS_DIR", tmp_path_factory, "astro-screenshots")
 
 
 @pytest.fixture(scope="module")

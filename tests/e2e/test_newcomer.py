@@ -20,7 +20,6 @@ failing task's error), a missing note, a dead link. Screenshots go to ``$NEWCOME
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -67,10 +66,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = os.environ.get("NEWCOMER_SCREENSHOTS_DIR")
-    path = Path(out) if out else tmp_path_factory.mktemp("newcomer-screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ui.screenshots_dir("NEWCOMER_SCREENSHOTS_DIR", tmp_path_factory, "newcomer-screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +104,11 @@ def sample_confs(path: Path, params: dict[str, dict[str, Any]]) -> dict[str, dic
         if len(owners) == 1:
             out[owners[0]] = conf
     return out
+
+
+def _server_side(log_entry: str) -> str:
+    """The api-server's side of an error answer, for the failure message."""
+    return f"\n  api-server log:\n{log_entry}" if log_entry else ""
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -227,7 +228,10 @@ class Newcomer:
         self.attempted.add(dag_id)
         status, body = ui.submit_trigger(page, dialog)
         if status != 200 or not isinstance(body, dict):
-            self.problem(f"{dag_id}: Trigger answered HTTP {status}: {str(body)[:500]}")
+            self.problem(
+                f"{dag_id}: Trigger answered HTTP {status}: {str(body)[:500]}"
+                + _server_side(self.demo.api_error(str(body)))
+            )
             page.keyboard.press("Escape")
             return
         run_id = body["dag_run_id"]
@@ -301,7 +305,10 @@ class Newcomer:
             self.shot("approval_form")
             status, body = ui.answer_approval(page, scope, option, keep)
             if status != 200:
-                self.problem(f"{label}: answering {option!r} -> HTTP {status}: {body[:300]}")
+                self.problem(
+                    f"{label}: answering {option!r} -> HTTP {status}: {body[:300]}"
+                    + _server_side(self.demo.api_error(body))
+                )
                 self.attempts[key] = self.attempts.get(key, 0) + 1
                 if self.attempts[key] < 3:  # a user clicks again
                     del self.answered[key]
@@ -533,6 +540,8 @@ def test_a_newcomer_runs_every_dag_from_the_ui(demo: Demo, browser: Any, shots: 
     print(f"newcomer: {timing}\nnewcomer runs: {summary}")
     if errors:
         me.problem(f"JavaScript errors in the UI: {errors[:3]}")
+    for entry in demo.api_errors():  # a 500 the UI showed as a toast, or a poll that failed
+        me.problem(f"the API server answered a database error:\n{entry}")
     ctx.close()
     assert not me.problems, (
         f"{len(me.problems)} problem(s) a newcomer hits ({timing}):\n- "

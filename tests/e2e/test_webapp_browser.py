@@ -20,7 +20,6 @@ the photo is ``ready``. Screenshots of every page go to ``$WEBAPP_SCREENSHOTS_DI
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,20 +72,13 @@ def stack(
         tmp_root / "webapp-airflow",
         [ROOT / "dags" / "photo_ingest.py", ROOT / "dags" / "photo_reprocess.py"],
     )
-    try:
-        s.start()
+    with s.running():
         yield s
-    finally:
-        s.stop()
-    assert all(p.poll() is not None for p in s.procs.values()), "Airflow processes left running"
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = os.environ.get("WEBAPP_SCREENSHOTS_DIR")
-    path = Path(out) if out else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ui.screenshots_dir("WEBAPP_SCREENSHOTS_DIR", tmp_path_factory, "screenshots")
 
 
 @pytest.fixture(scope="module")
