@@ -54,6 +54,10 @@ PEAK_MIN = 0.5  # a plant centre's peak is at least this share of the median hal
 SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whole plant
 SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
 SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
+# structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
+# of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
+STRUCT_MIN_PX = 40
+STRUCT_SHARE = 0.03
 
 
 @dataclass
@@ -182,7 +186,8 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     pixels of the frame's outer band (the floor). Reference "plant" pixels: the rest of the
     central part of the photo. Where the two colour models differ, pixels whose colour is more
     likely structure than plant are removed; where they agree (a mat of plants filling the
-    frame), nothing is."""
+    frame), nothing is. The structure model needs only a few per cent of the live mask's pixels
+    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo."""
     h, w = mask.shape
     length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -193,7 +198,7 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     bh, bw = max(2, int(0.04 * h)), max(2, int(0.04 * w))
     band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = 1, 1, 1, 1
     ref = (struct | band).astype(bool) & mask
-    if ref.sum() < 0.002 * mask.size:
+    if ref.sum() < max(STRUCT_MIN_PX, min(0.002 * mask.size, STRUCT_SHARE * mask.sum())):
         return mask
     near = cv2.dilate((struct | band), np.ones((9, 9), np.uint8)).astype(bool)
     centre = np.zeros_like(mask)
