@@ -54,6 +54,7 @@ PEAK_MIN = 0.5  # a plant centre's peak is at least this share of the median hal
 SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whole plant
 SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
 SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
+HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at 200)
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
 STRUCT_MIN_PX = 40
@@ -124,16 +125,19 @@ def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray,
     h = hsv[..., 0].astype(np.float32)
     s = hsv[..., 1].astype(np.float32)
     v = hsv[..., 2].astype(np.float32)
-    # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-200 deg)
+    # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-208 deg)
     s_min = np.where(h <= 70, 64.0, 40.0)
-    hue_ok = (h >= 33) & (h <= 100)  # 66-200 deg
+    core = (h >= 33) & (h <= 100)  # 66-200 deg
+    # blue-green up to 208 deg (bluish succulents under a colour cast) is strong evidence only:
+    # as weak evidence it would take in a blue-grey tray and join the plants through it
+    hue_ok = (h >= 33) & (h <= HUE_HI)
     if v_min is None:
-        cand = hue_ok & (s >= s_min) & (v >= 45)
+        cand = core & (s >= s_min) & (v >= 45)
         v_min = 45.0
         if cand.any():
             v_min = max(45.0, 0.4 * float(np.percentile(v[cand], 95)))
     member = np.where(hue_ok, np.minimum(s / s_min, v / v_min), 0.0).astype(np.float32)
-    return np.minimum(member, 1.6), hue_ok, v_min
+    return np.minimum(member, 1.6), core, v_min
 
 
 def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -147,8 +151,8 @@ def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray
 def _live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
     wb = white_balance(rgb)
-    raw, _, v_min = _membership(wb)
-    weak = raw >= 0.5
+    raw, core, v_min = _membership(wb)
+    weak = (raw >= 0.5) & core
     f = wb.astype(np.float32)
     exg = 2.0 * f[..., 1] - f[..., 0] - f[..., 2]
     if smooth >= 3:
@@ -426,7 +430,11 @@ def count_mask(
     if weak is not None and WEAK_REACH > 0:
         # weak evidence joins parts only close to strong foliage (a stalk between a leaf and
         # the plant's centre), not across the floor
-        reach = cv2.dilate(strong8, _disk(max(1, int(round(WEAK_REACH * d1)))))
+        # (a dilation by a disk, through the distance transform: its cost does not grow with
+        # the radius, which is large for big plants at the fine resolution)
+        r_reach = max(1, int(round(WEAK_REACH * d1)))
+        away = cv2.distanceTransform(1 - strong8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        reach = (away <= r_reach).astype(np.uint8)
         group8 = strong8 | (weak.astype(np.uint8) & reach)
     n, labels, stats, cents = cv2.connectedComponentsWithStats(group8, connectivity=8)
     if n <= 1:
