@@ -22,7 +22,9 @@
    Mats of touching solid plants (not loose herbs; :func:`_clump_peaks`): the distance transform
    peaks once per plant centre (peaks a plant's half-thickness apart); when at least five compact
    one-peak components as thick as the mat's peaks say a plant is under half the fitted size,
-   every component counts one plant per peak. A
+   every component counts one plant per peak. A mat with too few components to fit a size (the
+   closing bridged the narrow gaps between plants) counts the peaks of the unclosed mask's
+   distance transform, a plant's half-thickness (measured before the closing) apart. A
    location's calibration is only a prior, used when the photo has too few components to measure
    a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
@@ -408,6 +410,22 @@ def _clump_peaks(
     return a1, peaks
 
 
+def _mat_peaks(mask: np.ndarray, labels: np.ndarray, n: int, d: float) -> np.ndarray:
+    """Plants per component of a mat: peaks of the unclosed mask's distance transform at least
+    ``PEAK_SEP`` half-thicknesses ``d`` apart and ``PEAK_MIN`` of ``d`` high."""
+    dt = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    md = max(2, int(round(PEAK_SEP * d)))
+    pk = (dt >= PEAK_MIN * d) & (dt >= cv2.dilate(dt, _disk(md)))
+    npk, pl = cv2.connectedComponents(pk.astype(np.uint8), connectivity=8)
+    if npk <= 1:
+        return np.zeros(n - 1)
+    ys, xs = np.nonzero(pk)
+    first = np.zeros(npk, np.int64)
+    first[pl[ys, xs]] = np.arange(len(ys))
+    comp = labels[ys[first[1:]], xs[first[1:]]]
+    return np.bincount(comp, minlength=n)[1:].astype(np.float64)
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -477,7 +495,12 @@ def count_mask(
     if typ <= 0:
         return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
     peaks = None
-    if not sparse:
+    if keep.sum() < 6 and not prior_used and d1 >= 2.0:
+        # a mat with too few components to measure a size: one plant per peak of the unclosed
+        # mask, the half-thickness measured before the closing (which bridged the gaps)
+        peaks = _mat_peaks(mask, labels, n, d1)
+        typ = min(typ, math.pi * d1 * d1)
+    elif not sparse:
         typ, peaks = _clump_peaks(labels, n, dt, areas0, dmax, stats, typ)
     count = 0
     centers: list[tuple[float, float, int]] = []
