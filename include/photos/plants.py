@@ -22,7 +22,9 @@
    Mats of touching solid plants (not loose herbs; :func:`_clump_peaks`): the distance transform
    peaks once per plant centre (peaks a plant's half-thickness apart); when at least five compact
    one-peak components as thick as the mat's peaks say a plant is under half the fitted size,
-   every component counts one plant per peak. A
+   every component counts one plant per peak. A mat with too few components to fit a size (the
+   closing bridged the narrow gaps between plants) counts the peaks of the unclosed mask's
+   distance transform, a plant's half-thickness (measured before the closing) apart. A
    location's calibration is only a prior, used when the photo has too few components to measure
    a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
@@ -54,6 +56,11 @@ PEAK_MIN = 0.5  # a plant centre's peak is at least this share of the median hal
 SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whole plant
 SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
 SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
+HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at 200)
+# structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
+# of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
+STRUCT_MIN_PX = 40
+STRUCT_SHARE = 0.03
 
 
 @dataclass
@@ -120,16 +127,19 @@ def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray,
     h = hsv[..., 0].astype(np.float32)
     s = hsv[..., 1].astype(np.float32)
     v = hsv[..., 2].astype(np.float32)
-    # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-200 deg)
+    # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-208 deg)
     s_min = np.where(h <= 70, 64.0, 40.0)
-    hue_ok = (h >= 33) & (h <= 100)  # 66-200 deg
+    core = (h >= 33) & (h <= 100)  # 66-200 deg
+    # blue-green up to 208 deg (bluish succulents under a colour cast) is strong evidence only:
+    # as weak evidence it would take in a blue-grey tray and join the plants through it
+    hue_ok = (h >= 33) & (h <= HUE_HI)
     if v_min is None:
-        cand = hue_ok & (s >= s_min) & (v >= 45)
+        cand = core & (s >= s_min) & (v >= 45)
         v_min = 45.0
         if cand.any():
             v_min = max(45.0, 0.4 * float(np.percentile(v[cand], 95)))
     member = np.where(hue_ok, np.minimum(s / s_min, v / v_min), 0.0).astype(np.float32)
-    return np.minimum(member, 1.6), hue_ok, v_min
+    return np.minimum(member, 1.6), core, v_min
 
 
 def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +153,8 @@ def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray
 def _live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
     wb = white_balance(rgb)
-    raw, _, v_min = _membership(wb)
-    weak = raw >= 0.5
+    raw, core, v_min = _membership(wb)
+    weak = (raw >= 0.5) & core
     f = wb.astype(np.float32)
     exg = 2.0 * f[..., 1] - f[..., 0] - f[..., 2]
     if smooth >= 3:
@@ -182,7 +192,8 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     pixels of the frame's outer band (the floor). Reference "plant" pixels: the rest of the
     central part of the photo. Where the two colour models differ, pixels whose colour is more
     likely structure than plant are removed; where they agree (a mat of plants filling the
-    frame), nothing is."""
+    frame), nothing is. The structure model needs only a few per cent of the live mask's pixels
+    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo."""
     h, w = mask.shape
     length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -193,7 +204,7 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     bh, bw = max(2, int(0.04 * h)), max(2, int(0.04 * w))
     band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = 1, 1, 1, 1
     ref = (struct | band).astype(bool) & mask
-    if ref.sum() < 0.002 * mask.size:
+    if ref.sum() < max(STRUCT_MIN_PX, min(0.002 * mask.size, STRUCT_SHARE * mask.sum())):
         return mask
     near = cv2.dilate((struct | band), np.ones((9, 9), np.uint8)).astype(bool)
     centre = np.zeros_like(mask)
@@ -399,6 +410,22 @@ def _clump_peaks(
     return a1, peaks
 
 
+def _mat_peaks(mask: np.ndarray, labels: np.ndarray, n: int, d: float) -> np.ndarray:
+    """Plants per component of a mat: peaks of the unclosed mask's distance transform at least
+    ``PEAK_SEP`` half-thicknesses ``d`` apart and ``PEAK_MIN`` of ``d`` high."""
+    dt = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    md = max(2, int(round(PEAK_SEP * d)))
+    pk = (dt >= PEAK_MIN * d) & (dt >= cv2.dilate(dt, _disk(md)))
+    npk, pl = cv2.connectedComponents(pk.astype(np.uint8), connectivity=8)
+    if npk <= 1:
+        return np.zeros(n - 1)
+    ys, xs = np.nonzero(pk)
+    first = np.zeros(npk, np.int64)
+    first[pl[ys, xs]] = np.arange(len(ys))
+    comp = labels[ys[first[1:]], xs[first[1:]]]
+    return np.bincount(comp, minlength=n)[1:].astype(np.float64)
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -421,7 +448,11 @@ def count_mask(
     if weak is not None and WEAK_REACH > 0:
         # weak evidence joins parts only close to strong foliage (a stalk between a leaf and
         # the plant's centre), not across the floor
-        reach = cv2.dilate(strong8, _disk(max(1, int(round(WEAK_REACH * d1)))))
+        # (a dilation by a disk, through the distance transform: its cost does not grow with
+        # the radius, which is large for big plants at the fine resolution)
+        r_reach = max(1, int(round(WEAK_REACH * d1)))
+        away = cv2.distanceTransform(1 - strong8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        reach = (away <= r_reach).astype(np.uint8)
         group8 = strong8 | (weak.astype(np.uint8) & reach)
     n, labels, stats, cents = cv2.connectedComponentsWithStats(group8, connectivity=8)
     if n <= 1:
@@ -464,7 +495,12 @@ def count_mask(
     if typ <= 0:
         return PlantCount(0, 0.0, 0.0, scale, cr, mask=mask)
     peaks = None
-    if not sparse:
+    if keep.sum() < 6 and not prior_used and d1 >= 2.0:
+        # a mat with too few components to measure a size: one plant per peak of the unclosed
+        # mask, the half-thickness measured before the closing (which bridged the gaps)
+        peaks = _mat_peaks(mask, labels, n, d1)
+        typ = min(typ, math.pi * d1 * d1)
+    elif not sparse:
         typ, peaks = _clump_peaks(labels, n, dt, areas0, dmax, stats, typ)
     count = 0
     centers: list[tuple[float, float, int]] = []

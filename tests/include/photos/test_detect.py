@@ -164,11 +164,14 @@ def test_stale_calibration_does_not_break_detection() -> None:
 
 
 def test_dense_mat_of_touching_plants_uses_the_calibrated_size() -> None:
-    # plants so big that the whole tray is one connected mat: the photo gives no plant size
+    # plants so big that the whole tray is one connected mat: too few components to fit a size
     img, truth = tray_image(71, 1600, 1200, (6, 8), fill=1.0, pots=0, plant_scale=0.68)
     data = jpeg_bytes(img, None)
     cal = {"avg_plant_area_px": truth.mean_plant_area_px}
     a = analyze(data, config={"cells": [6, 8]}, calibration=cal)
     assert count_error(a.total_detected + a.total_estimated, truth.plants) <= 0.1
-    blind = analyze(data, config={"cells": [6, 8]})  # no calibration: cannot split the mat
-    assert blind.total_detected < truth.plants / 2 and blind.total_estimated == 0
+    # no calibration: one plant per distance-transform peak of the unclosed mat (a plant's
+    # half-thickness apart; before the mat peaks this counted under half the plants)
+    blind = analyze(data, config={"cells": [6, 8]})
+    assert count_error(blind.total_detected, truth.plants) <= 0.1, (blind.total_detected, truth)
+    assert blind.total_estimated == 0
