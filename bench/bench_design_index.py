@@ -1,15 +1,20 @@
-"""Near-duplicate lookup against 1,000,000 stored hashes: the multi-index-hashing index
-(:class:`include.design.dupindex.DupIndex`) against brute-force scans, same answers.
+"""Near-duplicate lookup against 1,000,000 stored designs, each with its crop alias (2,000,000
+rows): the multi-index-hashing index (:class:`include.design.dupindex.DupIndex`) against
+brute-force scans, same answers.
 
-Stored: 1,000,000 random 256-bit pHash/dHash pairs with grey colour signatures (uniformly random
-hashes are the hard case for an index: no clusters to exploit). Queries: half are planted
-near-duplicates of stored entries (0-12 flipped bits in the 64-bit index key, 15 more in the rest
-of the pHash, up to 30 in the dHash: some inside the tuned rule, some just outside), half are
-unrelated.
+Stored: 1,000,000 designs, each a random 256-bit pHash/dHash pair with a grey colour signature plus
+a random pHash/dHash pair as its crop alias (:func:`include.design.hashing.crop_alias`, a second
+row under the same reference, as the library index loads them from the database since migration
+0008; ``--no-aliases``: the designs alone, 1,000,000 rows). Uniformly random hashes are the hard
+case for an index: no clusters to exploit. Queries: half are planted near-duplicates (0-12 flipped
+bits in the 64-bit index key, 15 more in the rest of the pHash, up to 30 in the dHash: some inside
+the tuned rule, some just outside) of a stored design, every other one of a design's alias; half
+are unrelated.
 
-* ``baseline_s`` — the seed's brute-force scan, per query: a Python loop over every stored record
+* ``baseline_s`` — the seed's brute-force scan, per query: a Python loop over every stored row
   comparing ``imagehash.ImageHash`` objects (``stored - query``, pre-parsed, so parsing is not
-  counted), then the rest of the same rule for rows within the pHash threshold;
+  counted), then the rest of the same rule for rows within the pHash threshold (one hit per
+  reference, as the index answers);
 * ``ours_s`` — :meth:`DupIndex.query`, per query (mean over all queries);
 * also reported: a numpy-vectorised full scan (:meth:`DupIndex.brute_force`, per query) and the
   ratio against it, and a plain-Python int scan. Every method must return the same hits.
@@ -18,9 +23,16 @@ The seed scan takes seconds per query, so it runs on ``--baseline-queries`` of t
 
 The index is also compared with faiss's ``IndexBinaryMultiHash`` (the maintained implementation of
 the same multi-index hashing: 4 tables of 16 bits over the 64-bit key, ``nflip`` = radius // 4),
-each in its own process so that peak memory is the index's own: the 1 M hashes arrive in chunks of
-100 000 (as from the database), the same queries run, the candidates go through the same full rule,
-and the answers must be identical (``faiss_*`` and ``isolated_*`` fields).
+each in its own process so that peak memory is the index's own: the hashes arrive in chunks of
+100 000 designs (as from the database), the same queries run, the candidates go through the same
+full rule, and the answers must be identical (``faiss_*`` and ``isolated_*`` fields).
+
+Measured (2 vCPU, shared and loaded; 1 M designs): with aliases (2 M rows) ours 313 MB peak and
+0.59 ms a query (6113x the seed scan), faiss 437 MB and 6.4 ms, same answers; without aliases
+(1 M rows) ours 236 MB and 0.42 ms, faiss 325 MB and 2.8 ms. The 250 MB target holds for 1 M rows,
+not for 2 M: the rows alone are 136 MB (pHash words whose first word is the key, dHash words, the
+entry) plus 72 MB of colour signatures, 13 MB of references, 34 MB of tables and ~36 MB of Python
++ numpy; see ``include/design/dupindex.py``.
 
 Usage: ``python bench/bench_design_index.py [--n 1000000] [--queries 200] [--engine ours|faiss]``
 """
@@ -56,19 +68,29 @@ def _flip(value: int, positions: list[int]) -> int:
 
 
 def make_queries(
-    ph: np.ndarray, dh: np.ndarray, col: np.ndarray, n: int, seed: int = 11
+    ph: Any,
+    dh: Any,
+    col: Any,
+    n: int,
+    seed: int = 11,
+    aph: Any = None,
+    adh: Any = None,
 ) -> list[Hashes]:
+    """Even queries: near-duplicates of a stored design (every other one of its crop alias when
+    ``aph``/``adh`` are given); odd: unrelated."""
     rng = random.Random(seed)
     out = []
     for k in range(n):
         if k % 2 == 0:
             i = rng.randrange(len(ph))
+            of_alias = aph is not None and k % 4 == 2
             p = _flip(
-                int.from_bytes(ph[i].tobytes(), "big"),
+                int.from_bytes((aph if of_alias else ph)[i].tobytes(), "big"),
                 rng.sample(CORNER, rng.randint(0, 12)) + rng.sample(REST, 15),
             )
             d = _flip(
-                int.from_bytes(dh[i].tobytes(), "big"), rng.sample(range(256), rng.randint(0, 30))
+                int.from_bytes((adh if of_alias else dh)[i].tobytes(), "big"),
+                rng.sample(range(256), rng.randint(0, 30)),
             )
             out.append(Hashes(p, d, col[i].tobytes()))
         else:
@@ -112,7 +134,8 @@ def seed_scan(
         if hashing.accepts(m, cfg):
             hits.append(Hit(refs[i], m))
     hits.sort(key=lambda x: (x.match.phash_distance, x.match.dhash_distance, x.ref))
-    return hits
+    seen: set[str] = set()  # a design and its alias are two rows of one reference: nearest kept
+    return [x for x in hits if not (x.ref in seen or seen.add(x.ref))]
 
 
 def int_scan(ph_ints: list[int], q: Hashes, cfg: hashing.DupConfig) -> list[int]:
@@ -120,19 +143,27 @@ def int_scan(ph_ints: list[int], q: Hashes, cfg: hashing.DupConfig) -> list[int]
     return [i for i, p in enumerate(ph_ints) if (p ^ qp).bit_count() <= cfg.phash_max]
 
 
-def isolated(engine: str, n: int, queries: int) -> dict[str, Any]:
-    """Build one engine over the n hashes (the same as ``main``'s) and answer the same queries;
-    the peak RSS is this process's: Python + numpy + the index (the stored hashes are generated
-    chunk by chunk, as rows arrive from the database). Printed as JSON (subprocess of ``main``)."""
+def isolated(engine: str, n: int, queries: int, aliases: bool = True) -> dict[str, Any]:
+    """Build one engine over the n designs (the same as ``main``'s; with ``aliases`` each also
+    carries its crop alias, a second row) and answer the same queries; the peak RSS is this
+    process's: Python + numpy + the index (the stored hashes are generated chunk by chunk, as rows
+    arrive from the database). Printed as JSON (subprocess of ``main``)."""
     import hashlib
 
     cfg = hashing.DEFAULT
     col1 = np.full((1, hashing.COLOUR_BYTES), 128, dtype=np.uint8)
     data = _ChunkedHashes(n)  # generated chunk by chunk: the inputs never all exist at once
-    qs = make_queries(data.ph, data.dh, _Col(col1), queries)
+    qs = make_queries(
+        data.ph,
+        data.dh,
+        _Col(col1),
+        queries,
+        aph=data.aph if aliases else None,
+        adh=data.adh if aliases else None,
+    )
     rss_inputs = peak_rss_mb()
     t0 = time.perf_counter()
-    index = DupIndex(cfg, capacity=n)
+    index = DupIndex(cfg, capacity=n, alias_capacity=n if aliases else 0)
     fx = None
     if engine == "faiss":
         import faiss
@@ -141,11 +172,16 @@ def isolated(engine: str, n: int, queries: int) -> dict[str, Any]:
         fx = faiss.IndexBinaryMultiHash(64, 4, 16)
         fx.nflip = index.radius // 4
     for start in range(0, n, CHUNK):  # chunks, as rows arrive from the database
-        ph, dh = data.chunk(start // CHUNK)
+        ph, dh, aph, adh = data.chunk(start // CHUNK)
         col = np.broadcast_to(col1, (len(ph), hashing.COLOUR_BYTES))  # no copy
-        index.add_rows([f"db:{i}" for i in range(start, start + len(ph))], ph, dh, col)
+        before = len(index)
+        refs = [f"db:{i}" for i in range(start, start + len(ph))]
+        if aliases:
+            index.add_rows(refs, ph, dh, col, aph, adh)
+        else:
+            index.add_rows(refs, ph, dh, col)
         if fx is not None:
-            keys = np.ascontiguousarray(index._keys[start : start + len(ph)])
+            keys = np.ascontiguousarray(index._keys[before:])
             fx.add(keys.view(np.uint8).reshape(-1, 8))
     if fx is None:
         index.rebuild()
@@ -167,6 +203,7 @@ def isolated(engine: str, n: int, queries: int) -> dict[str, Any]:
     ).hexdigest()
     return {
         "engine": engine,
+        "rows": len(index),
         "per_query_s": per_query,
         "build_s": build_s,
         "peak_rss_mb": round(peak_rss_mb()),
@@ -180,20 +217,23 @@ CHUNK = 100_000
 
 
 class _ChunkedHashes:
-    """Random stored hashes, chunk ``c`` drawn from seed 2026 + c (regenerated on access)."""
+    """Random stored hashes (pHash, dHash, alias pHash, alias dHash), chunk ``c`` drawn from seed
+    2026 + c (regenerated on access)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.ph = _Rows(self, 0)
-        self.dh = _Rows(self, 1)
+        self.ph, self.dh = _Rows(self, 0), _Rows(self, 1)
+        self.aph, self.adh = _Rows(self, 2), _Rows(self, 3)
 
-    def chunk(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+    def chunk(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng(2026 + c)
         size = min(CHUNK, self.n - c * CHUNK)
-        return (
-            rng.integers(0, 256, (size, 32), dtype=np.uint8),
-            rng.integers(0, 256, (size, 32), dtype=np.uint8),
-        )
+        ph, dh, aph, adh = rng.integers(0, 256, (4, size, 32), dtype=np.uint8)
+        return ph, dh, aph, adh
+
+    def all(self) -> tuple[np.ndarray, ...]:
+        parts = [self.chunk(c) for c in range((self.n + CHUNK - 1) // CHUNK)]
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
 
 
 class _Rows:
@@ -217,12 +257,13 @@ class _Col:
         return self.row
 
 
-def _run_isolated(engine: str, n: int, queries: int) -> dict[str, Any]:
+def _run_isolated(engine: str, n: int, queries: int, aliases: bool) -> dict[str, Any]:
     import json
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, __file__, "--engine", engine, "--n", str(n), "--queries", str(queries)],
+        [sys.executable, __file__, "--engine", engine, "--n", str(n), "--queries", str(queries)]
+        + ([] if aliases else ["--no-aliases"]),
         check=True,
         capture_output=True,
         text=True,
@@ -236,33 +277,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--baseline-queries", type=int, default=2)
     ap.add_argument("--engine", choices=["ours", "faiss"], default=None)
+    ap.add_argument(
+        "--no-aliases", action="store_true", help="designs without their crop alias (n rows)"
+    )
     args = ap.parse_args(argv)
+    aliases = not args.no_aliases
     if args.engine:
         import json
 
-        res = isolated(args.engine, args.n, args.queries)
+        res = isolated(args.engine, args.n, args.queries, aliases)
         print(json.dumps(res), flush=True)
         return res
     # first, while this process is small (a child inherits its parent's peak RSS on Linux)
-    iso = _run_isolated("ours", args.n, args.queries)
+    iso = _run_isolated("ours", args.n, args.queries, aliases)
     try:
-        fx = _run_isolated("faiss", args.n, args.queries)
+        fx = _run_isolated("faiss", args.n, args.queries, aliases)
     except Exception as exc:  # faiss not installed: say so in the record
         fx = {"error": str(exc)[:200]}
     cfg = hashing.DEFAULT
-    rng = np.random.default_rng(2026)
-    ph = rng.integers(0, 256, (args.n, 32), dtype=np.uint8)
-    dh = rng.integers(0, 256, (args.n, 32), dtype=np.uint8)
+    ph, dh, aph, adh = _ChunkedHashes(args.n).all()  # the isolated runs' hashes
     col = np.full((args.n, hashing.COLOUR_BYTES), 128, dtype=np.uint8)
     refs = [f"db:{i}" for i in range(args.n)]
 
     t0 = time.perf_counter()
-    index = DupIndex(cfg)
-    index.add_rows(refs, ph, dh, col)
+    index = DupIndex(cfg, capacity=args.n, alias_capacity=args.n if aliases else 0)
+    if aliases:
+        index.add_rows(refs, ph, dh, col, aph, adh)
+        # the rows in index order (designs, then their aliases) for the scans below
+        row_ph, row_dh, row_refs = np.concatenate([ph, aph]), np.concatenate([dh, adh]), refs * 2
+        row_col = np.broadcast_to(col[:1], (2 * args.n, hashing.COLOUR_BYTES))
+    else:
+        index.add_rows(refs, ph, dh, col)
+        row_ph, row_dh, row_refs, row_col = ph, dh, refs, col
+    del aph, adh
     index.rebuild()
     build_s = time.perf_counter() - t0
 
-    queries = make_queries(ph, dh, col, args.queries)
+    queries = make_queries(
+        ph, dh, col, args.queries, aph=row_ph[args.n :] if aliases else None,
+        adh=row_dh[args.n :] if aliases else None,
+    )  # fmt: skip
     t0 = time.perf_counter()
     ours = [index.query(q) for q in queries]
     ours_s = (time.perf_counter() - t0) / len(queries)
@@ -275,17 +329,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # the seed's scan on a few planted queries (each one takes seconds)
     import imagehash
 
-    bits = np.unpackbits(ph, axis=1).reshape(-1, 16, 16).astype(bool)
-    stored = [imagehash.ImageHash(b) for b in bits]
-    dh_ints = [int.from_bytes(r.tobytes(), "big") for r in dh]
-    keys = [int(k) for k in index._keys[: args.n]]
+    stored = [
+        imagehash.ImageHash(b)
+        for a in range(0, len(row_ph), CHUNK)
+        for b in np.unpackbits(row_ph[a : a + CHUNK], axis=1).reshape(-1, 16, 16).astype(bool)
+    ]
+    dh_ints = [int.from_bytes(r.tobytes(), "big") for r in row_dh]
+    keys = [int(k) for k in index._keys]
     chosen = [q for k, q in enumerate(queries) if k % 2 == 0][: args.baseline_queries]
     t0 = time.perf_counter()
-    seed = [seed_scan(stored, dh_ints, keys, col, refs, q, cfg) for q in chosen]
+    seed = [seed_scan(stored, dh_ints, keys, row_col, row_refs, q, cfg) for q in chosen]
     baseline_s = (time.perf_counter() - t0) / len(chosen)
     del stored
 
-    ph_ints = [int.from_bytes(r.tobytes(), "big") for r in ph]
+    ph_ints = [int.from_bytes(r.tobytes(), "big") for r in row_ph]
     t0 = time.perf_counter()
     ints = [int_scan(ph_ints, q, cfg) for q in chosen]
     int_s = (time.perf_counter() - t0) / len(chosen)
@@ -293,7 +350,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     chosen_ours = [ours[k] for k in range(0, 2 * len(chosen), 2)]
     same = ours == vec and seed == chosen_ours
     same_int = all(
-        {h.ref for h in o} <= {refs[i] for i in ix} for o, ix in zip(chosen_ours, ints, strict=True)
+        {h.ref for h in o} <= {row_refs[i] for i in ix}
+        for o, ix in zip(chosen_ours, ints, strict=True)
     )
     found = sum(1 for o in ours if o)
     return emit(
@@ -301,6 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         baseline_s,
         ours_s,
         stored=args.n,
+        stored_rows=len(index),
+        crop_aliases=aliases,
         queries=len(queries),
         baseline="seed-style Python scan over imagehash.ImageHash objects, per query",
         baseline_queries=len(chosen),

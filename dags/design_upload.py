@@ -27,7 +27,9 @@ on; a single file is simply a run with one batch.
    composited on white), resize to fit 3000×3000 (downscale only, LANCZOS): PNG when the design has
    transparency, else progressive JPEG q85. Outputs go to the run's work folder.
 3. **backfill_nas_hashes** — hashes files already on the NAS under `<shop>/` that were not hashed
-   before (stored in `design_nas_files`; rehashed only when size or mtime change).
+   before (stored in `design_nas_files`; rehashed only when size or mtime change), and fills the
+   crop alias of stored designs that have none (rows from before migration 0008) from their NAS
+   file.
 4. **checking_for_duplicates** — a multi-index-hashing index (sub-linear in the number of stored
    hashes) over the shop's database designs and NAS files; the run's images are checked **best
    copy first** (`include.design.quality`: the whole picture and no watermark, both measured

@@ -8,13 +8,25 @@ finds a superset of the answers; the candidates are then checked with the full d
 (key, pHash, dHash, colour) — the answers are exactly a brute-force scan's
 (:meth:`DupIndex.brute_force`, tested and benchmarked).
 
-Each chunk table holds the entries' ids (int32) sorted by chunk value and a bucket-offset array
-over the 2**16 chunk values (512 KB, stays in cache): a probe is two offset reads and one
-contiguous run of ids whose keys are gathered and filtered on the whole key at once. No Python
-loop over entries. At 1 M entries the index holds ~144 MB of hashes and colour signatures, ~17 MB
-of references and ~18 MB of tables.
-Additions go to an unsorted tail that is scanned directly and merged into the tables when it
-grows past an eighth of the index, so the within-run check (add as you go) stays cheap.
+Layout (what holds the memory, measured by ``bench/bench_design_index.py``):
+
+* **rows** — one per stored hash pair: a design, or its crop alias
+  (:func:`include.design.hashing.crop_alias`). pHash as 4 uint64 words whose first word *is* the
+  64-bit key (the key's bytes first, the other 24 bytes after: Hamming distance does not depend on
+  the bit order, so no separate key array), dHash as 4 uint64 words, and the row's entry (int32):
+  68 bytes a row;
+* **entries** — one per reference: the colour signature (72 uint8) and the reference, stored once
+  however many rows (a design and its alias) point at it. An alias row is checked with its own
+  pHash and dHash and its design's colour signature (a 2.5 % border cut moves the 6x6 chroma grid
+  little; on the tune sets the alias' own signature and the design's give the same answers);
+* **chunk tables** — per chunk the row ids (int32) sorted by chunk value (a counting sort in
+  bounded blocks, no n-sized temporaries) and a bucket-offset array over the 2**16 chunk values
+  (512 KB, stays in cache): a probe is two offset reads and one contiguous run of ids whose keys
+  are gathered and filtered on the whole key at once. No Python loop over entries.
+
+Additions go to an unsorted tail that is scanned directly and merged into the tables (at the next
+query) when it has grown past an eighth of the index, so the within-run check (add as you go) stays
+cheap and a bulk load sorts once.
 """
 
 from __future__ import annotations
@@ -33,6 +45,11 @@ from include.design.hashing import COLOUR_BYTES, DEFAULT, DupConfig, Hashes, Mat
 CHUNK_WIDTHS = (16, 16, 16, 16)
 CHUNKS = len(CHUNK_WIDTHS)
 CHUNK_SHIFTS = (48, 32, 16, 0)
+_BLOCK = 65536  # rows per block when adding or sorting (bounded temporaries)
+
+#: pHash byte order of the stored words: the key's bytes (the first 8 bits of each of the first 8
+#: rows of the 16x16 bit grid = bytes 0, 2, ..., 14) first, then the other 24 bytes.
+_PH_ORDER = np.array([*range(0, 16, 2), *range(1, 16, 2), *range(16, 32)])
 
 
 @lru_cache(maxsize=16)
@@ -57,19 +74,23 @@ def hex_rows(hexes: Sequence[str], width: int = 32) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=np.uint8).reshape(len(hexes), width)
 
 
-def keys_of(phash_rows: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`include.design.hashing.key64` over ``(n, 32)`` pHash rows."""
-    bits = np.unpackbits(phash_rows, axis=1).reshape(-1, 16, 16)[:, :8, :8].reshape(-1, 64)
-    return np.packbits(bits, axis=1).view(">u8").reshape(-1).astype(np.uint64)
+def _ph_words(rows: np.ndarray) -> np.ndarray:
+    """``(n, 32)`` pHash rows -> ``(n, 4)`` uint64 words, word 0 = the key (:data:`_PH_ORDER`)."""
+    return np.ascontiguousarray(rows[:, _PH_ORDER]).view(">u8").astype(np.uint64)
 
 
 def _words(rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rows).view(">u8").astype(np.uint64)
 
 
+def keys_of(phash_rows: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`include.design.hashing.key64` over ``(n, 32)`` pHash rows."""
+    return np.ascontiguousarray(_ph_words(phash_rows)[:, 0])
+
+
 class _Refs:
     """References stored compactly: chunks of one byte buffer plus end offsets each (a list of
-    1 M Python strings costs ~70 MB; this ~20 MB). Appending never copies earlier chunks."""
+    1 M Python strings costs ~70 MB; this ~13 MB). Appending never copies earlier chunks."""
 
     def __init__(self) -> None:
         self._starts: list[int] = []  # first index of each chunk
@@ -82,12 +103,14 @@ class _Refs:
     def extend(self, refs: Sequence[str]) -> None:
         if not refs:
             return
-        data = [r.encode() for r in refs]
-        lens = np.fromiter((len(d) for d in data), dtype=np.int64, count=len(data))
+        buf = "".join(refs).encode()
+        lens = np.fromiter(map(len, refs), dtype=np.int64, count=len(refs))
+        if len(buf) != int(lens.sum()):  # not all ASCII: byte lengths one by one
+            lens = np.fromiter((len(r.encode()) for r in refs), dtype=np.int64, count=len(refs))
         ends = np.cumsum(lens).astype(np.int32)  # offsets within this chunk's buffer
         self._starts.append(self._n)
-        self._chunks.append((b"".join(data), ends))
-        self._n += len(data)
+        self._chunks.append((buf, ends))
+        self._n += len(refs)
 
     def __getitem__(self, i: int) -> str:
         i = int(i)
@@ -104,107 +127,183 @@ class Hit:
     match: Match
 
 
-class DupIndex:
-    """Stored hashes with a reference each (e.g. ``"db:42"``, ``"nas:shop/x.png"``)."""
+def _grown(a: np.ndarray, need: int) -> np.ndarray:
+    if need <= len(a):
+        return a
+    return np.resize(a, (max(need, len(a) * 2), *a.shape[1:]))
 
-    def __init__(self, config: DupConfig = DEFAULT, capacity: int = 1024) -> None:
+
+class DupIndex:
+    """Stored hashes with a reference each (e.g. ``"db:42"``, ``"nas:shop/x.png"``), optionally
+    with a crop alias each (a second row under the same reference).
+
+    ``capacity``: expected references, ``alias_capacity``: expected aliases (sizes the arrays up
+    front, so a bulk load never copies them while growing)."""
+
+    def __init__(
+        self, config: DupConfig = DEFAULT, capacity: int = 1024, alias_capacity: int = 0
+    ) -> None:
         self.config = config
         self.radius = config.index_radius
         self.refs = _Refs()
-        self._n = 0
-        self._keys = np.zeros(capacity, dtype=np.uint64)
-        self._ph = np.zeros((capacity, 4), dtype=np.uint64)
-        self._dh = np.zeros((capacity, 4), dtype=np.uint64)
-        self._col = np.zeros((capacity, COLOUR_BYTES), dtype=np.uint8)
-        self._indexed = 0  # entries [0, _indexed) are in the chunk tables
-        # per chunk: (sorted chunk values, ids in that order, bucket offsets or None)
-        self._tables: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._n = 0  # rows
+        self._ne = 0  # entries (references)
+        rows = max(1, capacity + alias_capacity)
+        self._ph = np.zeros((rows, 4), dtype=np.uint64)
+        self._dh = np.zeros((rows, 4), dtype=np.uint64)
+        self._entry = np.zeros(rows, dtype=np.int32)
+        self._col = np.zeros((max(1, capacity), COLOUR_BYTES), dtype=np.uint8)
+        self._indexed = 0  # rows [0, _indexed) are in the chunk tables
+        # per chunk: (bucket offsets, row ids in chunk-value order)
+        self._tables: list[tuple[np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def _keys(self) -> np.ndarray:
+        """The rows' 64-bit keys (a view: word 0 of the stored pHash)."""
+        return self._ph[: self._n, 0]
+
     # ------------------------------------------------------------ adding
 
-    def _grow(self, need: int) -> None:
-        cap = len(self._keys)
-        if need <= cap:
-            return
-        new = max(need, cap * 2)
-        self._keys = np.resize(self._keys, new)
-        self._ph = np.resize(self._ph, (new, 4))
-        self._dh = np.resize(self._dh, (new, 4))
-        self._col = np.resize(self._col, (new, COLOUR_BYTES))
+    def _add_block(self, entries: np.ndarray, phash: np.ndarray, dhash: np.ndarray) -> None:
+        for a in range(0, len(entries), _BLOCK):  # bounded temporaries
+            b = min(len(entries), a + _BLOCK)
+            s = slice(self._n, self._n + b - a)
+            self._ph[s] = _ph_words(phash[a:b])
+            self._dh[s] = _words(dhash[a:b])
+            self._entry[s] = entries[a:b]
+            self._n += b - a
 
     def add_rows(
-        self, refs: Sequence[str], phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray
+        self,
+        refs: Sequence[str],
+        phash: np.ndarray,
+        dhash: np.ndarray,
+        colour: np.ndarray,
+        alias_phash: np.ndarray | None = None,
+        alias_dhash: np.ndarray | None = None,
+        alias_at: np.ndarray | None = None,
     ) -> None:
         """Bulk add: ``(n, 32)`` uint8 rows of pHash and dHash (big-endian bytes) and
-        ``(n, COLOUR_BYTES)`` colour signatures."""
+        ``(n, COLOUR_BYTES)`` colour signatures; optionally ``(m, 32)`` rows of crop-alias pHash
+        and dHash belonging to the references at positions ``alias_at`` (default: all n)."""
         n = len(refs)
-        if n == 0:
-            return
         if not (phash.shape == dhash.shape == (n, 32) and colour.shape == (n, COLOUR_BYTES)):
             raise ValueError("hash rows must be (n, 32) uint8 arrays")
-        self._grow(self._n + n)
-        s = slice(self._n, self._n + n)
-        for a in range(0, n, 16384):  # bounded temporaries (keys_of unpacks 256 bits a row)
-            self._keys[self._n + a : self._n + min(n, a + 16384)] = keys_of(phash[a : a + 16384])
-        self._ph[s] = _words(phash)
-        self._dh[s] = _words(dhash)
-        self._col[s] = colour
+        if alias_phash is not None:
+            if alias_dhash is None or alias_phash.shape != alias_dhash.shape:
+                raise ValueError("alias pHash and dHash rows must come together")
+            at = np.arange(n) if alias_at is None else np.asarray(alias_at, dtype=np.int64)
+            if alias_phash.shape != (len(at), 32) or (
+                len(at) and not 0 <= at.min() <= at.max() < n
+            ):
+                raise ValueError("alias rows must be (m, 32) uint8 arrays of listed references")
+        else:
+            at = np.zeros(0, dtype=np.int64)
+        if n == 0:
+            return
+        rows = self._n + n + len(at)
+        self._ph, self._dh = _grown(self._ph, rows), _grown(self._dh, rows)
+        self._entry = _grown(self._entry, rows)
+        self._col = _grown(self._col, self._ne + n)
+        self._col[self._ne : self._ne + n] = colour
+        self._add_block(np.arange(self._ne, self._ne + n, dtype=np.int32), phash, dhash)
+        if len(at):
+            assert alias_phash is not None and alias_dhash is not None
+            self._add_block((self._ne + at).astype(np.int32), alias_phash, alias_dhash)
         self.refs.extend(refs)
-        self._n += n
-        if self._n - self._indexed > max(4096, self._indexed // 8):
-            self.rebuild()
+        self._ne += n
 
     def add_hex(
-        self, refs: Sequence[str], phash: Sequence[str], dhash: Sequence[str], colour: Sequence[str]
+        self,
+        refs: Sequence[str],
+        phash: Sequence[str],
+        dhash: Sequence[str],
+        colour: Sequence[str],
+        alias_phash: Sequence[str | None] | None = None,
+        alias_dhash: Sequence[str | None] | None = None,
     ) -> None:
-        self.add_rows(refs, hex_rows(phash), hex_rows(dhash), hex_rows(colour, COLOUR_BYTES))
+        """Hex columns as stored in the database; the alias columns may hold ``None`` (a row
+        whose crop alias is not known: no alias row)."""
+        at: list[int] = []
+        if alias_phash is not None and alias_dhash is not None:
+            at = [
+                k
+                for k, (p, d) in enumerate(zip(alias_phash, alias_dhash, strict=True))
+                if p is not None and d is not None
+            ]
+        self.add_rows(
+            refs,
+            hex_rows(phash),
+            hex_rows(dhash),
+            hex_rows(colour, COLOUR_BYTES),
+            hex_rows([alias_phash[k] for k in at]) if at else None,  # type: ignore[index,misc]
+            hex_rows([alias_dhash[k] for k in at]) if at else None,  # type: ignore[index,misc]
+            np.array(at, dtype=np.int64) if at else None,
+        )
 
     def add(self, ref: str, h: Hashes, alias: Hashes | None = None) -> None:
         """Add ``h`` under ``ref``; ``alias`` (its crop alias, :func:`hashing.crop_alias`) is
-        added as a second entry under the same reference."""
-        hs = [h] if alias is None else [h, alias]
+        added as a second row under the same reference (checked with ``h``'s colour signature)."""
+        one = np.frombuffer(h.colour, dtype=np.uint8).reshape(1, COLOUR_BYTES)
         self.add_rows(
-            [ref] * len(hs),
-            _hash_rows([x.phash.to_bytes(32, "big") for x in hs]),
-            _hash_rows([x.dhash.to_bytes(32, "big") for x in hs]),
-            np.frombuffer(b"".join(x.colour for x in hs), dtype=np.uint8).reshape(
-                len(hs), COLOUR_BYTES
-            ),
+            [ref],
+            _hash_rows([h.phash.to_bytes(32, "big")]),
+            _hash_rows([h.dhash.to_bytes(32, "big")]),
+            one,
+            None if alias is None else _hash_rows([alias.phash.to_bytes(32, "big")]),
+            None if alias is None else _hash_rows([alias.dhash.to_bytes(32, "big")]),
         )
 
     def rebuild(self) -> None:
-        keys = self._keys[: self._n]
+        """(Re)build the chunk tables over every row: a counting sort per chunk, block by block
+        (the only temporaries are one block's values and order)."""
+        n = self._n
+        keys = self._ph[:n, 0]
+        id_type = np.int32 if n < 2**31 else np.int64
         self._tables = []
         for width, shift in zip(CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True):
-            vals = ((keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint16)
-            order = np.argsort(vals, kind="stable").astype(
-                np.int32 if self._n < 2**31 else np.int64
-            )
+            mask, sh = np.uint64((1 << width) - 1), np.uint64(shift)
+            counts = np.zeros(1 << width, dtype=np.int64)
+            for a in range(0, n, _BLOCK):
+                vals = ((keys[a : a + _BLOCK] >> sh) & mask).astype(np.intp)
+                counts += np.bincount(vals, minlength=1 << width)
             offsets = np.zeros((1 << width) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(vals, minlength=1 << width), out=offsets[1:])
-            del vals
-            # no copy of the keys in bucket order (-32 MB at 1 M entries): a probe gathers the
-            # few thousand candidate keys through ``order``
-            self._tables.append((offsets, order, None))
-        self._indexed = self._n
+            np.cumsum(counts, out=offsets[1:])
+            cursor = offsets[:-1].copy()
+            order = np.empty(n, dtype=id_type)
+            for a in range(0, n, _BLOCK):
+                vals = ((keys[a : a + _BLOCK] >> sh) & mask).astype(np.intp)
+                s = np.argsort(vals, kind="stable")
+                sv = vals[s]
+                rank = np.arange(len(sv)) - np.searchsorted(sv, sv, side="left")
+                order[cursor[sv] + rank] = a + s
+                cursor += np.bincount(vals, minlength=1 << width)
+            self._tables.append((offsets, order))
+        self._indexed = n
 
     # ------------------------------------------------------------ queries
 
+    def _probe_lists(self, qkey: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        out = []
+        for (offsets, order), width, shift in zip(
+            self._tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=False
+        ):
+            probes = ((qkey >> shift) & ((1 << width) - 1)) ^ _masks(width, self.radius // CHUNKS)
+            out.append((offsets[probes], offsets[probes + 1], order))
+        return out
+
     def _candidates(self, qkey: int) -> np.ndarray:
-        """Ids whose whole key is within the radius (exact), found through the chunk tables plus
+        """Rows whose whole key is within the radius (exact), found through the chunk tables plus
         the unindexed tail."""
+        if self._n - self._indexed > max(4096, self._indexed // 8):
+            self.rebuild()  # lazily, at the first query after a bulk load
         parts: list[np.ndarray] = []
         q = np.uint64(qkey)
         if self._indexed:
-            for (offsets, order, _unused), width, shift in zip(
-                self._tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=True
-            ):
-                chunk = (qkey >> shift) & ((1 << width) - 1)
-                probes = chunk ^ _masks(width, self.radius // CHUNKS)
-                lo, hi = offsets[probes], offsets[probes + 1]
+            for lo, hi, order in self._probe_lists(qkey):
                 lens = hi - lo
                 keep = lens > 0
                 if not keep.any():
@@ -215,21 +314,23 @@ class DupIndex:
                     total
                 )
                 ids = order[pos]
-                near = np.bitwise_count(self._keys[ids] ^ q) <= self.radius
+                near = np.bitwise_count(self._ph[ids, 0] ^ q) <= self.radius
                 parts.append(ids[near].astype(np.int64))
         if self._n > self._indexed:
             tail = np.arange(self._indexed, self._n)
-            parts.append(tail[np.bitwise_count(self._keys[tail] ^ q) <= self.radius])
+            parts.append(
+                tail[np.bitwise_count(self._ph[self._indexed : self._n, 0] ^ q) <= self.radius]
+            )
         if not parts:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(parts))  # an entry can be found through several chunks
+        return np.unique(np.concatenate(parts))  # a row can be found through several chunks
 
     def _check(self, idx: np.ndarray, h: Hashes, qkey: int) -> list[Hit]:
         cfg = self.config
-        kd = np.bitwise_count(self._keys[idx] ^ np.uint64(qkey)).astype(np.int64)
+        qph = _ph_words(_hash_rows([h.phash.to_bytes(32, "big")]))
+        kd = np.bitwise_count(self._ph[idx, 0] ^ qph[0, 0]).astype(np.int64)
         sel = kd <= self.radius
         idx, kd = idx[sel], kd[sel]
-        qph = _words(_hash_rows([h.phash.to_bytes(32, "big")]))
         pd = np.bitwise_count(self._ph[idx] ^ qph).sum(axis=1).astype(np.int64)
         sel = pd <= cfg.phash_max
         if cfg.key_max is not None:
@@ -237,8 +338,9 @@ class DupIndex:
         idx, kd, pd = idx[sel], kd[sel], pd[sel]
         qdh = _words(_hash_rows([h.dhash.to_bytes(32, "big")]))
         dd = np.bitwise_count(self._dh[idx] ^ qdh).sum(axis=1).astype(np.int64)
+        ent = self._entry[idx]
         qc = np.frombuffer(h.colour, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
-        diff = self._col[idx].astype(np.int32).reshape(len(idx), COLOUR_BYTES // 2, 2) - qc
+        diff = self._col[ent].astype(np.int32).reshape(len(idx), COLOUR_BYTES // 2, 2) - qc
         cd = np.sqrt((diff**2).sum(axis=2).max(axis=1, initial=0))
         sel = np.ones(len(idx), dtype=bool)
         if cfg.dhash_max is not None:
@@ -246,20 +348,21 @@ class DupIndex:
         if cfg.colour_max is not None:
             sel &= cd <= cfg.colour_max
         hits = [
-            Hit(self.refs[i], Match(int(k), int(p), int(d), float(c)))
-            for i, k, p, d, c in zip(idx[sel], kd[sel], pd[sel], dd[sel], cd[sel], strict=True)
+            Hit(self.refs[e], Match(int(k), int(p), int(d), float(c)))
+            for e, k, p, d, c in zip(ent[sel], kd[sel], pd[sel], dd[sel], cd[sel], strict=True)
         ]
         hits.sort(key=lambda x: (x.match.phash_distance, x.match.dhash_distance, x.ref))
         seen: set[str] = set()  # a reference with a crop alias may match twice: nearest kept
         return [x for x in hits if not (x.ref in seen or seen.add(x.ref))]
 
     def query(self, h: Hashes) -> list[Hit]:
-        """Every stored entry that is a duplicate of ``h``, nearest first."""
+        """Every stored reference that is a duplicate of ``h`` (through its hashes or its crop
+        alias), nearest first."""
         qkey = hashing.key64(h.phash)
         return self._check(self._candidates(qkey), h, qkey)
 
     def brute_force(self, h: Hashes) -> list[Hit]:
-        """The same answer by scanning every entry (reference for tests and benchmarks)."""
+        """The same answer by scanning every row (reference for tests and benchmarks)."""
         return self._check(np.arange(self._n), h, hashing.key64(h.phash))
 
     def nearest(self, h: Hashes) -> Hit | None:
@@ -267,13 +370,9 @@ class DupIndex:
         return hits[0] if hits else None
 
     def candidate_count(self, h: Hashes) -> int:
-        """Entries the index reads for ``h`` (bucket entries of every probe, plus the tail)."""
+        """Rows the index reads for ``h`` (bucket entries of every probe, plus the tail)."""
         qkey = hashing.key64(h.phash)
         n = self._n - self._indexed
-        tables = self._tables if self._indexed else []
-        for (offsets, _order, _keys), width, shift in zip(
-            tables, CHUNK_WIDTHS, CHUNK_SHIFTS, strict=False
-        ):
-            probes = ((qkey >> shift) & ((1 << width) - 1)) ^ _masks(width, self.radius // CHUNKS)
-            n += int((offsets[probes + 1] - offsets[probes]).sum())
+        if self._indexed:
+            n += sum(int((hi - lo).sum()) for lo, hi, _order in self._probe_lists(qkey))
         return n

@@ -151,9 +151,10 @@ def hash_canonical(rgb: Image.Image) -> Hashes:
 #: it within the ordinary rule (the alias keys of those crops lie 0-9 bits away). Chosen on
 #: the tune sets (``evalset.TUNE``, ``evalset.TUNE_WIDE``): cuts of 2, 2.5, 3 % per side compared;
 #: 3 % missed TUNE's 2 % crop of the brick texture, 2 and 2.5 % found every crop of both sets with
-#: no false match; 2.5 % is the middle of the 1-5 % range. The pipeline uses it within a run and,
-#: against the library, on the upload's side only (the database keeps no alias hashes);
-#: ``bench/bench_design_quality.py`` measures it as ``default_crop_alias``.
+#: no false match; 2.5 % is the middle of the 1-5 % range. The pipeline uses it both ways, within a
+#: run and against the library (stored designs keep their alias pHash/dHash, migration 0008; an
+#: alias row is checked with its design's colour signature); ``bench/bench_design_quality.py``
+#: measures it as ``default_crop_alias``.
 CROP_ALIAS = 0.025
 
 

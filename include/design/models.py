@@ -1,4 +1,5 @@
-"""Tables of the design pipeline (migration ``0005_design``).
+"""Tables of the design pipeline (migrations ``0005_design``, ``0007_design_best_copy``,
+``0008_design_crop_alias``).
 
 The seed stored one combined hash string and inserted with ``ON CONFLICT (phash) DO NOTHING``
 without any unique index on ``phash`` (PostgreSQL rejects that statement). Here pHash and dHash
@@ -37,6 +38,10 @@ class DesignImage(TimestampMixin, Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    # the crop alias' pHash/dHash (hashing.crop_alias, migration 0008): written at insert time;
+    # rows stored before it are filled from the NAS file by pipeline.backfill_nas
+    alias_phash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    alias_dhash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # the source file's quality facts (include.design.quality.Quality): is a later upload better?
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
 
@@ -89,6 +94,8 @@ class DesignNasFile(TimestampMixin, Base):
     phash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     dhash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     colour: Mapped[str | None] = mapped_column(String(144), nullable=True)
+    alias_phash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # crop alias
+    alias_dhash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 

@@ -58,6 +58,38 @@ hash_files = workers_mod.hash_files
 # ---------------------------------------------------------------- 2. NAS backfill
 
 
+def _hash_remote(
+    backend: nas.NasBackend,
+    paths: Sequence[str],
+    config: DupConfig,
+    work_dir: str | os.PathLike[str] | None,
+    workers: int | None,
+) -> list[dict[str, Any]]:
+    """Per NAS path ``{"hashes", "crop_alias"}`` (one decode) or ``{"error"}``: a mounted NAS is
+    read in place, another is fetched to a temporary folder first."""
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        locals_: list[str | None] = []
+        fetch_errors: dict[int, str] = {}
+        for n, path in enumerate(paths):
+            try:
+                if isinstance(backend, nas.MountedNas):
+                    locals_.append(str(backend.open_path(path)))
+                else:
+                    local = Path(tmp) / f"{n:05d}{PurePosixPath(path).suffix}"
+                    backend.fetch(path, local)
+                    locals_.append(str(local))
+            except OSError as exc:
+                locals_.append(None)
+                fetch_errors[n] = f"cannot fetch from the NAS: {exc}"
+        results = iter(
+            workers_mod.hash_files_safe([p for p in locals_ if p], config.to_dict(), workers)
+        )
+        return [
+            {"error": fetch_errors[n]} if n in fetch_errors else next(results)
+            for n in range(len(paths))
+        ]
+
+
 def backfill_nas(
     engine: Engine,
     backend: nas.NasBackend,
@@ -66,11 +98,12 @@ def backfill_nas(
     work_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     chunk: int = 256,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Hash the shop's NAS files that are neither our own uploads nor hashed before (same size and
-    mtime), ``chunk`` files at a time in a process pool, committing each chunk (a crash loses at
-    most one chunk of work). Unreadable files are stored with their error so they are not retried
-    every run."""
+    mtime, crop alias known), ``chunk`` files at a time in a process pool, committing each chunk (a
+    crash loses at most one chunk of work). Unreadable files are stored with their error so they
+    are not retried every run. Then :func:`backfill_design_aliases` (stored designs without a
+    crop alias: rows from before migration 0008)."""
     shop_dir = safe_name(shop)
     with session_scope(engine) as s:
         ours = set(s.scalars(select(DesignImage.nas_path).where(DesignImage.shop == shop)))
@@ -78,11 +111,13 @@ def backfill_nas(
             r.path: (r.size, r.mtime_ns)
             for r in s.execute(
                 select(DesignNasFile.path, DesignNasFile.size, DesignNasFile.mtime_ns).where(
-                    DesignNasFile.shop == shop
+                    DesignNasFile.shop == shop,
+                    # hashed with its alias, or unreadable (an error row): not again
+                    (DesignNasFile.alias_phash.is_not(None)) | (DesignNasFile.phash.is_(None)),
                 )
             )
         }
-    counts = {"seen": 0, "hashed": 0, "errors": 0, "skipped": 0}
+    counts: dict[str, Any] = {"seen": 0, "hashed": 0, "errors": 0, "skipped": 0}
     todo: list[nas.RemoteFile] = []
     for f in backend.walk(shop_dir):
         if not nas.is_design_file(f.path):
@@ -94,42 +129,87 @@ def backfill_nas(
             todo.append(f)
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-            locals_: list[str | None] = []
-            fetch_errors: dict[int, str] = {}
-            for n, f in enumerate(part):
-                try:
-                    if isinstance(backend, nas.MountedNas):
-                        locals_.append(str(backend.open_path(f.path)))
-                    else:
-                        local = Path(tmp) / f"{n:05d}{PurePosixPath(f.path).suffix}"
-                        backend.fetch(f.path, local)
-                        locals_.append(str(local))
-                except OSError as exc:
-                    locals_.append(None)
-                    fetch_errors[n] = f"cannot fetch from the NAS: {exc}"
-            paths = [p for p in locals_ if p is not None]
-            results = iter(workers_mod.hash_files_safe(paths, config.to_dict(), workers))
-            rows = []
-            for n, f in enumerate(part):
-                row: dict[str, Any] = {
-                    "shop": shop,
-                    "path": f.path,
-                    "size": f.size,
-                    "mtime_ns": f.mtime_ns,
-                }
-                res = {"error": fetch_errors[n]} if n in fetch_errors else next(results)
-                if "error" in res:
-                    row.update(phash=None, dhash=None, colour=None, error=res["error"])
-                    counts["errors"] += 1
-                    log.warning("NAS file %s cannot be hashed: %s", f.path, res["error"])
-                else:
-                    row.update(res["hashes"], error=None)
-                    counts["hashed"] += 1
-                rows.append(row)
+        rows = []
+        for f, res in zip(
+            part,
+            _hash_remote(backend, [f.path for f in part], config, work_dir, workers),
+            strict=True,
+        ):
+            row: dict[str, Any] = {
+                "shop": shop,
+                "path": f.path,
+                "size": f.size,
+                "mtime_ns": f.mtime_ns,
+            }
+            if "error" in res:
+                row.update(phash=None, dhash=None, colour=None, error=res["error"])
+                row.update(alias_phash=None, alias_dhash=None)
+                counts["errors"] += 1
+                log.warning("NAS file %s cannot be hashed: %s", f.path, res["error"])
+            else:
+                alias = res["crop_alias"]
+                row.update(res["hashes"], error=None)
+                row.update(alias_phash=alias["phash"], alias_dhash=alias["dhash"])
+                counts["hashed"] += 1
+            rows.append(row)
         with session_scope(engine) as s:
             upsert(s, DesignNasFile, rows, conflict_cols=("path",))
+    aliases = backfill_design_aliases(
+        engine, backend, shop, config, work_dir=work_dir, workers=workers, chunk=chunk
+    )
+    counts["aliases_added"] = sum(1 for o in aliases if o["outcome"] == OK)
+    counts["alias_errors"] = [o for o in aliases if o["outcome"] == ERROR]
     return counts
+
+
+def backfill_design_aliases(
+    engine: Engine,
+    backend: nas.NasBackend,
+    shop: str,
+    config: DupConfig = hashing.DEFAULT,
+    work_dir: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    chunk: int = 256,
+) -> list[dict[str, Any]]:
+    """Fill the crop alias (``alias_phash``/``alias_dhash``) of the shop's stored designs that
+    have none — rows stored before migration 0008 — from their file on the NAS, ``chunk`` rows a
+    commit. Returns one outcome per row (``ok``, or ``error`` with the reason). Safe to rerun:
+    only rows still without an alias are read; a row whose file cannot be read keeps none (its
+    whole-image hashes still apply) and is tried again on the next run. The alias is that of the
+    stored (prepared) copy, the file the design is kept as."""
+    with session_scope(engine) as s:
+        todo = s.execute(
+            select(DesignImage.id, DesignImage.nas_path)
+            .where(DesignImage.shop == shop, DesignImage.alias_phash.is_(None))
+            .order_by(DesignImage.id)
+        ).all()
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        results = _hash_remote(backend, [r.nas_path for r in part], config, work_dir, workers)
+        with session_scope(engine) as s:
+            for r, res in zip(part, results, strict=True):
+                if "error" in res:
+                    log.warning(
+                        "no crop alias for design %s (%s): %s", r.id, r.nas_path, res["error"]
+                    )
+                    out.append(
+                        {
+                            "id": r.id,
+                            "nas_path": r.nas_path,
+                            "outcome": ERROR,
+                            "error": res["error"],
+                        }
+                    )
+                    continue
+                alias = res["crop_alias"]
+                s.execute(
+                    update(DesignImage)
+                    .where(DesignImage.id == r.id, DesignImage.alias_phash.is_(None))
+                    .values(alias_phash=alias["phash"], alias_dhash=alias["dhash"])
+                )
+                out.append({"id": r.id, "nas_path": r.nas_path, "outcome": OK})
+    return out
 
 
 # ---------------------------------------------------------------- 3. duplicates
@@ -208,6 +288,27 @@ def with_group_facts(
     ]
 
 
+def _library_index(
+    config: DupConfig, rows: Sequence[tuple[str, Any, Any]], extra: int = 0
+) -> DupIndex:
+    """The index of stored rows (``(kind, id, row)``; a row has ``phash``, ``dhash``, ``colour``,
+    ``alias_phash``, ``alias_dhash``): each row by its hashes and, when known, its crop alias
+    (:func:`include.design.hashing.crop_alias`), so a crop of a stored design arriving later is
+    found as well as an original arriving after its stored crop. ``extra``: room for the run's
+    items (added with their aliases as they are accepted)."""
+    index = DupIndex(config, capacity=len(rows) + extra, alias_capacity=len(rows) + extra)
+    index.add_hex(
+        [f"{kind}:{key}" for kind, key, _r in rows],
+        [r.phash for _k, _key, r in rows],
+        [r.dhash for _k, _key, r in rows],
+        [r.colour for _k, _key, r in rows],
+        [r.alias_phash for _k, _key, r in rows],
+        [r.alias_dhash for _k, _key, r in rows],
+    )
+    index.rebuild()
+    return index
+
+
 def check_duplicates(
     engine: Engine,
     items: Iterable[dict[str, Any]],
@@ -241,11 +342,18 @@ def check_duplicates(
                 DesignImage.run_id,
                 DesignImage.nas_path,
                 DesignImage.quality,
+                DesignImage.alias_phash,
+                DesignImage.alias_dhash,
             ).where(DesignImage.shop == shop)
         ).all()
         nas_rows = s.execute(
             select(
-                DesignNasFile.path, DesignNasFile.phash, DesignNasFile.dhash, DesignNasFile.colour
+                DesignNasFile.path,
+                DesignNasFile.phash,
+                DesignNasFile.dhash,
+                DesignNasFile.colour,
+                DesignNasFile.alias_phash,
+                DesignNasFile.alias_dhash,
             ).where(DesignNasFile.shop == shop, DesignNasFile.phash.is_not(None))
         ).all()
         answers = {
@@ -254,24 +362,14 @@ def check_duplicates(
         }
     db_max_id = max((r.id for r in db_rows), default=0)
     stored = {r.id: r for r in db_rows}
-    index = DupIndex(config)
     mine = {(r.source_name, r.source_sha256): r.id for r in db_rows if r.run_id == run_id}
     others = [r for r in db_rows if r.run_id != run_id]
-    index.add_hex(
-        [f"db:{r.id}" for r in others],
-        [r.phash for r in others],
-        [r.dhash for r in others],
-        [r.colour for r in others],
-    )
     ours = {r.nas_path for r in db_rows}
     nas_keep = [r for r in nas_rows if r.path not in ours]
-    index.add_hex(
-        [f"nas:{r.path}" for r in nas_keep],
-        [r.phash for r in nas_keep],
-        [r.dhash for r in nas_keep],
-        [r.colour for r in nas_keep],
-    )
-    index.rebuild()
+    # the library both ways: each stored design also by its crop alias (a later crop finds it)
+    index = _library_index(config, [("db", r.id, r) for r in others] + [
+        ("nas", r.path, r) for r in nas_keep
+    ], extra=len(items))  # fmt: skip
 
     decided: dict[str, dict[str, Any]] = {}
     dup_rows: list[dict[str, Any]] = []
@@ -422,6 +520,7 @@ def _better_copy(
                     "key",
                     "sha256",
                     "hashes",
+                    "crop_alias",
                     "quality",
                     "prepared",
                     "format",
@@ -535,18 +634,13 @@ def record_designs(
                 DesignImage.run_id,
                 DesignImage.nas_path,
                 DesignImage.quality,
+                DesignImage.alias_phash,
+                DesignImage.alias_dhash,
             ).where(DesignImage.shop == shop, DesignImage.id > since)
         ).all()
         mine = {(r.source_name, r.source_sha256): r.id for r in rows if r.run_id == run_id}
         others = [r for r in rows if r.run_id != run_id]
-        index = DupIndex(config)
-        index.add_hex(
-            [f"db:{r.id}" for r in others],
-            [r.phash for r in others],
-            [r.dhash for r in others],
-            [r.colour for r in others],
-        )
-        index.rebuild()
+        index = _library_index(config, [("db", r.id, r) for r in others], extra=len(new))
         by_id = {r.id: r for r in others}
         answers = {
             (r.design_image_id, r.candidate_sha256): r
@@ -582,7 +676,7 @@ def record_designs(
             ).scalar_one()
             if row.source_sha256 == i["sha256"] and row.run_id == run_id:
                 ids[i["key"]] = row.id
-                index.add(f"db:{row.id}", h)
+                index.add(f"db:{row.id}", h, _alias(i))
             else:  # bit-identical hashes stored already (before this run's snapshot)
                 lost[i["key"]] = _lost_race(
                     s, i, row, hashing.compare(h, h), answers, shop=shop, run_id=run_id,
@@ -638,6 +732,9 @@ def _design_row(
         "height": i["height"],
         "run_id": run_id,
         "quality": i.get("quality"),
+        # the crop alias from the same decode (workers.process_file); None if not hashed
+        "alias_phash": (i.get("crop_alias") or {}).get("phash"),
+        "alias_dhash": (i.get("crop_alias") or {}).get("dhash"),
     }
 
 
@@ -1034,6 +1131,8 @@ def apply_replacements(
             img.source_name, img.source_sha256 = cand["key"], cand["sha256"]
             img.phash, img.dhash = cand["hashes"]["phash"], cand["hashes"]["dhash"]
             img.colour, img.quality = cand["hashes"]["colour"], cand["quality"]
+            alias = cand.get("crop_alias") or {}  # absent: backfilled from the NAS next run
+            img.alias_phash, img.alias_dhash = alias.get("phash"), alias.get("dhash")
             img.nas_path, img.format = rel, cand["format"]
             img.width, img.height = cand["width"], cand["height"]
             rep.state, rep.old_nas_path, rep.new_nas_path = REPLACED, old, rel

@@ -190,7 +190,8 @@ def _hash_star(args: tuple[str, dict[str, Any] | None]) -> Hashes:
 
 def _hash_safe(args: tuple[str, dict[str, Any] | None]) -> dict[str, Any]:
     try:
-        return {"hashes": hashing.hash_file(args[0], DupConfig.from_dict(args[1])).to_dict()}
+        h, alias = hashing.hash_file_with_alias(args[0], DupConfig.from_dict(args[1]))
+        return {"hashes": h.to_dict(), "crop_alias": alias.to_dict()}
     except imaging.ImageRejected as exc:
         return {"error": exc.reason}
     except OSError as exc:
@@ -203,7 +204,8 @@ def hash_files_safe(
     workers: int | None = None,
     min_pool: int = MIN_POOL,
 ) -> list[dict[str, Any]]:
-    """Like :func:`hash_files` with a per-file result: ``{"hashes": {...}}`` or ``{"error": ...}``."""
+    """Like :func:`hash_files` with a per-file result: ``{"hashes": {...}, "crop_alias": {...}}``
+    (one decode) or ``{"error": ...}``."""
     workers = workers or os.cpu_count() or 1
     args = [(p, config) for p in paths]
     if workers <= 1 or len(args) < max(2, min_pool):

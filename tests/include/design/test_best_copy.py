@@ -485,3 +485,100 @@ def test_a_crop_beyond_the_key_limit_is_found_by_the_crop_alias(
         engine, _process(later, tmp_path / "p2"), shop=shop2, run_id="run-c", backend=backend
     )
     assert [i.get("decision") for i in d if i["key"] == "rocket.jpg"] != ["new"]
+
+
+def _rocket_and_3pc_crop(dest: Path) -> dict[str, Path]:
+    """A photo and a copy cut by 3 % on every side: whole-image keys 13 bits apart (beyond the
+    limit of 10), the original's crop alias 5 bits from the crop."""
+    from skimage import data
+
+    dest.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(data.rocket()).convert("RGB")
+    im.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    w, h = im.size
+    crop = im.crop((round(w * 0.03), round(h * 0.03), w - round(w * 0.03), h - round(h * 0.03)))
+    paths = {"rocket.jpg": dest / "rocket.jpg", "rocket_3pc.jpg": dest / "rocket_3pc.jpg"}
+    im.save(paths["rocket.jpg"], "JPEG", quality=92)
+    crop.save(paths["rocket_3pc.jpg"], "JPEG", quality=90)
+    return paths
+
+
+def _one(paths: dict[str, Path], name: str, work: Path) -> list[dict[str, Any]]:
+    return _process({name: paths[name]}, work)
+
+
+def test_a_crop_arriving_after_its_stored_original_is_its_duplicate(
+    any_app_db_url: str, tmp_path: Path
+) -> None:
+    """Two-way against the library: the stored design's crop alias is in the database (written at
+    insert time) and in the index, so a 3 % crop uploaded in a later run is recognised, and the
+    original stays the kept copy (a duplicate, not a better copy: nobody is asked)."""
+    from include.design import hashing
+
+    paths = _rocket_and_3pc_crop(tmp_path / "src")
+    whole, cut = (hashing.hash_file(paths[n]) for n in ("rocket.jpg", "rocket_3pc.jpg"))
+    assert not hashing.is_duplicate(whole, cut)  # the whole-image rule alone misses it
+    engine = make_engine(any_app_db_url)
+    backend = MountedNas(tmp_path / "nas")
+    shop = f"later-crop-{any_app_db_url[:6]}"
+    first = _store(engine, backend, _one(paths, "rocket.jpg", tmp_path / "p1"), shop, "run-1")
+    (stored_id,) = [i["design_image_id"] for i in first]
+    with session_scope(engine) as s:
+        row = s.get(DesignImage, stored_id)
+        assert row is not None and row.alias_phash and row.alias_dhash  # written at insert time
+    later = _store(engine, backend, _one(paths, "rocket_3pc.jpg", tmp_path / "p2"), shop, "run-2")
+    (crop,) = later
+    assert crop["decision"] == "duplicate", crop.get("decision")
+    assert (crop["matched_kind"], crop["design_image_id"]) == ("database", stored_id)
+    assert crop["quality"]["cropped"] is True  # measured against the stored file
+    with session_scope(engine) as s:
+        assert s.scalars(select(DesignImage.id).where(DesignImage.shop == shop)).all() == [
+            stored_id
+        ]
+        assert s.scalar(select(func.count()).where(DesignReplacement.shop == shop)) == 0
+
+
+def test_designs_stored_without_an_alias_get_one_from_the_nas(
+    any_app_db_url: str, tmp_path: Path
+) -> None:
+    """Rows from before migration 0008 have no crop alias: the NAS backfill step computes it from
+    the stored file (one outcome per row, only rows still without one, a missing file is an error
+    outcome and is tried again next time); afterwards a later crop is found."""
+    from sqlalchemy import update
+
+    paths = _rocket_and_3pc_crop(tmp_path / "src")
+    engine = make_engine(any_app_db_url)
+    backend = MountedNas(tmp_path / "nas")
+    shop = f"alias-backfill-{any_app_db_url[:6]}"
+    first = _store(engine, backend, _one(paths, "rocket.jpg", tmp_path / "p1"), shop, "run-1")
+    (stored_id,) = [i["design_image_id"] for i in first]
+    gone = _store(
+        engine, backend, _one({"x.png": _copies(tmp_path / "x")["b_flat.png"]}, "x.png", tmp_path / "p3"),
+        shop, "run-0",
+    )  # fmt: skip
+    (gone_id,) = [i["design_image_id"] for i in gone]
+    with session_scope(engine) as s:
+        s.execute(
+            update(DesignImage)
+            .where(DesignImage.shop == shop)
+            .values(alias_phash=None, alias_dhash=None)
+        )
+        gone_path = s.get(DesignImage, gone_id).nas_path
+    (tmp_path / "nas" / gone_path).unlink()
+    # without the stored alias the later crop is not recognised (what the backfill fixes)
+    d = pipeline.check_duplicates(
+        engine, _one(paths, "rocket_3pc.jpg", tmp_path / "p2"), shop=shop, run_id="probe"
+    )
+    assert [i["decision"] for i in d] == ["new"]
+    counts = pipeline.backfill_nas(engine, backend, shop)
+    assert counts["aliases_added"] == 1
+    assert [(e["id"], e["outcome"]) for e in counts["alias_errors"]] == [(gone_id, "error")]
+    with session_scope(engine) as s:
+        assert s.get(DesignImage, stored_id).alias_phash is not None
+        assert s.get(DesignImage, gone_id).alias_phash is None
+    again = pipeline.backfill_design_aliases(engine, backend, shop)  # rerun: only the missing file
+    assert [(o["id"], o["outcome"]) for o in again] == [(gone_id, "error")]
+    d = pipeline.check_duplicates(
+        engine, _one(paths, "rocket_3pc.jpg", tmp_path / "p2"), shop=shop, run_id="run-2"
+    )
+    assert [(i["decision"], i.get("design_image_id")) for i in d] == [("duplicate", stored_id)]

@@ -130,3 +130,29 @@ def test_crop_alias_is_one_reference_and_finds_a_border_crop() -> None:
     assert [x.ref for x in hits] == sorted({x.ref for x in hits})  # each reference once
     assert {x.ref for x in hits} == {"a", "b"}
     assert [x.ref for x in idx.brute_force(q)] == [x.ref for x in idx.query(q)]
+
+
+def test_stored_aliases_from_hex_columns_are_one_reference_each() -> None:
+    """The library as loaded from the database: alias columns may be NULL (no alias row); an
+    alias row answers under its design's reference, checked with the design's colour; non-ASCII
+    references come back intact."""
+    rng = np.random.default_rng(5)
+    ph = [hashing.to_hex(int.from_bytes(rng.bytes(32), "big")) for _ in range(3)]
+    dh = [hashing.to_hex(int.from_bytes(rng.bytes(32), "big")) for _ in range(3)]
+    aph = [hashing.to_hex(int.from_bytes(rng.bytes(32), "big")) for _ in range(3)]
+    adh = [hashing.to_hex(int.from_bytes(rng.bytes(32), "big")) for _ in range(3)]
+    grey = (bytes([128]) * hashing.COLOUR_BYTES).hex()
+    idx = DupIndex(capacity=3, alias_capacity=3)
+    refs = ["db:1", "nas:shop/é.png", "db:3"]
+    idx.add_hex(refs, ph, dh, [grey] * 3, [aph[0], None, aph[2]], [adh[0], None, adh[2]])
+    assert len(idx) == 5  # 3 designs + 2 aliases
+    for k in range(3):
+        q = Hashes(int(aph[k], 16) ^ 7, int(adh[k], 16), bytes.fromhex(grey))
+        assert [h.ref for h in idx.query(q)] == ([refs[k]] if k != 1 else [])
+        assert idx.query(q) == idx.brute_force(q)
+        assert [h.ref for h in idx.query(Hashes(int(ph[k], 16), int(dh[k], 16), q.colour))] == [
+            refs[k]
+        ]
+    idx.rebuild()
+    q = Hashes(int(aph[2], 16), int(adh[2], 16), bytes([200]) * hashing.COLOUR_BYTES)
+    assert idx.query(q) == []  # the design's colour signature applies to its alias row

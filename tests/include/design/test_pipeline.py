@@ -295,12 +295,14 @@ def test_nas_backfill_hashes_once_and_records_bad_files(app_db_url: str, tmp_pat
     samples.make_design(70, (150, 150)).save(folder / "mockups" / "old_0__wall.png")
     backend = MountedNas(root)
     first = pipeline.backfill_nas(engine, backend, shop, workers=2, chunk=3)
-    assert first == {"seen": 5, "hashed": 4, "errors": 1, "skipped": 0}
+    none = {"aliases_added": 0, "alias_errors": []}  # no stored design lacks its crop alias
+    assert first == {"seen": 5, "hashed": 4, "errors": 1, "skipped": 0, **none}
     assert pipeline.backfill_nas(engine, backend, shop) == {
         "seen": 5,
         "hashed": 0,
         "errors": 0,
         "skipped": 5,
+        **none,
     }
     samples.make_design(80, (150, 150)).save(folder / "old_1.png")  # replaced by another design
     os.utime(folder / "old_1.png", ns=(1, 1))
@@ -313,7 +315,7 @@ def test_nas_backfill_hashes_once_and_records_bad_files(app_db_url: str, tmp_pat
         rows[f"{shop}/poster/broken.jpg"].phash is None
         and "corrupt" in rows[f"{shop}/poster/broken.jpg"].error
     )
-    assert all(r.phash for p, r in rows.items() if p.endswith(".png"))
+    assert all(r.phash and r.alias_phash for p, r in rows.items() if p.endswith(".png"))
     # a new upload of old_2 is found as a NAS duplicate
     items = pipeline.check_duplicates(
         engine,
