@@ -227,6 +227,13 @@ def _alias(item: dict[str, Any]) -> Hashes | None:
     return Hashes.from_dict(d) if d else None
 
 
+def _alias_columns(item: dict[str, Any]) -> dict[str, str | None]:
+    """The item's crop alias as stored (``alias_phash``/``alias_dhash`` hex; None if not hashed:
+    backfilled from the NAS on a later run)."""
+    d = item.get("crop_alias") or {}
+    return {"alias_phash": d.get("phash"), "alias_dhash": d.get("dhash")}
+
+
 def _nearest(index: DupIndex, h: Hashes, alias: Hashes | None) -> Any:
     """The nearest stored match of ``h``; else of its crop alias (a stored copy cut by a few % per
     side: the upload's centre is that copy)."""
@@ -367,9 +374,8 @@ def check_duplicates(
     ours = {r.nas_path for r in db_rows}
     nas_keep = [r for r in nas_rows if r.path not in ours]
     # the library both ways: each stored design also by its crop alias (a later crop finds it)
-    index = _library_index(config, [("db", r.id, r) for r in others] + [
-        ("nas", r.path, r) for r in nas_keep
-    ], extra=len(items))  # fmt: skip
+    library = [("db", r.id, r) for r in others] + [("nas", r.path, r) for r in nas_keep]
+    index = _library_index(config, library, extra=len(items))
 
     decided: dict[str, dict[str, Any]] = {}
     dup_rows: list[dict[str, Any]] = []
@@ -732,9 +738,7 @@ def _design_row(
         "height": i["height"],
         "run_id": run_id,
         "quality": i.get("quality"),
-        # the crop alias from the same decode (workers.process_file); None if not hashed
-        "alias_phash": (i.get("crop_alias") or {}).get("phash"),
-        "alias_dhash": (i.get("crop_alias") or {}).get("dhash"),
+        **_alias_columns(i),  # the crop alias from the same decode (workers.process_file)
     }
 
 
@@ -1131,8 +1135,8 @@ def apply_replacements(
             img.source_name, img.source_sha256 = cand["key"], cand["sha256"]
             img.phash, img.dhash = cand["hashes"]["phash"], cand["hashes"]["dhash"]
             img.colour, img.quality = cand["hashes"]["colour"], cand["quality"]
-            alias = cand.get("crop_alias") or {}  # absent: backfilled from the NAS next run
-            img.alias_phash, img.alias_dhash = alias.get("phash"), alias.get("dhash")
+            for column, value in _alias_columns(cand).items():
+                setattr(img, column, value)
             img.nas_path, img.format = rel, cand["format"]
             img.width, img.height = cand["width"], cand["height"]
             rep.state, rep.old_nas_path, rep.new_nas_path = REPLACED, old, rel

@@ -145,26 +145,26 @@ class Demo:
         return problems
 
     def log_tail(self, name: str, n: int = 3000) -> str:
+        """The last ``n`` characters of a component's log (``n < 0``: all of it)."""
         path = self.run_dir / "logs" / f"{name}.log"
-        return path.read_text(errors="replace")[-n:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if n < 0 else text[-n:]
 
     def api_errors(self, n: int = 1500) -> list[str]:
         """Every error entry Airflow's API server logged (``Error with id ...``: a request that
         answered HTTP 500 "Database error"), each cut to ``n`` characters."""
-        path = self.run_dir / "logs" / "api-server.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
+        text = self.log_tail("api-server", n=-1)
         return [text[m.start() : m.start() + n] for m in re.finditer(r"Error with id \w+", text)]
 
     def api_error(self, answer: str, n: int = 4000) -> str:
         """The api-server's log entry for an error answer ("... look for ID <id>"): the statement
         and traceback Airflow hides from the client; empty when the answer names no id."""
         m = re.search(r"look for ID (\w+)", answer)
-        path = self.run_dir / "logs" / "api-server.log"
-        if not m or not path.exists():
+        if not m:
             return ""
-        text = path.read_text(errors="replace")
-        at = text.find(f"Error with id {m.group(1)}")
-        return text[at : at + n] if at >= 0 else f"(id {m.group(1)} not in api-server.log)"
+        mark = f"Error with id {m.group(1)}"
+        found = [e for e in self.api_errors(n) if e.startswith(mark)]
+        return found[0] if found else f"(id {m.group(1)} not in api-server.log)"
 
 
 class RestApi:
