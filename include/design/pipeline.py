@@ -302,7 +302,9 @@ def _library_index(
     ``alias_phash``, ``alias_dhash``): each row by its hashes and, when known, its crop alias
     (:func:`include.design.hashing.crop_alias`), so a crop of a stored design arriving later is
     found as well as an original arriving after its stored crop. ``extra``: room for the run's
-    items (added with their aliases as they are accepted)."""
+    items (added with their aliases as they are accepted). Past
+    :data:`include.design.dupindex.SPILL_ROWS` rows its verification records are in temporary
+    files: the caller closes it."""
     index = DupIndex(config, capacity=len(rows) + extra, alias_capacity=len(rows) + extra)
     index.add_hex(
         [f"{kind}:{key}" for kind, key, _r in rows],
@@ -425,6 +427,7 @@ def check_duplicates(
             "%s: %s is a near-duplicate of %s %s (%s)",
             dup["decision"], item["key"], kind, ref, hit.match,
         )  # fmt: skip
+    index.close()  # its verification records' files (a large library spills them to disk)
     with session_scope(engine) as s:
         if dup_rows:
             upsert(s, DesignDuplicate, dup_rows, conflict_cols=("run_id", "source_name"))
@@ -703,6 +706,7 @@ def record_designs(
                     )
                     .values(design_image_id=ids[i["matched_ref"]])
                 )
+    index.close()
     for rel in losers:  # after the commit: the rows that point at NAS files are final
         if backend is not None and rel not in {r.nas_path for r in rows if r.run_id != run_id}:
             try:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import gc
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,12 +19,14 @@ def _flip(value: int, positions: list[int]) -> int:
     return value
 
 
-def _random_store(n: int, seed: int = 7) -> tuple[DupIndex, np.ndarray, np.ndarray, np.ndarray]:
+def _random_store(
+    n: int, seed: int = 7, **kw: Any
+) -> tuple[DupIndex, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     ph = rng.integers(0, 256, (n, 32), dtype=np.uint8)
     dh = rng.integers(0, 256, (n, 32), dtype=np.uint8)
     col = np.full((n, hashing.COLOUR_BYTES), 128, dtype=np.uint8)
-    idx = DupIndex()
+    idx = DupIndex(**kw)
     idx.add_rows([f"r{i}" for i in range(n)], ph, dh, col)
     return idx, ph, dh, col
 
@@ -39,9 +44,13 @@ def _near(
     return Hashes(p, d, col[i].tobytes())
 
 
-@pytest.mark.parametrize("n", [500, 70_000])  # under one entry per bucket, and above
-def test_index_equals_brute_force(n: int) -> None:
-    idx, ph, dh, col = _random_store(n)
+# under one entry per bucket, and above; verification records in memory, and on disk
+@pytest.mark.parametrize(
+    ("n", "spill_rows"), [(500, 10**9), (500, 0), (70_000, dupindex.SPILL_ROWS)]
+)
+def test_index_equals_brute_force(n: int, spill_rows: int) -> None:
+    idx, ph, dh, col = _random_store(n, spill_rows=spill_rows)
+    assert idx.footprint()["disk"] == (0 if n <= spill_rows else 56 * n + 72 * n)
     idx.rebuild()
     for k in range(40):
         i = (k * 7919) % n
@@ -156,3 +165,124 @@ def test_stored_aliases_from_hex_columns_are_one_reference_each() -> None:
     idx.rebuild()
     q = Hashes(int(aph[2], 16), int(adh[2], 16), bytes([200]) * hashing.COLOUR_BYTES)
     assert idx.query(q) == []  # the design's colour signature applies to its alias row
+
+
+def _queries(ph: np.ndarray, dh: np.ndarray, col: np.ndarray, n: int) -> list[Hashes]:
+    """Near-duplicates around the radius (some inside the rule, some not) and unrelated ones."""
+    rng = random.Random(3)
+    out = [_near(ph, dh, col, (k * 613) % len(ph), k % 13, seed=k) for k in range(n)]
+    grey = bytes([128]) * hashing.COLOUR_BYTES
+    return out + [Hashes(rng.getrandbits(256), rng.getrandbits(256), grey) for _ in range(5)]
+
+
+def test_spilled_records_read_back_exactly(tmp_path: Path) -> None:
+    """On disk, the records read for any ids (unsorted, repeated, runs) are the ones written, and
+    every answer equals an all-in-memory index's (brute force alone would not notice: it reads
+    the same records)."""
+    n = 3000
+    rng = np.random.default_rng(11)
+    ph = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    dh = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    col = rng.integers(100, 156, (n, hashing.COLOUR_BYTES), dtype=np.uint8)
+    aph = rng.integers(0, 256, (n // 2, 32), dtype=np.uint8)
+    adh = rng.integers(0, 256, (n // 2, 32), dtype=np.uint8)
+    at = np.arange(0, n, 2)
+    refs = [f"r{i}" for i in range(n)]
+    disk = DupIndex(capacity=n, alias_capacity=n // 2, spill_rows=100, spill_dir=tmp_path)
+    ram = DupIndex(capacity=n, alias_capacity=n // 2, spill_rows=10**9)
+    for idx in (disk, ram):
+        idx.add_rows(refs, ph, dh, col, aph, adh, at)
+    assert disk._rest.on_disk and disk._col.on_disk and not ram._rest.on_disk
+    ids = np.array([2999, 0, 1, 2, 4000, 17, 17, 3001, 4499, 5])
+    rows_ph = np.concatenate([ph, aph])
+    rows_dh = np.concatenate([dh, adh])
+    words = np.ascontiguousarray(rows_ph[:, dupindex._PH_ORDER]).view(">u8").astype(np.uint64)
+    want = np.concatenate([words[:, 1:], rows_dh.view(">u8").astype(np.uint64)], axis=1)
+    assert np.array_equal(disk._rest.take(ids), want[ids])
+    assert np.array_equal(disk._rest.take(np.arange(len(want))), want)
+    assert np.array_equal(disk._col.take(ids[ids < n]), col[ids[ids < n]])
+    assert np.array_equal(disk._keys, words[:, 0])
+    with pytest.raises(IndexError):
+        disk._rest.take(np.array([len(want)]))
+    queries = _queries(ph, dh, col, 60)
+    queries += [Hashes(int.from_bytes(aph[k].tobytes(), "big") ^ 3, 0, col[2 * k].tobytes())
+                for k in range(0, n // 2, 97)]  # fmt: skip
+    found = 0
+    for q in queries:
+        got = disk.query(q)
+        assert got == ram.query(q) == ram.brute_force(q)
+        found += bool(got)
+    assert found > 40
+    assert disk.footprint()["disk"] == 56 * (n + n // 2) + 72 * n
+    assert disk.footprint()["ram"] < ram.footprint()["ram"] - 56 * (n + n // 2)
+    disk.close()
+
+
+def test_adds_after_a_bulk_load_spill_and_are_found(tmp_path: Path) -> None:
+    """Bulk load in memory, then additions that cross ``spill_rows`` (the records move to disk,
+    the earlier ones intact), then one by one after a rebuild (the unsorted tail, appended to the
+    file after it was read) and past the merge threshold."""
+    idx, ph, dh, col = _random_store(150, spill_rows=200, spill_dir=tmp_path)
+    assert not idx._rest.on_disk and idx.spill_path is None
+    q0 = _near(ph, dh, col, 5, 4, seed=1)
+    assert [h.ref for h in idx.query(q0)] == ["r5"]
+    _idx2, ph2, dh2, col2 = _random_store(100, seed=8)
+    idx.add_rows([f"s{i}" for i in range(100)], ph2, dh2, col2)
+    assert idx._rest.on_disk and idx.spill_path is not None
+    assert idx.spill_path.parent == tmp_path
+    idx.rebuild()
+    assert [h.ref for h in idx.query(q0)] == ["r5"]  # a record written before the spill
+    q1 = _near(ph2, dh2, col2, 42, 3, seed=2)
+    assert [h.ref for h in idx.query(q1)] == ["s42"]
+    for k in range(6000):  # past the merge threshold: rows move from the tail into the tables
+        near = Hashes(q1.phash ^ (1 << (200 - k % 50)), q1.dhash, q1.colour)
+        idx.add(f"t{k}", near if k % 1000 == 0 else Hashes(k * 7919 << 190, k, q1.colour))
+        if k % 1000 == 0:
+            got = idx.query(q1)  # reads the file right after an append
+            assert {h.ref for h in got} == {"s42"} | {f"t{j}" for j in range(0, k + 1, 1000)}
+            assert got == idx.brute_force(q1)
+    assert idx._indexed > 250  # merged
+    assert len(idx) == 6250
+    assert idx.footprint()["disk"] == 128 * 6250
+    idx.close()
+
+
+def test_close_removes_the_files_and_refuses_use(tmp_path: Path) -> None:
+    idx, ph, dh, col = _random_store(300, spill_rows=0, spill_dir=tmp_path)
+    where = idx.spill_path
+    assert where is not None and where.parent == tmp_path
+    assert sorted(p.name for p in where.iterdir()) == ["colour.bin", "rows.bin"]
+    q = _near(ph, dh, col, 5, 4, seed=1)
+    assert [h.ref for h in idx.query(q)] == ["r5"]
+    idx.close()
+    assert idx.closed and not where.exists() and list(tmp_path.iterdir()) == []
+    idx.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        idx.query(q)
+    with pytest.raises(ValueError, match="closed"):
+        idx.add("x", q)
+
+    with DupIndex(spill_rows=0, spill_dir=tmp_path) as ctx:
+        ctx.add("a", q)
+        assert [h.ref for h in ctx.query(q)] == ["a"]
+        assert ctx.spill_path is not None and ctx.spill_path.exists()
+    assert ctx.closed and list(tmp_path.iterdir()) == []
+
+    dropped = DupIndex(spill_rows=0, spill_dir=tmp_path)
+    dropped.add("a", q)
+    assert len(list(tmp_path.iterdir())) == 1
+    del dropped
+    gc.collect()
+    assert list(tmp_path.iterdir()) == []  # the finalizer removed them
+
+
+def test_small_index_stays_in_memory(tmp_path: Path) -> None:
+    idx = DupIndex(spill_dir=tmp_path)
+    grey = bytes([128]) * hashing.COLOUR_BYTES
+    rng = random.Random(4)
+    stored = [Hashes(rng.getrandbits(256), rng.getrandbits(256), grey) for _ in range(100)]
+    for k, h in enumerate(stored):
+        idx.add(f"r{k}", h)
+    assert idx.spill_path is None and list(tmp_path.iterdir()) == []
+    assert idx.footprint()["disk"] == 0
+    assert [h.ref for h in idx.query(stored[7])] == ["r7"]
