@@ -27,12 +27,19 @@ each in its own process so that peak memory is the index's own: the hashes arriv
 100 000 designs (as from the database), the same queries run, the candidates go through the same
 full rule, and the answers must be identical (``faiss_*`` and ``isolated_*`` fields).
 
-Measured (2 vCPU, shared and loaded; 1 M designs): with aliases (2 M rows) ours 313 MB peak and
-0.59 ms a query (6113x the seed scan), faiss 437 MB and 6.4 ms, same answers; without aliases
-(1 M rows) ours 236 MB and 0.42 ms, faiss 325 MB and 2.8 ms. The 250 MB target holds for 1 M rows,
-not for 2 M: the rows alone are 136 MB (pHash words whose first word is the key, dHash words, the
-entry) plus 72 MB of colour signatures, 13 MB of references, 34 MB of tables and ~36 MB of Python
-+ numpy; see ``include/design/dupindex.py``.
+Storage: ``isolated_ram_mb`` / ``isolated_disk_mb`` are :meth:`DupIndex.footprint` (what the
+index holds in memory, and its verification-record files on disk: pHash beyond the key, dHash and
+colour signature, read only for candidates); the peak RSS is the process's (Python + numpy +
+imports + the index). The faiss engine keeps its own tables in memory and uses the same storage
+(keys, entries, verification records on disk) for the full rule, so its peak is faiss's tables
+plus that storage.
+
+Measured (2 vCPU, shared and loaded; 1 M designs): with aliases (2 M rows) ours 144 MB peak RSS
+(the index holds 71 MB in memory + 184 MB on disk), 0.59 ms a query isolated and 1.1 ms in the
+main process (4238x the seed scan), faiss 276 MB and 7.2 ms, same answers; without aliases (1 M
+rows) ours 117 MB (43 MB + 128 MB on disk) and 0.69 ms, faiss 218 MB and 2.5 ms. Before the
+verification records went out of core: 313 MB / 0.59 ms with aliases, 236 MB / 0.42 ms without.
+See ``include/design/dupindex.py``.
 
 Usage: ``python bench/bench_design_index.py [--n 1000000] [--queries 200] [--engine ours|faiss]``
 """
@@ -186,6 +193,7 @@ def isolated(engine: str, n: int, queries: int, aliases: bool = True) -> dict[st
     if fx is None:
         index.rebuild()
     build_s = time.perf_counter() - t0
+    footprint = index.footprint()
     t0 = time.perf_counter()
     answers = []
     for q in qs:
@@ -198,6 +206,7 @@ def isolated(engine: str, n: int, queries: int, aliases: bool = True) -> dict[st
             found = np.unique(ids[lims[0] : lims[1]].astype(np.int64))
             answers.append(index._check(found, q, qkey))
     per_query = (time.perf_counter() - t0) / len(qs)
+    index.close()
     digest = hashlib.sha256(
         repr([[(h.ref, h.match) for h in a] for a in answers]).encode()
     ).hexdigest()
@@ -208,6 +217,8 @@ def isolated(engine: str, n: int, queries: int, aliases: bool = True) -> dict[st
         "build_s": build_s,
         "peak_rss_mb": round(peak_rss_mb()),
         "rss_before_index_mb": round(rss_inputs),
+        "ram_mb": round(footprint["ram"] / 1e6, 1),
+        "disk_mb": round(footprint["disk"] / 1e6, 1),
         "answers_sha256": digest,
         "hits": sum(1 for a in answers if a),
     }
@@ -354,6 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for o, ix in zip(chosen_ours, ints, strict=True)
     )
     found = sum(1 for o in ours if o)
+    index.close()
     return emit(
         "design_index",
         baseline_s,
@@ -378,10 +390,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         isolated_ours_s=round(iso["per_query_s"], 5),
         isolated_peak_rss_mb=iso["peak_rss_mb"],
         isolated_build_s=round(iso["build_s"], 2),
+        isolated_ram_mb=iso["ram_mb"],
+        isolated_disk_mb=iso["disk_mb"],
+        storage_note="ram_mb: what the index holds in memory (keys, entries, chunk tables, "
+        "references); disk_mb: its verification records (pHash beyond the key, dHash, colour) in "
+        "temporary files, read with pread for candidates only",
         faiss_engine="faiss.IndexBinaryMultiHash(64, nhash=4, b=16), nflip=radius//4",
         faiss_s=round(fx["per_query_s"], 5) if "per_query_s" in fx else None,
         faiss_peak_rss_mb=fx.get("peak_rss_mb"),
         faiss_build_s=round(fx["build_s"], 2) if "build_s" in fx else None,
+        faiss_note="faiss's tables in memory + the same storage (verification records on disk)",
         faiss_error=fx.get("error"),
         same_as_faiss=fx.get("answers_sha256") == iso["answers_sha256"],
         target_ratio=1000,
