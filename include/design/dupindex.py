@@ -332,9 +332,7 @@ class DupIndex:
         sel = kd <= self.radius
         idx, kd = idx[sel], kd[sel]
         pd = np.bitwise_count(self._ph[idx] ^ qph).sum(axis=1).astype(np.int64)
-        sel = pd <= cfg.phash_max
-        if cfg.key_max is not None:
-            sel &= kd <= cfg.key_max
+        sel = pd <= cfg.phash_max  # a cheap first cut; the rule itself is hashing.accepts_arrays
         idx, kd, pd = idx[sel], kd[sel], pd[sel]
         qdh = _words(_hash_rows([h.dhash.to_bytes(32, "big")]))
         dd = np.bitwise_count(self._dh[idx] ^ qdh).sum(axis=1).astype(np.int64)
@@ -342,11 +340,7 @@ class DupIndex:
         qc = np.frombuffer(h.colour, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
         diff = self._col[ent].astype(np.int32).reshape(len(idx), COLOUR_BYTES // 2, 2) - qc
         cd = np.sqrt((diff**2).sum(axis=2).max(axis=1, initial=0))
-        sel = np.ones(len(idx), dtype=bool)
-        if cfg.dhash_max is not None:
-            sel &= dd <= cfg.dhash_max
-        if cfg.colour_max is not None:
-            sel &= cd <= cfg.colour_max
+        sel = hashing.accepts_arrays(kd, pd, dd, cd, cfg)
         hits = [
             Hit(self.refs[e], Match(int(k), int(p), int(d), float(c)))
             for e, k, p, d, c in zip(ent[sel], kd[sel], pd[sel], dd[sel], cd[sel], strict=True)
