@@ -514,20 +514,14 @@ class DupIndex:
         qdh = _words(_hash_rows([h.dhash.to_bytes(32, "big")]))[0]
         rest = self._rest.take(idx)  # pHash words 1-3, dHash words 0-3
         pd = kd + np.bitwise_count(rest[:, :3] ^ qph[1:]).sum(axis=1, dtype=np.int64)
-        sel = pd <= cfg.phash_max
-        if cfg.key_max is not None:
-            sel &= kd <= cfg.key_max
+        sel = pd <= cfg.phash_max  # a cheap first cut; the rule itself is hashing.accepts_arrays
         idx, kd, pd, rest = idx[sel], kd[sel], pd[sel], rest[sel]
         dd = np.bitwise_count(rest[:, 3:] ^ qdh).sum(axis=1, dtype=np.int64)
         ent = self._entry[idx]
         qc = np.frombuffer(h.colour, dtype=np.uint8).astype(np.int32).reshape(-1, 2)
         diff = self._col.take(ent).astype(np.int32).reshape(len(idx), COLOUR_BYTES // 2, 2) - qc
         cd = np.sqrt((diff**2).sum(axis=2).max(axis=1, initial=0))
-        sel = np.ones(len(idx), dtype=bool)
-        if cfg.dhash_max is not None:
-            sel &= dd <= cfg.dhash_max
-        if cfg.colour_max is not None:
-            sel &= cd <= cfg.colour_max
+        sel = hashing.accepts_arrays(kd, pd, dd, cd, cfg)
         hits = [
             Hit(self.refs[e], Match(int(k), int(p), int(d), float(c)))
             for e, k, p, d, c in zip(ent[sel], kd[sel], pd[sel], dd[sel], cd[sel], strict=True)

@@ -212,12 +212,51 @@ FRESH2 = replace(
     n_designs=24,
 )
 
+#: A fourth held-out set, made after the second look of the duplicate rule and the watermark
+#: patch joining of :mod:`include.design.copies` were chosen on the tune sets (and on further draws
+#: from the tune sets' sources): new seed (991030000, drawn once with ``secrets.randbelow``), new
+#: designs (4000-4031, more of them), other photo sizes and halves, every variant from a wider range
+#: (JPEG q40-85, resize 20-85 %, crops 1-5.5 % per side, brightness 0.8-1.25, watermarks 1/45-1/12 of
+#: the height at opacity 24-86 % with two new texts), recolours of all three kinds; reported once.
+FRESH3 = replace(
+    FRESH2,
+    name="fresh3",
+    seed=991030000,
+    photos=(
+        ("logo", "logo"),
+        ("cell", "cell"),
+        ("text", "text"),
+        ("horse", "horse"),
+        ("page", "page"),
+        ("phantom", "shepp_logan_phantom"),
+    ),
+    halves=(
+        ("clock_lr", "clock", "lr"),
+        ("microaneurysms_tb", "microaneurysms", "tb"),
+        ("colorwheel_lr", "colorwheel", "lr"),
+    ),  # fmt: skip
+    first_design=4000,
+    n_designs=32,
+    design_sides=(360, 1200),
+    photo_side=560,
+    jpeg_quality=(40, 85),
+    palette_colours=(12, 128),
+    resize=(0.2, 0.85),
+    crop=(0.01, 0.055),
+    brightness=(0.8, 1.25),
+    watermark_height=(1 / 45, 1 / 12),
+    watermark_texts=("(c) shop", "SAMPLE", "© Lark Studio", "not for sale", "etsy.com/shop/maple"),
+    watermark_alpha=(60, 220),
+    recolour_kinds=("hue", "permute", "rotate"),
+)
+
 SETS = {
     "tune": TUNE,
     "tune_wide": TUNE_WIDE,
     "held_out": HELD_OUT,
     "fresh": FRESH,
     "fresh2": FRESH2,
+    "fresh3": FRESH3,
 }
 
 

@@ -16,6 +16,14 @@ Why three signals (numbers from ``bench/bench_design_quality.py``):
   distance, so a recoloured shape on a mostly white design is not averaged away) keeps recolours
   apart: variants stay under ~18, recolours start at ~60.
 
+The second look (:attr:`DupConfig.wide_key_max`): the index key (:func:`key64`, the 64 lowest
+DCT bits) is what a watermark on a texture moves most, since those coefficients lie near the median
+there: on the tune sets plus 888 further watermark and crop draws of their sources (heights
+1/40-1/12, opacity 60-230, 6 texts, 5 positions), the watermarks the first look missed had keys
+11-17 bits away but pHash <= 46 and dHash <= 15; every non-duplicate pair within 24 key bits had
+pHash >= 82 and dHash >= 60 (unrelated images >= 96 / >= 90 when their colours also pass). Key
+radius 15 costs the index no more probes per chunk than 12 (3 bits of each 16-bit chunk).
+
 :data:`SEED` keeps the seed's rule (pHash only, Hamming <= 5, transparency dropped) available.
 """
 
@@ -47,12 +55,24 @@ class DupConfig:
     dhash_max: int | None = 64  # Hamming distance on the 256-bit dHash
     colour_max: float | None = 30.0  # largest chroma (Cb, Cr) distance of a 6x6 grid cell
     composite: bool = True  # composite transparency onto white before hashing
+    # The second look (``None`` disables it): a candidate whose key lies beyond ``key_max`` but
+    # within ``wide_key_max`` is still a duplicate when its whole pHash and dHash are much closer
+    # than the first look requires (and its colour passes ``colour_max`` as ever). A small
+    # watermark on a texture (brick, gravel, a dark sky) flips up to ~17 key bits while the pHash
+    # and dHash stay within ~46 and ~15 bits; different images within 24 key bits lie >= 82 pHash
+    # and >= 60 dHash bits apart (the tune sets; module docstring).
+    wide_key_max: int | None = 15
+    wide_phash_max: int = 56
+    wide_dhash_max: int = 40
 
     @property
     def index_radius(self) -> int:
         """Radius of the index search on :func:`key64`: every accepted match lies within it
         (the key's bits are a subset of the pHash's, so its distance never exceeds pHash's)."""
-        return self.phash_max if self.key_max is None else min(self.key_max, self.phash_max)
+        if self.key_max is None:
+            return self.phash_max
+        wide = self.key_max if self.wide_key_max is None else max(self.key_max, self.wide_key_max)
+        return min(wide, self.phash_max)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +94,13 @@ class DupConfig:
 
 DEFAULT = DupConfig()
 SEED = DupConfig(
-    name="seed", key_max=None, phash_max=5, dhash_max=None, colour_max=None, composite=False
+    name="seed",
+    key_max=None,
+    phash_max=5,
+    dhash_max=None,
+    colour_max=None,
+    composite=False,
+    wide_key_max=None,
 )
 PRESETS = {"tuned": DEFAULT, "seed": SEED}
 
@@ -230,14 +256,47 @@ def compare(a: Hashes, b: Hashes) -> Match:
 
 
 def accepts(m: Match, config: DupConfig = DEFAULT) -> bool:
-    """Is ``m`` a duplicate under ``config``?"""
-    if m.phash_distance > config.phash_max:
-        return False
-    if config.key_max is not None and m.key_distance > config.key_max:
-        return False
-    if config.dhash_max is not None and m.dhash_distance > config.dhash_max:
-        return False
-    return not (config.colour_max is not None and m.colour_distance > config.colour_max)
+    """Is ``m`` a duplicate under ``config``? (:func:`accepts_arrays` on one match.)"""
+    return bool(
+        accepts_arrays(
+            np.array([m.key_distance]),
+            np.array([m.phash_distance]),
+            np.array([m.dhash_distance]),
+            np.array([m.colour_distance]),
+            config,
+        )[0]
+    )
+
+
+def accepts_arrays(
+    key_d: np.ndarray,
+    phash_d: np.ndarray,
+    dhash_d: np.ndarray,
+    colour_d: np.ndarray,
+    config: DupConfig = DEFAULT,
+) -> np.ndarray:
+    """THE duplicate rule, vectorised over candidates (:class:`~include.design.dupindex.DupIndex`
+    applies it to the rows its key search finds; :func:`accepts` to one match).
+
+    First look: key <= ``key_max``, pHash <= ``phash_max``, dHash <= ``dhash_max``. Second look
+    (``wide_key_max`` set): key <= ``wide_key_max``, pHash <= ``wide_phash_max``, dHash <=
+    ``wide_dhash_max``. Either look, and colour <= ``colour_max``."""
+    key_d, phash_d = np.asarray(key_d), np.asarray(phash_d)
+    dhash_d, colour_d = np.asarray(dhash_d), np.asarray(colour_d)
+    first = phash_d <= config.phash_max
+    if config.key_max is not None:
+        first &= key_d <= config.key_max
+    if config.dhash_max is not None:
+        first &= dhash_d <= config.dhash_max
+    if config.key_max is not None and config.wide_key_max is not None:
+        first |= (
+            (key_d <= config.wide_key_max)
+            & (phash_d <= min(config.wide_phash_max, config.phash_max))
+            & (dhash_d <= config.wide_dhash_max)
+        )
+    if config.colour_max is not None:
+        first &= colour_d <= config.colour_max
+    return first
 
 
 def is_duplicate(a: Hashes, b: Hashes, config: DupConfig = DEFAULT) -> bool:

@@ -52,17 +52,21 @@ def test_index_equals_brute_force(n: int, spill_rows: int) -> None:
     idx, ph, dh, col = _random_store(n, spill_rows=spill_rows)
     assert idx.footprint()["disk"] == (0 if n <= spill_rows else 56 * n + 72 * n)
     idx.rebuild()
-    for k in range(40):
+    wide = hashing.DEFAULT.wide_key_max
+    assert wide is not None
+    for k in range(54):
         i = (k * 7919) % n
-        q = _near(ph, dh, col, i, key_flips=k % 13, seed=k)  # 0..12 flips around the radius 10
+        # 0..17 key flips around the first look's 10 and the second look's 15 (pHash 15-32 bits
+        # and dHash 20 bits away: within both looks' whole-hash limits)
+        q = _near(ph, dh, col, i, key_flips=k % 18, seed=k)
         got = idx.query(q)
         assert got == idx.brute_force(q)
-        assert (f"r{i}" in {h.ref for h in got}) == (k % 13 <= 10)
+        assert (f"r{i}" in {h.ref for h in got}) == (k % 18 <= wide)
     # an unrelated query finds nothing and looks at far fewer entries than stored
     q = Hashes(1 << 200, 3, bytes([128]) * hashing.COLOUR_BYTES)
     assert idx.query(q) == idx.brute_force(q)
     if n > 10_000:
-        assert idx.candidate_count(q) < n / 50
+        assert idx.candidate_count(q) < n / 10  # radius 15: 3 bits of each 16-bit chunk
 
 
 def test_unindexed_tail_is_searched_and_merged() -> None:
@@ -286,3 +290,23 @@ def test_small_index_stays_in_memory(tmp_path: Path) -> None:
     assert idx.spill_path is None and list(tmp_path.iterdir()) == []
     assert idx.footprint()["disk"] == 0
     assert [h.ref for h in idx.query(stored[7])] == ["r7"]
+
+
+def test_second_look_needs_close_whole_hashes() -> None:
+    """Beyond the first look's key radius the index still finds a candidate, but the rule
+    (hashing.accepts_arrays) takes it only when its pHash and dHash are close."""
+    idx, ph, dh, col = _random_store(2000)
+    idx.rebuild()
+    cfg = hashing.DEFAULT
+    assert cfg.wide_key_max is not None and cfg.key_max is not None
+    r = random.Random(3)
+    corner = [row * 16 + c for row in range(8) for c in range(8)]
+    base_p, base_d = int.from_bytes(ph[9].tobytes(), "big"), int.from_bytes(dh[9].tobytes(), "big")
+    keyflips = r.sample(corner, cfg.key_max + 3)  # outside the first look, inside the second
+    close = Hashes(_flip(base_p, keyflips), _flip(base_d, list(range(10))), col[9].tobytes())
+    far_d = Hashes(close.phash, _flip(base_d, list(range(cfg.wide_dhash_max + 1))), close.colour)
+    rest = [p for p in range(256) if p not in corner]
+    far_p = Hashes(_flip(close.phash, rest[: cfg.wide_phash_max]), close.dhash, close.colour)
+    assert [h.ref for h in idx.query(close)] == ["r9"] == [h.ref for h in idx.brute_force(close)]
+    for q in (far_d, far_p):  # within the first look's pHash/dHash limits, not the second's
+        assert idx.query(q) == [] == idx.brute_force(q)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from include.design import evalset
 
 
@@ -60,9 +62,10 @@ def test_tune_wide_is_tune_with_wider_ranges() -> None:
     assert wide.crop == (0.01, 0.05) and wide.watermark_height[1] > 1 / 14
 
 
-def test_fresh2_is_new() -> None:
-    f2 = evalset.FRESH2
-    others = [s for n, s in evalset.SETS.items() if n != "fresh2"]
+@pytest.mark.parametrize("name", ["fresh2", "fresh3"])
+def test_fresh_sets_are_new(name: str) -> None:
+    f2 = evalset.SETS[name]
+    others = [s for n, s in evalset.SETS.items() if n != name]
     assert f2.seed not in {s.seed for s in others}
     designs = set(range(f2.first_design, f2.first_design + f2.n_designs))
     for other in others:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,8 @@ def test_config_from_dict_presets_and_overrides() -> None:
         hashing.DupConfig.from_dict({"name": "tuned", "bogus": 1})
     with pytest.raises(ValueError, match="unknown duplicate rule"):
         hashing.DupConfig.from_dict({"name": "strict"})
-    assert hashing.SEED.index_radius == 5 and hashing.DEFAULT.index_radius == 10
+    assert hashing.SEED.index_radius == 5 and hashing.DEFAULT.index_radius == 15
+    assert replace(hashing.DEFAULT, wide_key_max=None).index_radius == 10
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "RGBA"])
@@ -74,3 +77,46 @@ def test_every_8bit_mode_hashes(tmp_path: Path, mode: str) -> None:
     Image.new("RGB", (40, 30), (90, 160, 30)).convert(mode).save(p)
     h = hashing.hash_file(p)
     assert h.phash.bit_length() <= 256
+
+
+def test_second_look_finds_a_watermark_on_a_texture_and_keeps_hard_negatives(
+    tmp_path: Path,
+) -> None:
+    """A watermark on a texture (TUNE_WIDE's brick photo) moves the index key past the first
+    look's radius; the second look takes it. A recolour, a mirror and the other half of a photo
+    stay apart under the same rule (also through the index)."""
+    from include.design import evalset, samples
+    from include.design.dupindex import DupIndex
+
+    first_only = replace(hashing.DEFAULT, wide_key_max=None)
+    brick = evalset._load("brick")
+    brick.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    stored = hashing.hash_file(evalset._base(brick, tmp_path / "brick"))
+    marked = evalset.watermark(brick, "etsy.com/shop/maple", 0.0721, 196, "br")
+    wm = hashing.hash_file(evalset._write(marked, tmp_path / "brick_wm", "JPEG", {"quality": 90}))
+    m = hashing.compare(stored, wm)
+    assert m.key_distance > hashing.DEFAULT.key_max  # type: ignore[operator]
+    assert not hashing.accepts(m, first_only)
+    assert hashing.accepts(m)
+
+    design = samples.make_design(5, (700, 520), transparent=True)
+    d_h = hashing.hash_file(evalset._base(design, tmp_path / "design"))
+    rng = random.Random(0)
+    negatives = {
+        "recolour": evalset.recolour(design, "rotate", rng)[0],
+        "mirror": evalset.mirror(design, "lr"),
+    }
+    neg_h = {k: hashing.hash_file(evalset._base(v, tmp_path / k)) for k, v in negatives.items()}
+    coffee = evalset._load("coffee")
+    left, right = evalset._half(coffee, "lr", False), evalset._half(coffee, "lr", True)
+    half_h = hashing.hash_file(evalset._base(left, tmp_path / "left"))
+    neg_h["otherhalf"] = hashing.hash_file(evalset._base(right, tmp_path / "right"))
+
+    index = DupIndex()
+    for ref, h in (("brick", stored), ("design", d_h), ("half", half_h)):
+        index.add(ref, h)
+    assert [h.ref for h in index.query(wm)] == ["brick"]
+    for kind, h in neg_h.items():
+        assert index.query(h) == [], kind
+        src = half_h if kind == "otherhalf" else d_h
+        assert not hashing.is_duplicate(src, h), kind
