@@ -39,6 +39,9 @@ Measured (2 vCPU, shared and loaded; 1 M designs): with aliases (2 M rows) ours 
 main process (4238x the seed scan), faiss 276 MB and 7.2 ms, same answers; without aliases (1 M
 rows) ours 117 MB (43 MB + 128 MB on disk) and 0.69 ms, faiss 218 MB and 2.5 ms. Before the
 verification records went out of core: 313 MB / 0.59 ms with aliases, 236 MB / 0.42 ms without.
+With the duplicate rule's second look (key radius 15, not 10) the same bench on main gives 137 MB
+peak, 3.3 ms a query isolated, 2074x the seed scan, faiss 261 MB and 66 ms, same answers (~85 k
+candidate ids a query: finer chunks would cut that).
 See ``include/design/dupindex.py``.
 
 Usage: ``python bench/bench_design_index.py [--n 1000000] [--queries 200] [--engine ours|faiss]``
