@@ -41,8 +41,8 @@ radius 10, 3.3 ms at the second look's radius 15 (2074x the seed scan).
 
 Additions go to an unsorted tail that is scanned directly and merged into the tables (at the next
 query) when it has grown past an eighth of the index, so the within-run check (add as you go) stays
-cheap and a bulk load sorts once. Additions after the spill are appended to the files (the map is
-renewed at the next read).
+cheap and a bulk load sorts once. Additions after the spill are appended to the files (flushed
+before the next read).
 """
 
 from __future__ import annotations
