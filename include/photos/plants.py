@@ -187,7 +187,14 @@ def _hist(hsv: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
-    """Remove green plastic and ground cover. Reference "structure" pixels: long straight runs
+    """``mask`` without green plastic and ground cover (see :func:`structure_free`)."""
+    plant_like = structure_free(rgb, mask, radius)
+    return mask if plant_like is None else mask & plant_like
+
+
+def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray | None:
+    """Pixels whose colour is not that of green plastic or ground cover (None: no such
+    structure in the photo). Reference "structure" pixels: long straight runs
     (tray walls, box rims: line openings longer than several plants) and the vegetation-coloured
     pixels of the frame's outer band (the floor). Reference "plant" pixels: the rest of the
     central part of the photo. Where the two colour models differ, pixels whose colour is more
@@ -205,22 +212,23 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = 1, 1, 1, 1
     ref = (struct | band).astype(bool) & mask
     if ref.sum() < max(STRUCT_MIN_PX, min(0.002 * mask.size, STRUCT_SHARE * mask.sum())):
-        return mask
+        return None
     near = cv2.dilate((struct | band), np.ones((9, 9), np.uint8)).astype(bool)
     centre = np.zeros_like(mask)
     centre[int(0.15 * h) : int(0.85 * h), int(0.15 * w) : int(0.85 * w)] = True
     plants = mask & ~near & centre
     if plants.sum() < 30:
-        return mask  # nothing to compare with: keep everything
+        return None  # nothing to compare with: keep everything
     hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
     similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
     if similarity > 0.6:
-        return mask  # same colour: the "structure" is vegetation (touching plants)
+        return None  # same colour: the "structure" is vegetation (touching plants)
     hq = hsv.astype(np.int32)
     idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
-    plant_like = hb[idx] >= hs[idx]
-    return mask & plant_like
+    # a colour neither model has seen (a dark-green floor that is only weak evidence) is not
+    # plant-like: weak evidence of it would join the plants along the rim
+    return (hb[idx] >= hs[idx]) & (hb[idx] > 0)
 
 
 def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -479,11 +487,12 @@ def count_mask(
     dmax = dmax[1:]
     keep = areas >= 6
     areas0 = areas.copy()
+    # loose plants or solid clumps, judged before loose fragments join (a single plant next to
+    # a chain of touching ones is not a fragment of it)
+    sparse = _sparse_plants(areas, keep, stats)
     _attach_fragments(areas, keep, labels, cents[1:])
     prior_used = False
-    sparse = True
     if keep.sum() >= 6:
-        sparse = _sparse_plants(areas, keep, stats)
         typ, _ = plant_size(areas[keep], dmax[keep], sparse=sparse)
     elif prior_area:
         typ, prior_used = float(prior_area), True  # too few components to measure: the prior
@@ -535,11 +544,15 @@ def count_rgb(
     rgb: np.ndarray, *, prior_area: float | None = None, scale: float = 1.0, smooth: int = 0
 ) -> PlantCount:
     strong, weak, stalks = _live_masks(rgb, smooth)
-    cleaned = drop_green_structures(rgb, strong, robust_radius(strong))
-    if cleaned is not strong:
+    cleaned = strong
+    plant_like = structure_free(rgb, strong, robust_radius(strong))
+    if plant_like is not None:
+        # weak evidence of the structure's colour (a green floor around the tray) would join
+        # every plant along the rim into one group: it goes too
+        cleaned = strong & plant_like
         removed = (strong & ~cleaned).astype(np.uint8)
         gone = cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
-        weak, stalks = weak & ~gone, stalks & ~gone
+        weak, stalks = weak & plant_like & ~gone, stalks & ~gone
         cleaned = _drop_structure_edges(cleaned, removed)
     return count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
 
