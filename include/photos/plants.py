@@ -90,25 +90,39 @@ def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
 
 # --------------------------------------------------------------------------- 1. colour
 def white_balance(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel gains that make the photo's neutral references grey: the brightest near-white
-    pixels (labels, perlite, highlights) when there are some, else near-neutral mid-grey ones.
-    Only the brightest are white: pale foliage (bluish succulents, saturation ~0.15-0.3) is
-    bright and nearly neutral too, and taking it as the reference turns it grey."""
+    """Per-channel gains that make the photo's neutral references grey. Each reference the
+    photo has votes for gains: the brightest near-white pixels (perlite, white labels,
+    highlights; under a strong cast white is tinted, so a second, looser set is taken too),
+    near-neutral mid greys (concrete, grey plastic) and dark neutrals (black plastic, woven
+    cover). One reference can be wrong (pale bluish succulents are the brightest near-neutral
+    thing in some photos, a pink label the whitest, soil the darkest): the per-channel median of
+    the votes is taken, so one wrong reference is outvoted."""
     small = rgb[::4, ::4].reshape(-1, 3).astype(np.float32)
     mx, mn = small.max(axis=1), small.min(axis=1)
     sat = (mx - mn) / np.maximum(mx, 1)
+    n = len(small)
+    refs: list[np.ndarray] = []
     cand = (sat < 0.12) & (mx < 252)
     top = float(np.percentile(mx[cand], 99.5)) if cand.sum() >= 20 else 255.0
     bright = cand & (mx > max(170.0, top - 30.0))
+    if bright.sum() >= max(20, 0.0005 * n):
+        refs.append(np.median(small[bright], axis=0))
+    loose = (sat < 0.25) & (mx < 253) & (mn > 0)
+    if loose.sum() >= 20:
+        top2 = float(np.percentile(mn[loose], 99.9))
+        white = loose & (mn >= max(150.0, top2 - 25.0))
+        if white.sum() >= 10:
+            refs.append(np.median(small[white], axis=0))
     mid = (sat < 0.1) & (mx > 50) & (mx < 250)
-    if bright.sum() >= max(20, 0.0005 * len(small)):
-        ref = small[bright]
-    elif mid.sum() >= 0.02 * len(small):
-        ref = small[mid]
-    else:
+    if mid.sum() >= 0.02 * n:
+        refs.append(np.median(small[mid], axis=0))
+    dark = (sat < 0.3) & (mx >= 15) & (mx < 60)
+    if dark.sum() >= 0.05 * n:
+        refs.append(np.median(small[dark], axis=0))
+    if not refs:
         return rgb
-    med = np.median(ref, axis=0)
-    gains = np.clip(med.mean() / np.maximum(med, 1), 0.8, 1.25)
+    votes = np.array([ref.mean() / np.maximum(ref, 1) for ref in refs])
+    gains = np.clip(np.median(votes, axis=0), 0.8, 1.25)
     lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
     out = np.empty_like(rgb)
     for c in range(3):
