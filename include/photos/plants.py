@@ -1,7 +1,7 @@
 """Count live plants in a top-view photo: the photo's own evidence sets the plant size.
 
-1. **Live-plant mask** (:func:`live_mask`): white balance from the photo's brightest near-white
-   pixels (labels, perlite; pale succulents are not white) or near-neutral mid-grey ones, then a
+1. **Live-plant mask** (:func:`live_mask`): white balance by the median of the gains voted by
+   the photo's neutral references (near-white, tinted white, mid greys, dark neutrals), then a
    hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish succulents
    included; brown, straw, grey, white, pink and yellow excluded; dark moss film and dark ground
    cover fall under the brightness floor, taken relative to the photo's plants).
@@ -12,8 +12,10 @@
    rim or wall.
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
    weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
-   thin for the colour gate, :func:`stalk_ridges`), are measured; loose fragments join the
-   nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
+   thin for the colour gate, :func:`stalk_ridges`), are measured; parts whose nearest
+   neighbours cluster and then jump to the next plants' distance are one plant's parts
+   (:func:`_sibling_links`: a herb's leaves whose stalks are not seen at all); loose fragments
+   join the nearest plant. The single-plant area is the candidate (from the area/thickness² ratio and
    from the component areas) that best explains the components as whole numbers of plants, with
    an Occam penalty per plant per component; the fit weighs components by area when the large
    ones are loose plants (herbs: leaves on stalks fill little of their box) and by count when
@@ -56,6 +58,10 @@ PEAK_MIN = 0.5  # a plant centre's peak is at least this share of the median hal
 SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whole plant
 SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
 SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
+SIBLING_K = 8  # neighbours looked at for a plant's own parts
+SIBLING_MIN = 3  # parts of one plant at least (a herb has 4-7 leaves)
+SIBLING_JUMP = 1.8  # the next plant's parts are this much farther than the last own part
+SIBLING_SHARE = 0.3  # share of parts showing the pattern for the photo to use it
 HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at 200)
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
@@ -448,6 +454,69 @@ def _mat_peaks(mask: np.ndarray, labels: np.ndarray, n: int, d: float) -> np.nda
     return np.bincount(comp, minlength=n)[1:].astype(np.float64)
 
 
+def _sibling_links(cents: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+    """Parts of one plant whose links are invisible (a herb's leaves on stalks too thin to see):
+    around each part, its nearest neighbours at first lie close together and then, past the
+    plant's own parts, jump to the next plants' distance. A part whose distance to its
+    (k+1)-th neighbour is at least ``SIBLING_JUMP`` times the k-th (k >= ``SIBLING_MIN - 1``)
+    has k siblings; siblings are joined (union-find). Plants on a grid or scattered have no such
+    jump at k >= 2 (their neighbours come at about the same distance). Returns the root of
+    every component (index into ``cents``), or None when too few parts show the pattern."""
+    idx = np.flatnonzero(keep)
+    if len(idx) < 12:
+        return None
+    from scipy.spatial import cKDTree
+
+    pts = cents[idx]
+    k_max = min(SIBLING_K + 1, len(idx) - 1)
+    dist, nbr = cKDTree(pts).query(pts, k=k_max + 1)
+    dist, nbr = dist[:, 1:], nbr[:, 1:]
+    ratio = dist[:, 1:] / np.maximum(dist[:, :-1], 1e-6)  # ratio[:, k-1] = d(k+1) / d(k)
+    ratio[:, : SIBLING_MIN - 2] = 0.0  # at least SIBLING_MIN parts together
+    k = np.argmax(ratio, axis=1) + 1  # siblings per part
+    jump = ratio[np.arange(len(idx)), k - 1] >= SIBLING_JUMP
+    if jump.mean() < SIBLING_SHARE:
+        return None
+    parent = np.arange(len(cents))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in np.flatnonzero(jump):
+        for b in nbr[a, : k[a]]:
+            ra, rb = find(int(idx[a])), find(int(idx[b]))
+            if ra != rb:
+                parent[ra] = rb
+    return np.array([find(i) for i in range(len(cents))])
+
+
+def _merge_components(labels, n, stats, cents, root):
+    """Relabel components by ``root`` (0-based over components): merged labels, stats, cents."""
+    uniq, new = np.unique(root, return_inverse=True)
+    m = len(uniq)
+    lut = np.concatenate([[0], new + 1]).astype(np.int32)
+    x0 = np.full(m, np.iinfo(np.int32).max)
+    y0 = np.full(m, np.iinfo(np.int32).max)
+    x1 = np.zeros(m, np.int64)
+    y1 = np.zeros(m, np.int64)
+    s = stats[1:]
+    np.minimum.at(x0, new, s[:, 0])
+    np.minimum.at(y0, new, s[:, 1])
+    np.maximum.at(x1, new, s[:, 0] + s[:, 2])
+    np.maximum.at(y1, new, s[:, 1] + s[:, 3])
+    area = np.bincount(new, s[:, 4], m)
+    cx = np.bincount(new, cents[1:, 0] * s[:, 4], m) / np.maximum(area, 1)
+    cy = np.bincount(new, cents[1:, 1] * s[:, 4], m) / np.maximum(area, 1)
+    st = np.zeros((m + 1, 5), np.int64)
+    st[1:] = np.stack([x0, y0, x1 - x0, y1 - y0, area], axis=1)
+    ce = np.zeros((m + 1, 2))
+    ce[1:] = np.stack([cx, cy], axis=1)
+    return m + 1, lut[labels], st, ce
+
+
 def count_mask(
     mask: np.ndarray,
     weak: np.ndarray | None = None,
@@ -495,6 +564,11 @@ def count_mask(
         if _sparse_plants(areas2, areas2 >= 6, stats2):
             n, labels, stats, cents = n2, labels2, stats2, cents2
     areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
+    # parts of one plant that nothing visible joins (leaves whose stalks are lost)
+    root = _sibling_links(cents[1:], areas >= 6)
+    if root is not None:
+        n, labels, stats, cents = _merge_components(labels, n, stats, cents, root)
+        areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
     dt = cv2.distanceTransform(strong8, cv2.DIST_L2, 3)
     dmax = np.zeros(n, np.float64)
     np.maximum.at(dmax, labels[on], dt[on])
