@@ -80,6 +80,7 @@ class PlantCount:
     boxes: list[tuple[int, int, int, int, int]] = field(default_factory=list)  # x0,y0,x1,y1,n
     mask: np.ndarray | None = field(default=None, repr=False)
     prior_used: bool = False
+    structure: StructureColours | None = field(default=None, repr=False)
 
 
 def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
@@ -95,7 +96,20 @@ def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
 
 
 # --------------------------------------------------------------------------- 1. colour
-def white_balance(rgb: np.ndarray) -> np.ndarray:
+def white_balance(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
+    """``rgb`` with per-channel ``gains`` applied (default :func:`wb_gains` of ``rgb``)."""
+    if gains is None:
+        gains = wb_gains(rgb)
+    if gains is None:
+        return rgb
+    lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
+    out = np.empty_like(rgb)
+    for c in range(3):
+        out[..., c] = lut[c][rgb[..., c]]
+    return out
+
+
+def wb_gains(rgb: np.ndarray) -> np.ndarray | None:
     """Per-channel gains that make the photo's neutral references grey. Each reference the
     photo has votes for gains: the brightest near-white pixels (perlite, white labels,
     highlights; under a strong cast white is tinted, so a second, looser set is taken too),
@@ -126,14 +140,9 @@ def white_balance(rgb: np.ndarray) -> np.ndarray:
     if dark.sum() >= 0.05 * n:
         refs.append(np.median(small[dark], axis=0))
     if not refs:
-        return rgb
+        return None
     votes = np.array([ref.mean() / np.maximum(ref, 1) for ref in refs])
-    gains = np.clip(np.median(votes, axis=0), 0.8, 1.25)
-    lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
-    out = np.empty_like(rgb)
-    for c in range(3):
-        out[..., c] = lut[c][rgb[..., c]]
-    return out
+    return np.clip(np.median(votes, axis=0), 0.8, 1.25)
 
 
 def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
@@ -170,9 +179,11 @@ def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray
     return strong, weak
 
 
-def _live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _live_masks(
+    rgb: np.ndarray, smooth: int = 0, gains: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
-    wb = white_balance(rgb)
+    wb = white_balance(rgb, gains)
     raw, core, v_min = _membership(wb)
     weak = (raw >= 0.5) & core
     f = wb.astype(np.float32)
@@ -212,8 +223,36 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     return mask if plant_like is None else mask & plant_like
 
 
-def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray | None:
+@dataclass(frozen=True)
+class StructureColours:
+    """Colour models (hue x saturation x value histograms) of green structure and of plants."""
+
+    structure: np.ndarray
+    plants: np.ndarray
+
+    def plant_like(self, rgb: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
+        """Pixels whose colour is more likely plant than structure. A colour neither model has
+        seen (a dark-green floor that is only weak evidence) is not plant-like: weak evidence
+        of it would join the plants along the rim."""
+        hq = cv2.cvtColor(white_balance(rgb, gains), cv2.COLOR_RGB2HSV).astype(np.int32)
+        idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
+        hb, hs = self.plants[idx], self.structure[idx]
+        return (hb >= hs) & (hb > 0)
+
+
+def structure_free(
+    rgb: np.ndarray, mask: np.ndarray, radius: float, gains: np.ndarray | None = None
+) -> np.ndarray | None:
     """Pixels whose colour is not that of green plastic or ground cover (None: no such
+    structure in the photo); see :func:`structure_colours`."""
+    model = structure_colours(rgb, mask, radius, gains)
+    return None if model is None else model.plant_like(rgb, gains)
+
+
+def structure_colours(
+    rgb: np.ndarray, mask: np.ndarray, radius: float, gains: np.ndarray | None = None
+) -> StructureColours | None:
+    """Colour models of green plastic or ground cover and of the plants (None: no such
     structure in the photo). Reference "structure" pixels: long straight runs
     (tray walls, box rims: line openings longer than several plants) and the vegetation-coloured
     pixels of the frame's outer band (the floor). Reference "plant" pixels: the rest of the
@@ -239,16 +278,43 @@ def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarr
     plants = mask & ~near & centre
     if plants.sum() < 30:
         return None  # nothing to compare with: keep everything
-    hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
+    hsv = cv2.cvtColor(white_balance(rgb, gains), cv2.COLOR_RGB2HSV)
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
     similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
     if similarity > 0.6:
         return None  # same colour: the "structure" is vegetation (touching plants)
-    hq = hsv.astype(np.int32)
-    idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
-    # a colour neither model has seen (a dark-green floor that is only weak evidence) is not
-    # plant-like: weak evidence of it would join the plants along the rim
-    return (hb[idx] >= hs[idx]) & (hb[idx] > 0)
+    return StructureColours(structure=hs, plants=hb)
+
+
+def _large_parts(mask: np.ndarray) -> np.ndarray:
+    """Components of ``mask`` of at least 200 px and 0.05 % of the image (structures, not specks
+    or the stalks of one plant)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    big = stats[:, cv2.CC_STAT_AREA] >= max(200, 0.0005 * mask.size)
+    big[0] = False
+    return big[labels]
+
+
+def _structure_parts(strong: np.ndarray, plant_like: np.ndarray) -> np.ndarray:
+    """Foliage pixels of the structure's colour that are structure: all but the small parts away
+    from the large ones that join two or more plant-coloured parts (a herb's stalks between its
+    leaves)."""
+    odd = strong & ~plant_like
+    big = _large_parts(odd)
+    n_s, small = cv2.connectedComponents((odd & ~big).astype(np.uint8), connectivity=8)
+    if n_s <= 1:
+        return odd
+    n_k, kept = cv2.connectedComponents((strong & plant_like).astype(np.uint8), connectivity=8)
+    near = cv2.dilate(small.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    at = (near > 0) & (kept > 0)
+    pairs = np.unique(near[at] * n_k + kept[at])
+    joins = np.bincount(pairs // n_k, minlength=n_s)
+    joiner = joins >= 2
+    # not within the structure (specks of a noisy green floor join its plant-coloured specks)
+    near = cv2.dilate(big.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    joiner[np.unique(small[near])] = False
+    joiner[0] = False
+    return odd & ~joiner[small]
 
 
 def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -256,12 +322,9 @@ def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
     (soil or floor mixed in, so not the structure's colour) form thin lines along it. A component
     lying mostly within a few pixels of removed structure is such an edge; a plant that overlaps
     a rim keeps most of its pixels away from it."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(removed, connectivity=8)
-    big = stats[:, cv2.CC_STAT_AREA] >= max(200, 0.0005 * removed.size)
-    big[0] = False
-    if not big.any():
+    structure = _large_parts(removed).astype(np.uint8)  # not specks inside plants
+    if not structure.any():
         return mask
-    structure = big[labels].astype(np.uint8)  # large removed parts, not specks inside plants
     near = cv2.dilate(structure, np.ones((7, 7), np.uint8)).astype(bool)
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
@@ -629,20 +692,39 @@ def count_mask(
 
 
 def count_rgb(
-    rgb: np.ndarray, *, prior_area: float | None = None, scale: float = 1.0, smooth: int = 0
+    rgb: np.ndarray,
+    *,
+    prior_area: float | None = None,
+    scale: float = 1.0,
+    smooth: int = 0,
+    gains: np.ndarray | None = None,
+    structure: StructureColours | None = None,
 ) -> PlantCount:
-    strong, weak, stalks = _live_masks(rgb, smooth)
+    """Plants in a decoded photo; ``gains``: white balance, ``structure``: colour models of green
+    structure (both measured on ``rgb`` when not given: a finer decode of the same photo
+    reuses the first pass's, so its plants keep their colour and the floor stays floor)."""
+    if gains is None:
+        gains = wb_gains(rgb)
+    strong, weak, stalks = _live_masks(rgb, smooth, gains)
     cleaned = strong
-    plant_like = structure_free(rgb, strong, robust_radius(strong))
+    if structure is None:
+        structure = structure_colours(rgb, strong, robust_radius(strong), gains)
+    plant_like = None if structure is None else structure.plant_like(rgb, gains)
     if plant_like is not None:
-        # weak evidence of the structure's colour (a green floor around the tray) would join
-        # every plant along the rim into one group: it goes too
-        cleaned = strong & plant_like
-        removed = (strong & ~cleaned).astype(np.uint8)
-        gone = cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
-        weak, stalks = weak & plant_like & ~gone, stalks & ~gone
-        cleaned = _drop_structure_edges(cleaned, removed)
-    return count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
+        # only large parts of the structure's colour go (a rim, a wall, the floor): small ones
+        # are inside plants (a herb's stalks are as dark a green as a green tray); weak
+        # evidence of the structure's colour (a green floor around the tray) would join every
+        # plant along the rim into one group: it goes too
+        removed = _structure_parts(strong, plant_like)
+        cleaned = strong & ~removed
+        gone = cv2.dilate(_large_parts(removed).astype(np.uint8), np.ones((5, 5), np.uint8))
+        gone = gone.astype(bool)
+        weak = weak & ~_large_parts(weak & ~plant_like) & ~gone
+        stalks = stalks & ~gone
+        cleaned = _drop_structure_edges(cleaned, removed.astype(np.uint8))
+    res = count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
+    res.structure = structure
+    return res
 
 
 def count_plants(
@@ -660,7 +742,10 @@ def count_plants(
         factor *= 2
     rgb, scale = decode_scaled(data, factor)
     prior = prior_area_full / (scale * scale) if prior_area_full else None
-    res = count_rgb(rgb, prior_area=prior, scale=scale)
+    # white balance measured once, at the first pass: a finer decode shows the references
+    # (perlite specks, label edges) differently, and the plants must not change colour with it
+    gains = wb_gains(rgb)
+    res = count_rgb(rgb, prior_area=prior, scale=scale, gains=gains)
     # finer resolution when the plants are small at this one
     while res.count and res.radius < MIN_RADIUS_WORK and factor > 1:
         need = res.radius * factor
@@ -672,5 +757,12 @@ def count_plants(
         factor = new
         rgb, scale = decode_scaled(data, factor)
         prior = prior_area_full / (scale * scale) if prior_area_full else None
-        res = count_rgb(rgb, prior_area=prior, scale=scale, smooth=5 if factor == 1 else 3)
+        res = count_rgb(
+            rgb,
+            prior_area=prior,
+            scale=scale,
+            smooth=5 if factor == 1 else 3,
+            gains=gains,
+            structure=res.structure,
+        )
     return res, rgb
