@@ -337,20 +337,44 @@ def _attach_fragments(
     frag = keep & (areas < FRAGMENT * wmed)
     if not frag.any() or frag.sum() == keep.sum():
         return
-    from scipy import ndimage as ndi
-
-    big_ids = np.flatnonzero(keep & ~frag) + 1
-    big = np.isin(labels, big_ids)
+    big = np.zeros(len(areas) + 1, bool)  # by label
+    big[1:] = keep & ~frag
+    big_px = big[labels].view(np.uint8)
+    # distance to the large components (float32, so only a bound: the search window's size)
+    far = cv2.distanceTransform(1 - big_px, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     reach = math.sqrt(wmed / math.pi)
-    dist, (iy, ix) = ndi.distance_transform_edt(~big, return_indices=True)
     h, w = labels.shape
+    nearest_of = None  # whole-image feature transform, only for ties between components
     for i in np.flatnonzero(frag):
         cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
-        if dist[cy, cx] <= reach:
-            j = labels[iy[cy, cx], ix[cy, cx]] - 1
-            areas[j] += areas[i]
-            areas[i] = 0.0
-            keep[i] = False
+        if far[cy, cx] > reach + 1.0:
+            continue
+        # the nearest large-component pixel lies in this window: exact squared distances
+        r = min(int(reach), int(far[cy, cx]) + 1)
+        y0, x0 = max(0, cy - r), max(0, cx - r)
+        window = labels[y0 : cy + r + 1, x0 : cx + r + 1]
+        ys, xs = np.nonzero(big[window])
+        if not len(ys):
+            continue
+        d2 = (ys + (y0 - cy)) ** 2 + (xs + (x0 - cx)) ** 2
+        if math.sqrt(float(d2.min())) > reach:
+            continue
+        ids = window[ys[d2 == d2.min()], xs[d2 == d2.min()]]
+        if (ids == ids[0]).all():
+            j = int(ids[0])
+        else:
+            # equally near pixels of several components: the one the Euclidean feature
+            # transform picks (rare, so its whole-image cost is paid rarely)
+            if nearest_of is None:
+                from scipy import ndimage as ndi
+
+                nearest_of = ndi.distance_transform_edt(
+                    big_px == 0, return_distances=False, return_indices=True
+                )
+            j = int(labels[nearest_of[0][cy, cx], nearest_of[1][cy, cx]])
+        areas[j - 1] += areas[i]
+        areas[i] = 0.0
+        keep[i] = False
 
 
 def _sparse_plants(areas: np.ndarray, keep: np.ndarray, stats: np.ndarray) -> bool:
