@@ -109,11 +109,8 @@ def white_balance(rgb: np.ndarray) -> np.ndarray:
         return rgb
     med = np.median(ref, axis=0)
     gains = np.clip(med.mean() / np.maximum(med, 1), 0.8, 1.25)
-    lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
-    out = np.empty_like(rgb)
-    for c in range(3):
-        out[..., c] = lut[c][rgb[..., c]]
-    return out
+    lut = np.stack([np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains], axis=1)
+    return cv2.LUT(np.ascontiguousarray(rgb), lut.reshape(1, 256, 3))
 
 
 def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
@@ -122,44 +119,57 @@ def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
     return live_masks(rgb, smooth)[0]
 
 
-def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
-    h = hsv[..., 0].astype(np.float32)
-    s = hsv[..., 1].astype(np.float32)
-    v = hsv[..., 2].astype(np.float32)
+_S_PER_GREEN = np.minimum(np.arange(256) / 64.0, 1.6).astype(np.float32)
+_S_PER_BLUE = np.minimum(np.arange(256) / 40.0, 1.6).astype(np.float32)
+
+
+def _membership(
+    hsv: np.ndarray, v_min: float | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(membership, core hue, v_min)`` of the white-balanced photo's HSV: membership is the
+    smaller of saturation / needed saturation and brightness / ``v_min`` (capped at 1.6), per
+    pixel through lookup tables."""
+    h, s, v = cv2.split(hsv)
     # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-208 deg)
-    s_min = np.where(h <= 70, 64.0, 40.0)
+    green = h <= 70
     core = (h >= 33) & (h <= 100)  # 66-200 deg
     # blue-green up to 208 deg (bluish succulents under a colour cast) is strong evidence only:
     # as weak evidence it would take in a blue-grey tray and join the plants through it
     hue_ok = (h >= 33) & (h <= HUE_HI)
     if v_min is None:
-        cand = core & (s >= s_min) & (v >= 45)
+        cand = core & (v >= 45) & ((s >= 64) | (~green & (s >= 40)))
         v_min = 45.0
         if cand.any():
-            v_min = max(45.0, 0.4 * float(np.percentile(v[cand], 95)))
-    member = np.where(hue_ok, np.minimum(s / s_min, v / v_min), 0.0).astype(np.float32)
-    return np.minimum(member, 1.6), core, v_min
+            v_min = max(45.0, 0.4 * float(np.percentile(v[cand].astype(np.float32), 95)))
+    s_part = np.where(green, cv2.LUT(s, _S_PER_GREEN), cv2.LUT(s, _S_PER_BLUE))
+    v_part = cv2.LUT(v, np.minimum(np.arange(256, dtype=np.float32) / v_min, np.float32(1.6)))
+    member = np.minimum(s_part, v_part)
+    member[~hue_ok] = 0.0
+    return member, core, v_min
 
 
 def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(strong, weak)`` foliage masks. Strong: plant colour, smoothed so textured leaves are
     filled and isolated speckles (sensor noise on dark cover, moss grains) fall out. Weak: half
     the colour evidence, unsmoothed: thin stalks and leaf edges that join a plant's parts."""
-    strong, weak, _ = _live_masks(rgb, smooth)
+    wb = white_balance(rgb)
+    strong, weak, _ = _live_masks(wb, cv2.cvtColor(wb, cv2.COLOR_RGB2HSV), smooth)
     return strong, weak
 
 
-def _live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
-    wb = white_balance(rgb)
-    raw, core, v_min = _membership(wb)
+def _live_masks(
+    wb: np.ndarray, hsv: np.ndarray, smooth: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(strong, weak, stalks)`` of the white-balanced photo ``wb`` (``hsv``: its HSV);
+    ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
+    raw, core, v_min = _membership(hsv)
     weak = (raw >= 0.5) & core
-    f = wb.astype(np.float32)
-    exg = 2.0 * f[..., 1] - f[..., 0] - f[..., 2]
+    r, g, b = cv2.split(wb)
+    exg = (2 * g.astype(np.int16) - r - b).astype(np.float32)  # excess green, exact integers
     if smooth >= 3:
         exg = cv2.GaussianBlur(exg, (0, 0), 0.8 * smooth / 3)
-        raw, _, _ = _membership(cv2.medianBlur(wb, smooth | 1), v_min)
+        smoothed = cv2.medianBlur(wb, smooth | 1)
+        raw, _, _ = _membership(cv2.cvtColor(smoothed, cv2.COLOR_RGB2HSV), v_min)
     strong = cv2.GaussianBlur(raw, (0, 0), 1.2) >= 0.9
     return strong, weak | strong, stalk_ridges(exg, strong)
 
@@ -192,7 +202,9 @@ def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> n
     return mask if plant_like is None else mask & plant_like
 
 
-def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray | None:
+def structure_free(
+    rgb: np.ndarray, mask: np.ndarray, radius: float, *, hsv: np.ndarray | None = None
+) -> np.ndarray | None:
     """Pixels whose colour is not that of green plastic or ground cover (None: no such
     structure in the photo). Reference "structure" pixels: long straight runs
     (tray walls, box rims: line openings longer than several plants) and the vegetation-coloured
@@ -200,7 +212,8 @@ def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarr
     central part of the photo. Where the two colour models differ, pixels whose colour is more
     likely structure than plant are removed; where they agree (a mat of plants filling the
     frame), nothing is. The structure model needs only a few per cent of the live mask's pixels
-    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo."""
+    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo.
+    ``hsv``: the white-balanced photo's HSV, when already at hand."""
     h, w = mask.shape
     length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -219,16 +232,20 @@ def structure_free(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarr
     plants = mask & ~near & centre
     if plants.sum() < 30:
         return None  # nothing to compare with: keep everything
-    hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
+    if hsv is None:
+        hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
     similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
     if similarity > 0.6:
         return None  # same colour: the "structure" is vegetation (touching plants)
-    hq = hsv.astype(np.int32)
-    idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
     # a colour neither model has seen (a dark-green floor that is only weak evidence) is not
     # plant-like: weak evidence of it would join the plants along the rim
-    return (hb[idx] >= hs[idx]) & (hb[idx] > 0)
+    plant_bin = ((hb >= hs) & (hb > 0)).ravel()
+    # every pixel's histogram bin (hue / 6, saturation / 32, value / 32) through lookup tables
+    hue, sat, val = cv2.split(hsv)
+    k = np.arange(256, dtype=np.uint16)
+    bins = cv2.LUT(hue, np.minimum(k // 6, 29) * 64) + cv2.LUT(sat, k // 32 * 8)
+    return plant_bin[bins + cv2.LUT(val, k // 32)]
 
 
 def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
@@ -567,9 +584,11 @@ def count_mask(
 def count_rgb(
     rgb: np.ndarray, *, prior_area: float | None = None, scale: float = 1.0, smooth: int = 0
 ) -> PlantCount:
-    strong, weak, stalks = _live_masks(rgb, smooth)
+    wb = white_balance(rgb)
+    hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
+    strong, weak, stalks = _live_masks(wb, hsv, smooth)
     cleaned = strong
-    plant_like = structure_free(rgb, strong, robust_radius(strong))
+    plant_like = structure_free(rgb, strong, robust_radius(strong), hsv=hsv)
     if plant_like is not None:
         # weak evidence of the structure's colour (a green floor around the tray) would join
         # every plant along the rim into one group: it goes too
