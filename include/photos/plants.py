@@ -361,7 +361,6 @@ def _attach_fragments(
     far = cv2.distanceTransform(1 - big_px, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     reach = math.sqrt(wmed / math.pi)
     h, w = labels.shape
-    nearest_of = None  # whole-image feature transform, only for ties between components
     for i in np.flatnonzero(frag):
         cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
         if far[cy, cx] > reach + 1.0:
@@ -376,19 +375,11 @@ def _attach_fragments(
         d2 = (ys + (y0 - cy)) ** 2 + (xs + (x0 - cx)) ** 2
         if math.sqrt(float(d2.min())) > reach:
             continue
-        ids = window[ys[d2 == d2.min()], xs[d2 == d2.min()]]
-        if (ids == ids[0]).all():
-            j = int(ids[0])
-        else:
-            # equally near pixels of several components: the one the Euclidean feature
-            # transform picks (rare, so its whole-image cost is paid rarely)
-            if nearest_of is None:
-                from scipy import ndimage as ndi
-
-                nearest_of = ndi.distance_transform_edt(
-                    big_px == 0, return_distances=False, return_indices=True
-                )
-            j = int(labels[nearest_of[0][cy, cx], nearest_of[1][cy, cx]])
+        # equally near pixels (of several components): the leftmost, then the topmost, as an
+        # exact Euclidean feature transform (scipy's) picks
+        ty, tx = ys[d2 == d2.min()], xs[d2 == d2.min()]
+        k = np.lexsort((ty, tx))[0]
+        j = int(window[ty[k], tx[k]])
         areas[j - 1] += areas[i]
         areas[i] = 0.0
         keep[i] = False
