@@ -286,10 +286,17 @@ def _components(mask: np.ndarray, close_r: int):
 
 def _comp_dt(labels: np.ndarray, n: int, m8: np.ndarray) -> np.ndarray:
     """Maximum distance-to-background of every component (its half-thickness)."""
-    dt = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
-    on = m8 > 0
+    return _component_max(cv2.distanceTransform(m8, cv2.DIST_L2, 3), labels, n, m8 > 0)
+
+
+def _component_max(dt: np.ndarray, labels: np.ndarray, n: int, on: np.ndarray) -> np.ndarray:
+    """Largest ``dt`` of every component (labels 1..n-1) over its ``on`` pixels, where ``dt``
+    is a distance transform of ``on`` (0 off it) and ``labels`` joins ``on``'s 8-neighbours.
+    Only local maxima are visited: a component's largest value is one (each neighbour is in
+    the component or off ``on``)."""
+    top = on & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)))
     out = np.zeros(n, np.float64)
-    np.maximum.at(out, labels[on], dt[on])
+    np.maximum.at(out, labels[top], dt[top])
     return out[1:]
 
 
@@ -474,12 +481,14 @@ def count_mask(
     prior_area: float | None = None,
     min_fraction: float = 0.3,
     scale: float = 1.0,
+    radius: float | None = None,
 ) -> PlantCount:
     """Plants in a live-plant ``mask``; ``weak`` (a superset) only joins parts into groups (a
-    herb's leaves through their stalks). See the module doc."""
+    herb's leaves through their stalks). ``radius``: ``robust_radius(mask)`` when already
+    known. See the module doc."""
     if int(mask.sum()) < 12:
         return PlantCount(0, 0.0, 0.0, scale, 0, mask=mask)
-    d1 = robust_radius(mask)
+    d1 = robust_radius(mask) if radius is None else radius
     cr = max(1, int(round(CLOSE_FACTOR * d1)))
     strong8 = mask.astype(np.uint8)
     if cr > 0:
@@ -514,9 +523,7 @@ def count_mask(
             n, labels, stats, cents = n2, labels2, stats2, cents2
     areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
     dt = cv2.distanceTransform(strong8, cv2.DIST_L2, 3)
-    dmax = np.zeros(n, np.float64)
-    np.maximum.at(dmax, labels[on], dt[on])
-    dmax = dmax[1:]
+    dmax = _component_max(dt, labels, n, on)
     keep = areas >= 6
     areas0 = areas.copy()
     # loose plants or solid clumps, judged before loose fragments join (a single plant next to
@@ -578,8 +585,8 @@ def count_rgb(
     wb = white_balance(rgb)
     hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
     strong, weak, stalks = _live_masks(wb, hsv, smooth)
-    cleaned = strong
-    plant_like = structure_free(rgb, strong, robust_radius(strong), hsv=hsv)
+    cleaned, radius = strong, robust_radius(strong)
+    plant_like = structure_free(rgb, strong, radius, hsv=hsv)
     if plant_like is not None:
         # weak evidence of the structure's colour (a green floor around the tray) would join
         # every plant along the rim into one group: it goes too
@@ -587,8 +594,10 @@ def count_rgb(
         removed = (strong & ~cleaned).astype(np.uint8)
         gone = cv2.dilate(removed, np.ones((5, 5), np.uint8)).astype(bool)
         weak, stalks = weak & plant_like & ~gone, stalks & ~gone
-        cleaned = _drop_structure_edges(cleaned, removed)
-    return count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
+        cleaned, radius = _drop_structure_edges(cleaned, removed), None
+    return count_mask(
+        cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale, radius=radius
+    )
 
 
 def count_plants(
