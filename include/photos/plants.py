@@ -364,16 +364,17 @@ def _attach_fragments(
     big = np.zeros(len(areas) + 1, bool)  # by label
     big[1:] = keep & ~frag
     big_px = big[labels].view(np.uint8)
-    # distance to the large components (float32, so only a bound: the search window's size)
-    far = cv2.distanceTransform(1 - big_px, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # chessboard distance c to the large components: the nearest pixel is between c and
+    # sqrt(2) c away (and its offsets are no larger than its distance)
+    far = cv2.distanceTransform(1 - big_px, cv2.DIST_C, 3)
     reach = math.sqrt(wmed / math.pi)
     h, w = labels.shape
     for i in np.flatnonzero(frag):
         cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
-        if far[cy, cx] > reach + 1.0:
+        if far[cy, cx] > reach:
             continue
         # the nearest large-component pixel lies in this window: exact squared distances
-        r = min(int(reach), int(far[cy, cx]) + 1)
+        r = min(int(reach), int(math.sqrt(2.0) * float(far[cy, cx])) + 1)
         y0, x0 = max(0, cy - r), max(0, cx - r)
         window = labels[y0 : cy + r + 1, x0 : cx + r + 1]
         ys, xs = np.nonzero(big[window])
