@@ -119,6 +119,7 @@ def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
     return live_masks(rgb, smooth)[0]
 
 
+# saturation / needed saturation (capped) for every saturation value, green and bluish green
 _S_PER_GREEN = np.minimum(np.arange(256) / 64.0, 1.6).astype(np.float32)
 _S_PER_BLUE = np.minimum(np.arange(256) / 40.0, 1.6).astype(np.float32)
 
