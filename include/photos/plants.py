@@ -102,11 +102,8 @@ def white_balance(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarra
         gains = wb_gains(rgb)
     if gains is None:
         return rgb
-    lut = [np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains]
-    out = np.empty_like(rgb)
-    for c in range(3):
-        out[..., c] = lut[c][rgb[..., c]]
-    return out
+    lut = np.stack([np.clip(np.arange(256) * g, 0, 255).astype(np.uint8) for g in gains], axis=1)
+    return cv2.LUT(np.ascontiguousarray(rgb), lut.reshape(1, 256, 3))
 
 
 def wb_gains(rgb: np.ndarray) -> np.ndarray | None:
@@ -151,46 +148,58 @@ def live_mask(rgb: np.ndarray, smooth: int = 0) -> np.ndarray:
     return live_masks(rgb, smooth)[0]
 
 
-def _membership(wb: np.ndarray, v_min: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
-    h = hsv[..., 0].astype(np.float32)
-    s = hsv[..., 1].astype(np.float32)
-    v = hsv[..., 2].astype(np.float32)
+# saturation / needed saturation (capped) for every saturation value, green and bluish green
+_S_PER_GREEN = np.minimum(np.arange(256) / 64.0, 1.6).astype(np.float32)
+_S_PER_BLUE = np.minimum(np.arange(256) / 40.0, 1.6).astype(np.float32)
+
+
+def _membership(
+    hsv: np.ndarray, v_min: float | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(membership, core hue, v_min)`` of the white-balanced photo's HSV: membership is the
+    smaller of saturation / needed saturation and brightness / ``v_min`` (capped at 1.6), per
+    pixel through lookup tables."""
+    h, s, v = cv2.split(hsv)
     # saturation needed: 64 for green (66-140 deg), 40 for bluish green (140-208 deg)
-    s_min = np.where(h <= 70, 64.0, 40.0)
+    green = h <= 70
     core = (h >= 33) & (h <= 100)  # 66-200 deg
     # blue-green up to 208 deg (bluish succulents under a colour cast) is strong evidence only:
     # as weak evidence it would take in a blue-grey tray and join the plants through it
     hue_ok = (h >= 33) & (h <= HUE_HI)
     if v_min is None:
-        cand = core & (s >= s_min) & (v >= 45)
+        cand = core & (v >= 45) & ((s >= 64) | (~green & (s >= 40)))
         v_min = 45.0
         if cand.any():
-            v_min = max(45.0, 0.4 * float(np.percentile(v[cand], 95)))
-    member = np.where(hue_ok, np.minimum(s / s_min, v / v_min), 0.0).astype(np.float32)
-    return np.minimum(member, 1.6), core, v_min
+            v_min = max(45.0, 0.4 * float(np.percentile(v[cand].astype(np.float32), 95)))
+    s_part = np.where(green, cv2.LUT(s, _S_PER_GREEN), cv2.LUT(s, _S_PER_BLUE))
+    v_part = cv2.LUT(v, np.minimum(np.arange(256, dtype=np.float32) / v_min, np.float32(1.6)))
+    member = np.minimum(s_part, v_part)
+    member[~hue_ok] = 0.0
+    return member, core, v_min
 
 
 def live_masks(rgb: np.ndarray, smooth: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(strong, weak)`` foliage masks. Strong: plant colour, smoothed so textured leaves are
     filled and isolated speckles (sensor noise on dark cover, moss grains) fall out. Weak: half
     the colour evidence, unsmoothed: thin stalks and leaf edges that join a plant's parts."""
-    strong, weak, _ = _live_masks(rgb, smooth)
+    wb = white_balance(rgb)
+    strong, weak, _ = _live_masks(wb, cv2.cvtColor(wb, cv2.COLOR_RGB2HSV), smooth)
     return strong, weak
 
 
 def _live_masks(
-    rgb: np.ndarray, smooth: int = 0, gains: np.ndarray | None = None
+    wb: np.ndarray, hsv: np.ndarray, smooth: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(strong, weak, stalks)``; ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
-    wb = white_balance(rgb, gains)
-    raw, core, v_min = _membership(wb)
+    """``(strong, weak, stalks)`` of the white-balanced photo ``wb`` (``hsv``: its HSV);
+    ``stalks``: thin green ridges (see :func:`stalk_ridges`)."""
+    raw, core, v_min = _membership(hsv)
     weak = (raw >= 0.5) & core
-    f = wb.astype(np.float32)
-    exg = 2.0 * f[..., 1] - f[..., 0] - f[..., 2]
+    r, g, b = cv2.split(wb)
+    exg = (2 * g.astype(np.int16) - r - b).astype(np.float32)  # excess green, exact integers
     if smooth >= 3:
         exg = cv2.GaussianBlur(exg, (0, 0), 0.8 * smooth / 3)
-        raw, _, _ = _membership(cv2.medianBlur(wb, smooth | 1), v_min)
+        smoothed = cv2.medianBlur(wb, smooth | 1)
+        raw, _, _ = _membership(cv2.cvtColor(smoothed, cv2.COLOR_RGB2HSV), v_min)
     strong = cv2.GaussianBlur(raw, (0, 0), 1.2) >= 0.9
     return strong, weak | strong, stalk_ridges(exg, strong)
 
@@ -230,28 +239,32 @@ class StructureColours:
     structure: np.ndarray
     plants: np.ndarray
 
-    def plant_like(self, rgb: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
-        """Pixels whose colour is more likely plant than structure. A colour neither model has
-        seen (a dark-green floor that is only weak evidence) is not plant-like: weak evidence
-        of it would join the plants along the rim."""
-        hq = cv2.cvtColor(white_balance(rgb, gains), cv2.COLOR_RGB2HSV).astype(np.int32)
-        idx = (hq[..., 0] * 30 // 180, hq[..., 1] // 32, hq[..., 2] // 32)
-        hb, hs = self.plants[idx], self.structure[idx]
-        return (hb >= hs) & (hb > 0)
+    def plant_like(self, hsv: np.ndarray) -> np.ndarray:
+        """Pixels (of the white-balanced photo's ``hsv``) whose colour is more likely plant than
+        structure. A colour neither model has seen (a dark-green floor that is only weak
+        evidence) is not plant-like: weak evidence of it would join the plants along the rim."""
+        hb, hs = self.plants, self.structure
+        plant_bin = ((hb >= hs) & (hb > 0)).ravel()
+        # every pixel's histogram bin (hue / 6, saturation / 32, value / 32) through lookup tables
+        hue, sat, val = cv2.split(hsv)
+        k = np.arange(256, dtype=np.uint16)
+        bins = cv2.LUT(hue, np.minimum(k // 6, 29) * 64) + cv2.LUT(sat, k // 32 * 8)
+        return plant_bin[bins + cv2.LUT(val, k // 32)]
 
 
 def structure_free(
-    rgb: np.ndarray, mask: np.ndarray, radius: float, gains: np.ndarray | None = None
+    rgb: np.ndarray, mask: np.ndarray, radius: float, *, hsv: np.ndarray | None = None
 ) -> np.ndarray | None:
     """Pixels whose colour is not that of green plastic or ground cover (None: no such
-    structure in the photo); see :func:`structure_colours`."""
-    model = structure_colours(rgb, mask, radius, gains)
-    return None if model is None else model.plant_like(rgb, gains)
+    structure in the photo); see :func:`structure_colours`. ``hsv``: the white-balanced
+    photo's HSV, when already at hand."""
+    if hsv is None:
+        hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
+    model = structure_colours(hsv, mask, radius)
+    return None if model is None else model.plant_like(hsv)
 
 
-def structure_colours(
-    rgb: np.ndarray, mask: np.ndarray, radius: float, gains: np.ndarray | None = None
-) -> StructureColours | None:
+def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> StructureColours | None:
     """Colour models of green plastic or ground cover and of the plants (None: no such
     structure in the photo). Reference "structure" pixels: long straight runs
     (tray walls, box rims: line openings longer than several plants) and the vegetation-coloured
@@ -259,7 +272,8 @@ def structure_colours(
     central part of the photo. Where the two colour models differ, pixels whose colour is more
     likely structure than plant are removed; where they agree (a mat of plants filling the
     frame), nothing is. The structure model needs only a few per cent of the live mask's pixels
-    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo."""
+    (tinted gravel pebbles in the band next to tiny seedlings), not a share of the photo.
+    ``hsv``: the white-balanced photo's HSV."""
     h, w = mask.shape
     length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -278,7 +292,6 @@ def structure_colours(
     plants = mask & ~near & centre
     if plants.sum() < 30:
         return None  # nothing to compare with: keep everything
-    hsv = cv2.cvtColor(white_balance(rgb, gains), cv2.COLOR_RGB2HSV)
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
     similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
     if similarity > 0.6:
@@ -352,10 +365,17 @@ def _components(mask: np.ndarray, close_r: int):
 
 def _comp_dt(labels: np.ndarray, n: int, m8: np.ndarray) -> np.ndarray:
     """Maximum distance-to-background of every component (its half-thickness)."""
-    dt = cv2.distanceTransform(m8, cv2.DIST_L2, 3)
-    on = m8 > 0
+    return _component_max(cv2.distanceTransform(m8, cv2.DIST_L2, 3), labels, n, m8 > 0)
+
+
+def _component_max(dt: np.ndarray, labels: np.ndarray, n: int, on: np.ndarray) -> np.ndarray:
+    """Largest ``dt`` of every component (labels 1..n-1) over its ``on`` pixels, where ``dt``
+    is a distance transform of ``on`` (0 off it) and ``labels`` joins ``on``'s 8-neighbours.
+    Only local maxima are visited: a component's largest value is one (each neighbour is in
+    the component or off ``on``)."""
+    top = on & (dt >= cv2.dilate(dt, np.ones((3, 3), np.uint8)))
     out = np.zeros(n, np.float64)
-    np.maximum.at(out, labels[on], dt[on])
+    np.maximum.at(out, labels[top], dt[top])
     return out[1:]
 
 
@@ -420,20 +440,36 @@ def _attach_fragments(
     frag = keep & (areas < FRAGMENT * wmed)
     if not frag.any() or frag.sum() == keep.sum():
         return
-    from scipy import ndimage as ndi
-
-    big_ids = np.flatnonzero(keep & ~frag) + 1
-    big = np.isin(labels, big_ids)
+    big = np.zeros(len(areas) + 1, bool)  # by label
+    big[1:] = keep & ~frag
+    big_px = big[labels].view(np.uint8)
+    # chessboard distance c to the large components: the nearest pixel is between c and
+    # sqrt(2) c away (and its offsets are no larger than its distance)
+    far = cv2.distanceTransform(1 - big_px, cv2.DIST_C, 3)
     reach = math.sqrt(wmed / math.pi)
-    dist, (iy, ix) = ndi.distance_transform_edt(~big, return_indices=True)
     h, w = labels.shape
     for i in np.flatnonzero(frag):
         cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
-        if dist[cy, cx] <= reach:
-            j = labels[iy[cy, cx], ix[cy, cx]] - 1
-            areas[j] += areas[i]
-            areas[i] = 0.0
-            keep[i] = False
+        if far[cy, cx] > reach:
+            continue
+        # the nearest large-component pixel lies in this window: exact squared distances
+        r = min(int(reach), int(math.sqrt(2.0) * float(far[cy, cx])) + 1)
+        y0, x0 = max(0, cy - r), max(0, cx - r)
+        window = labels[y0 : cy + r + 1, x0 : cx + r + 1]
+        ys, xs = np.nonzero(big[window])
+        if not len(ys):
+            continue
+        d2 = (ys + (y0 - cy)) ** 2 + (xs + (x0 - cx)) ** 2
+        if math.sqrt(float(d2.min())) > reach:
+            continue
+        # equally near pixels (of several components): the leftmost, then the topmost, as an
+        # exact Euclidean feature transform (scipy's) picks
+        ty, tx = ys[d2 == d2.min()], xs[d2 == d2.min()]
+        k = np.lexsort((ty, tx))[0]
+        j = int(window[ty[k], tx[k]])
+        areas[j - 1] += areas[i]
+        areas[i] = 0.0
+        keep[i] = False
 
 
 def _sparse_plants(areas: np.ndarray, keep: np.ndarray, stats: np.ndarray) -> bool:
@@ -588,12 +624,14 @@ def count_mask(
     prior_area: float | None = None,
     min_fraction: float = 0.3,
     scale: float = 1.0,
+    radius: float | None = None,
 ) -> PlantCount:
     """Plants in a live-plant ``mask``; ``weak`` (a superset) only joins parts into groups (a
-    herb's leaves through their stalks). See the module doc."""
+    herb's leaves through their stalks). ``radius``: ``robust_radius(mask)`` when already
+    known. See the module doc."""
     if int(mask.sum()) < 12:
         return PlantCount(0, 0.0, 0.0, scale, 0, mask=mask)
-    d1 = robust_radius(mask)
+    d1 = robust_radius(mask) if radius is None else radius
     cr = max(1, int(round(CLOSE_FACTOR * d1)))
     strong8 = mask.astype(np.uint8)
     if cr > 0:
@@ -633,9 +671,7 @@ def count_mask(
         n, labels, stats, cents = _merge_components(labels, n, stats, cents, root)
         areas = np.bincount(labels[on], minlength=n)[1:].astype(np.float64)
     dt = cv2.distanceTransform(strong8, cv2.DIST_L2, 3)
-    dmax = np.zeros(n, np.float64)
-    np.maximum.at(dmax, labels[on], dt[on])
-    dmax = dmax[1:]
+    dmax = _component_max(dt, labels, n, on)
     keep = areas >= 6
     areas0 = areas.copy()
     # loose plants or solid clumps, judged before loose fragments join (a single plant next to
@@ -705,12 +741,15 @@ def count_rgb(
     reuses the first pass's, so its plants keep their colour and the floor stays floor)."""
     if gains is None:
         gains = wb_gains(rgb)
-    strong, weak, stalks = _live_masks(rgb, smooth, gains)
-    cleaned = strong
+    wb = white_balance(rgb, gains)
+    hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
+    strong, weak, stalks = _live_masks(wb, hsv, smooth)
+    cleaned, radius = strong, None
     if structure is None:
-        structure = structure_colours(rgb, strong, robust_radius(strong), gains)
-    plant_like = None if structure is None else structure.plant_like(rgb, gains)
-    if plant_like is not None:
+        radius = robust_radius(strong)
+        structure = structure_colours(hsv, strong, radius)
+    if structure is not None:
+        plant_like = structure.plant_like(hsv)
         # only large parts of the structure's colour go (a rim, a wall, the floor): small ones
         # are inside plants (a herb's stalks are as dark a green as a green tray); weak
         # evidence of the structure's colour (a green floor around the tray) would join every
@@ -721,8 +760,10 @@ def count_rgb(
         gone = gone.astype(bool)
         weak = weak & ~_large_parts(weak & ~plant_like) & ~gone
         stalks = stalks & ~gone
-        cleaned = _drop_structure_edges(cleaned, removed.astype(np.uint8))
-    res = count_mask(cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale)
+        cleaned, radius = _drop_structure_edges(cleaned, removed.astype(np.uint8)), None
+    res = count_mask(
+        cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale, radius=radius
+    )
     res.structure = structure
     return res
 

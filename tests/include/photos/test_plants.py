@@ -61,6 +61,56 @@ def test_counts_on_varied_generated_trays(seed: int) -> None:
     assert abs(got - truth.plants) <= max(2, 0.1 * truth.plants), (got, truth)
 
 
+def _attach_with_feature_transform(areas, keep, labels, cents) -> None:
+    """The former whole-image version of ``_attach_fragments`` (scipy's exact feature
+    transform), the reference for the windowed search."""
+    from scipy import ndimage as ndi
+
+    order = np.sort(areas[keep])
+    cum = np.cumsum(order)
+    wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+    frag = keep & (areas < 0.15 * wmed)
+    if keep.sum() < 6 or not frag.any() or frag.sum() == keep.sum():
+        return
+    big = np.isin(labels, np.flatnonzero(keep & ~frag) + 1)
+    dist, (iy, ix) = ndi.distance_transform_edt(~big, return_indices=True)
+    h, w = labels.shape
+    for i in np.flatnonzero(frag):
+        cx, cy = int(min(w - 1, max(0, cents[i][0]))), int(min(h - 1, max(0, cents[i][1])))
+        if dist[cy, cx] <= math.sqrt(wmed / math.pi):
+            j = labels[iy[cy, cx], ix[cy, cx]] - 1
+            areas[j] += areas[i]
+            areas[i] = 0.0
+            keep[i] = False
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fragments_join_the_plant_the_feature_transform_finds(seed: int) -> None:
+    """The windowed nearest-plant search gives the whole-image transform's answer, ties between
+    equally near plants included (the 40 layouts have about 50)."""
+    import cv2
+
+    from include.photos.plants import _attach_fragments
+
+    rng = np.random.default_rng(seed)
+    pitch = int(rng.integers(11, 14))  # plants: 8 px squares on a lattice, gaps of 3-5 px
+    h, w = int(rng.integers(3, 7)) * pitch + 4, int(rng.integers(3, 7)) * pitch + 4
+    m = np.zeros((h, w), np.uint8)
+    for y in range(2, h - 8, pitch):
+        for x in range(2, w - 8, pitch):
+            if rng.random() < 0.8:
+                m[y : y + 8, x : x + 8] = 1
+    for _ in range(int(rng.integers(10, 40))):  # fragments: single pixels, often mid-gap
+        m[int(rng.integers(0, h)), int(rng.integers(0, w))] = 1
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+    keep = np.ones(n - 1, bool)
+    want_areas, want_keep = areas.copy(), keep.copy()
+    _attach_with_feature_transform(want_areas, want_keep, labels, cents[1:])
+    _attach_fragments(areas, keep, labels, cents[1:])
+    assert (areas == want_areas).all() and (keep == want_keep).all()
+
+
 def test_a_seedling_is_one_plant_not_one_per_seed_leaf() -> None:
     rng = np.random.default_rng(3)
     canvas = _soil(rng, 900, 1200)
