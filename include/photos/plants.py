@@ -59,8 +59,9 @@ SINGLE_FILL = 0.5  # a one-peak component filling this much of its box is a whol
 SINGLE_SHARE = 0.5  # singles this much smaller than the fitted plant size replace it
 SINGLE_THICK = 1.3  # a single plant's half-thickness is within this factor of the mat's peaks
 SIBLING_K = 8  # neighbours looked at for a plant's own parts
-SIBLING_MIN = 3  # parts of one plant at least (a herb has 4-7 leaves)
+SIBLING_MIN = 2  # parts of one plant at least (a herb's leaves, a seedling's split leaves)
 SIBLING_JUMP = 1.8  # the next plant's parts are this much farther than the last own part
+SIBLING_PARTS = 40  # parts in the photo at least
 SIBLING_SHARE = 0.3  # share of parts showing the pattern for the photo to use it
 HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at 200)
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
@@ -562,8 +563,8 @@ def _sibling_links(cents: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     jump at k >= 2 (their neighbours come at about the same distance). Returns the root of
     every component (index into ``cents``), or None when too few parts show the pattern."""
     idx = np.flatnonzero(keep)
-    if len(idx) < 12:
-        return None
+    if len(idx) < SIBLING_PARTS:
+        return None  # a few large groups (chains of touching plants) are not a plant's parts
     from scipy.spatial import cKDTree
 
     pts = cents[idx]
