@@ -62,7 +62,7 @@ def baseline_count(data: bytes) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--photos", type=int, default=24)
+    ap.add_argument("--photos", type=int, default=48)
     args = ap.parse_args(argv)
 
     from include.photos.plants import count_plants
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                 "megapixels": 12.0,
                 "eval_set": f"synth EVAL ranges, seeds {EVAL_SEED0}.. (never used for tuning)",
                 "load_avg_1m": round(os.getloadavg()[0], 2),
-                "meets_target": ours_s <= TARGET_S and mape <= TARGET_MAPE,
+                "meets_target": max(ours_cpu) <= TARGET_S and mape <= TARGET_MAPE,
             }
         )
     )
