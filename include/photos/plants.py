@@ -67,6 +67,7 @@ HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
 STRUCT_MIN_PX = 40
+STRUCT_DISTINCT = 0.35  # share of the structure sample in colours the plants lack
 STRUCT_SHARE = 0.03
 
 
@@ -294,9 +295,12 @@ def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> Struc
     if plants.sum() < 30:
         return None  # nothing to compare with: keep everything
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
-    similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
-    if similarity > 0.6:
-        return None  # same colour: the "structure" is vegetation (touching plants)
+    # the share of the structure sample whose colours the plants do not have: the structure
+    # sample is often a mixture (a floor band and rows of touching plants as long as a wall),
+    # so a distinct structure shows as a part of it, not as a different whole
+    distinct = float(np.maximum(hs - hb, 0).sum())
+    if distinct < STRUCT_DISTINCT:
+        return None  # the same colours: the "structure" is vegetation (touching plants)
     return StructureColours(structure=hs, plants=hb)
 
 
