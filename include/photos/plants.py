@@ -67,7 +67,7 @@ HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
 STRUCT_MIN_PX = 40
-STRUCT_DISTINCT = 0.35  # share of the structure sample in colours the plants lack
+STRUCT_DISTINCT = 0.5  # share of the floor sample in colours the plants lack
 STRUCT_SHARE = 0.03
 
 
@@ -295,12 +295,17 @@ def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> Struc
     if plants.sum() < 30:
         return None  # nothing to compare with: keep everything
     hs, hb = _hist(hsv, ref), _hist(hsv, plants)
-    # the share of the structure sample whose colours the plants do not have: the structure
-    # sample is often a mixture (a floor band and rows of touching plants as long as a wall),
-    # so a distinct structure shows as a part of it, not as a different whole
-    distinct = float(np.maximum(hs - hb, 0).sum())
-    if distinct < STRUCT_DISTINCT:
-        return None  # the same colours: the "structure" is vegetation (touching plants)
+    similarity = float(np.sqrt(hs * hb).sum())  # Bhattacharyya coefficient
+    if similarity > 0.6:
+        # the same colours: the long runs are vegetation (rows of touching plants as long as a
+        # wall), unless the frame's outer band alone is a colour the plants lack (a dark-green
+        # floor the rows were mixed with)
+        floor = band.astype(bool) & mask
+        if floor.sum() < STRUCT_MIN_PX:
+            return None
+        hs = _hist(hsv, floor)
+        if float(np.maximum(hs - hb, 0).sum()) < STRUCT_DISTINCT:
+            return None
     return StructureColours(structure=hs, plants=hb)
 
 
