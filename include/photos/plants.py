@@ -66,6 +66,8 @@ SIBLING_SHARE = 0.3  # share of parts showing the pattern for the photo to use i
 HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at 200)
 # structure reference pixels needed: STRUCT_MIN_PX, and STRUCT_SHARE of the live mask (or 0.2 %
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
+FRAME_RUN = 0.25  # a rim's straight run, share of the photo's shorter side
+FRAME_FILL = 0.3  # a rim or grid fills less of its box than this
 STRUCT_MIN_PX = 40
 STRUCT_DISTINCT = 0.5  # share of the floor sample in colours the plants lack
 STRUCT_SHARE = 0.03
@@ -307,6 +309,29 @@ def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> Struc
         if float(np.maximum(hs - hb, 0).sum()) < STRUCT_DISTINCT:
             return None
     return StructureColours(structure=hs, plants=hb)
+
+
+def _frames(mask: np.ndarray) -> np.ndarray:
+    """A tray's rim or grid, whatever its colour: the straight runs a quarter of the photo long
+    of components filling little of their box (a plant, or a mat or row of touching plants,
+    fills much of its box); plants touching the rim stay."""
+    h, w = mask.shape
+    length = max(3, int(FRAME_RUN * min(h, w)))
+    m8 = mask.astype(np.uint8)
+    runs = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)) | cv2.morphologyEx(
+        m8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)
+    )
+    if not runs.any():
+        return np.zeros_like(mask)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
+    has_run = np.zeros(n, bool)
+    has_run[labels[runs > 0]] = True
+    fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(1, stats[:, 2] * stats[:, 3])
+    frame = has_run & (fill < FRAME_FILL)
+    frame[0] = False
+    # the straight runs themselves (and their blended edges), not the plants touching them
+    edge = cv2.dilate(runs, np.ones((5, 5), np.uint8)).astype(bool)
+    return frame[labels] & edge
 
 
 def _large_parts(mask: np.ndarray) -> np.ndarray:
@@ -771,6 +796,10 @@ def count_rgb(
         weak = weak & ~_large_parts(weak & ~plant_like) & ~gone
         stalks = stalks & ~gone
         cleaned, radius = _drop_structure_edges(cleaned, removed.astype(np.uint8)), None
+    frames = _frames(cleaned)
+    if frames.any():
+        cleaned, radius = cleaned & ~frames, None
+        weak = weak & ~cv2.dilate(frames.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     res = count_mask(
         cleaned, weak, stalks=stalks, prior_area=prior_area, scale=scale, radius=radius
     )
