@@ -8,8 +8,10 @@
 2. **Green confounders** (:func:`drop_green_structures`): green plastic and ground cover are long
    straight or large structures; their pixels (line openings longer than a plant) give a colour
    model that is compared with the colour of blob-like vegetation: where the two differ, pixels
-   of the structure's colour are removed, and so are the thin blended edges left along a removed
-   rim or wall.
+   of the structure's colour are removed (only large parts: a herb's dark-green stalks stay), and
+   so are the thin blended edges left along a removed rim or wall. When rows of touching plants
+   make the two models alike, the frame's outer band alone decides (a dark-green floor). A tray's
+   rim or grid is not counted whatever its colour (:func:`_frames`).
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
    weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
    thin for the colour gate, :func:`stalk_ridges`), are measured; parts whose nearest
@@ -30,7 +32,8 @@
    location's calibration is only a prior, used when the photo has too few components to measure
    a size; it never removes plants.
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
-   are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across.
+   are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across,
+   with the first pass's white balance and structure colour models.
 """
 
 from __future__ import annotations
