@@ -211,6 +211,24 @@ def test_green_plastic_tray_is_not_counted_as_plants() -> None:
     assert abs(got - n) <= 2, (got, n)
 
 
+def test_a_tray_rim_of_plant_colour_is_not_counted() -> None:
+    """A tray rim painted in the plants' own green (the colour model cannot remove it): a rim is
+    straight runs in a component that fills little of its box, not plants."""
+    rng = np.random.default_rng(31)
+    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
+    canvas[60:840, 60:1140] = _soil(rng, 780, 1080)
+    colour = np.array([80, 165, 60], np.float32)
+    canvas[60:840, 60:74] = canvas[60:840, 1126:1140] = colour  # the rim, as green as the plants
+    canvas[60:74, 60:1140] = canvas[826:840, 60:1140] = colour
+    n = 0
+    for r in range(4):
+        for c in range(6):
+            draw_plant(canvas, rng, "rosette", 160 + c * 175, 160 + r * 185, 50.0, colour)
+            n += 1
+    got = count_rgb(np.clip(canvas, 0, 255).astype(np.uint8)).count
+    assert abs(got - n) <= 1, (got, n)
+
+
 def test_tuning_and_evaluation_sets_are_disjoint_and_eval_is_wider() -> None:
     from include.photos.synth import (
         EVAL_SEED_SPAN,
