@@ -5,7 +5,7 @@
    hue / saturation / brightness gate (yellow- to blue-green, low-saturation bluish succulents
    included; brown, straw, grey, white, pink and yellow excluded; dark moss film and dark ground
    cover fall under the brightness floor, taken relative to the photo's plants).
-2. **Green confounders** (:func:`drop_green_structures`): green plastic and ground cover are long
+2. **Green confounders** (:func:`structure_colours`): green plastic and ground cover are long
    straight or large structures; their pixels (line openings longer than a plant) give a colour
    model that is compared with the colour of blob-like vegetation: where the two differ, pixels
    of the structure's colour are removed (only large parts: a herb's dark-green stalks stay), and
@@ -233,12 +233,6 @@ def _hist(hsv: np.ndarray, m: np.ndarray) -> np.ndarray:
     return hist / max(1.0, float(hist.sum()))
 
 
-def drop_green_structures(rgb: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
-    """``mask`` without green plastic and ground cover (see :func:`structure_free`)."""
-    plant_like = structure_free(rgb, mask, radius)
-    return mask if plant_like is None else mask & plant_like
-
-
 @dataclass(frozen=True)
 class StructureColours:
     """Colour models (hue x saturation x value histograms) of green structure and of plants."""
@@ -259,16 +253,11 @@ class StructureColours:
         return plant_bin[bins + cv2.LUT(val, k // 32)]
 
 
-def structure_free(
-    rgb: np.ndarray, mask: np.ndarray, radius: float, *, hsv: np.ndarray | None = None
-) -> np.ndarray | None:
-    """Pixels whose colour is not that of green plastic or ground cover (None: no such
-    structure in the photo); see :func:`structure_colours`. ``hsv``: the white-balanced
-    photo's HSV, when already at hand."""
-    if hsv is None:
-        hsv = cv2.cvtColor(white_balance(rgb), cv2.COLOR_RGB2HSV)
-    model = structure_colours(hsv, mask, radius)
-    return None if model is None else model.plant_like(hsv)
+def _straight_runs(m8: np.ndarray, length: int) -> np.ndarray:
+    """Pixels of ``m8`` (uint8) on a horizontal or vertical run at least ``length`` px long."""
+    return cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)) | cv2.morphologyEx(
+        m8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)
+    )
 
 
 def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> StructureColours | None:
@@ -284,9 +273,7 @@ def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> Struc
     h, w = mask.shape
     length = int(np.clip(8 * radius, 0.05 * max(h, w), 0.3 * min(h, w)))
     m8 = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    struct = cv2.morphologyEx(
-        m8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)
-    ) | cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    struct = _straight_runs(m8, length)
     band = np.zeros_like(m8)
     bh, bw = max(2, int(0.04 * h)), max(2, int(0.04 * w))
     band[:bh], band[-bh:], band[:, :bw], band[:, -bw:] = 1, 1, 1, 1
@@ -321,9 +308,7 @@ def _frames(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     length = max(3, int(FRAME_RUN * min(h, w)))
     m8 = mask.astype(np.uint8)
-    runs = cv2.morphologyEx(m8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8)) | cv2.morphologyEx(
-        m8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)
-    )
+    runs = _straight_runs(m8, length)
     if not runs.any():
         return np.zeros_like(mask)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m8, connectivity=8)
@@ -356,27 +341,27 @@ def _structure_parts(strong: np.ndarray, plant_like: np.ndarray) -> np.ndarray:
     if n_s <= 1:
         return odd
     n_k, kept = cv2.connectedComponents((strong & plant_like).astype(np.uint8), connectivity=8)
-    near = cv2.dilate(small.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
-    at = (near > 0) & (kept > 0)
-    pairs = np.unique(near[at] * n_k + kept[at])
+    touching = cv2.dilate(small.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int64)
+    at = (touching > 0) & (kept > 0)
+    pairs = np.unique(touching[at] * n_k + kept[at])
     joins = np.bincount(pairs // n_k, minlength=n_s)
     joiner = joins >= 2
     # not within the structure (specks of a noisy green floor join its plant-coloured specks)
-    near = cv2.dilate(big.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    joiner[np.unique(small[near])] = False
+    by_structure = cv2.dilate(big.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    joiner[np.unique(small[by_structure])] = False
     joiner[0] = False
     return odd & ~joiner[small]
 
 
-def _drop_structure_edges(mask: np.ndarray, removed: np.ndarray) -> np.ndarray:
+def _drop_structure_edges(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     """Drop what is left of a removed structure: the blended edge pixels of a green rim or wall
     (soil or floor mixed in, so not the structure's colour) form thin lines along it. A component
     lying mostly within a few pixels of removed structure is such an edge; a plant that overlaps
-    a rim keeps most of its pixels away from it."""
-    structure = _large_parts(removed).astype(np.uint8)  # not specks inside plants
+    a rim keeps most of its pixels away from it. ``structure``: the removed structure's large
+    parts (:func:`_large_parts`)."""
     if not structure.any():
         return mask
-    near = cv2.dilate(structure, np.ones((7, 7), np.uint8)).astype(bool)
+    near = cv2.dilate(structure.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
         return mask
@@ -630,7 +615,9 @@ def _sibling_links(cents: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     return np.array([find(i) for i in range(len(cents))])
 
 
-def _merge_components(labels, n, stats, cents, root):
+def _merge_components(
+    labels: np.ndarray, n: int, stats: np.ndarray, cents: np.ndarray, root: np.ndarray
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Relabel components by ``root`` (0-based over components): merged labels, stats, cents."""
     uniq, new = np.unique(root, return_inverse=True)
     m = len(uniq)
@@ -793,12 +780,11 @@ def count_rgb(
         # evidence of the structure's colour (a green floor around the tray) would join every
         # plant along the rim into one group: it goes too
         removed = _structure_parts(strong, plant_like)
-        cleaned = strong & ~removed
-        gone = cv2.dilate(_large_parts(removed).astype(np.uint8), np.ones((5, 5), np.uint8))
-        gone = gone.astype(bool)
+        structure_px = _large_parts(removed)  # the rims and floor, not specks inside plants
+        gone = cv2.dilate(structure_px.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         weak = weak & ~_large_parts(weak & ~plant_like) & ~gone
         stalks = stalks & ~gone
-        cleaned, radius = _drop_structure_edges(cleaned, removed.astype(np.uint8)), None
+        cleaned, radius = _drop_structure_edges(strong & ~removed, structure_px), None
     frames = _frames(cleaned)
     if frames.any():
         cleaned, radius = cleaned & ~frames, None
