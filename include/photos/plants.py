@@ -34,17 +34,23 @@
 4. **Resolution**: a first pass at ~1000 px measures the plant size; small plants (seedlings)
    are counted again from a finer JPEG DCT-scaled decode so a plant is at least ~7 px across,
    with the first pass's white balance and structure colour models.
+5. **Lattice** (:mod:`include.photos.lattice`): when the plants sit on a grid (plug cells, rows
+   in a box) that both the live mask and the grey texture show, and the count above differs from
+   the grid's occupied cells by more than 5 %, the photo counts one plant per occupied cell
+   (herbs split into leaves, rosettes merged into rows). Scattered plants never take this path.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from include.photos.lattice import Lattice, lattice_count
 
 MIN_RADIUS_WORK = 7.0
 WEAK_REACH = 3.0  # weak pixels count within this many plant half-thicknesses
@@ -88,6 +94,7 @@ class PlantCount:
     mask: np.ndarray | None = field(default=None, repr=False)
     prior_used: bool = False
     structure: StructureColours | None = field(default=None, repr=False)
+    lattice: bool = False  # counted as the occupied cells of the plants' grid
 
 
 def decode_scaled(data: bytes, factor: int) -> tuple[np.ndarray, float]:
@@ -823,9 +830,11 @@ def count_plants(
     *,
     prior_area_full: float | None = None,
     work_long_side: int = 1000,
+    lattice: bool = True,
 ) -> tuple[PlantCount, np.ndarray]:
     """Count the live plants of an encoded photo. ``prior_area_full``: the location's calibrated
-    plant area in full-resolution pixels (a prior only). Returns the count and the work RGB."""
+    plant area in full-resolution pixels (a prior only); ``lattice``: False skips step 5 (the
+    tuning report compares both). Returns the count and the work RGB."""
     im = Image.open(io.BytesIO(data))
     long_side = max(im.size)
     factor = 1
@@ -856,4 +865,22 @@ def count_plants(
             gains=gains,
             structure=res.structure,
         )
+    if lattice and res.mask is not None and res.mask.any():
+        lat = lattice_count(rgb, res.mask, res.count)
+        if lat is not None:
+            res = on_lattice(res, lat)
     return res, rgb
+
+
+def on_lattice(res: PlantCount, lat: Lattice) -> PlantCount:
+    """``res`` recounted as one plant per occupied cell of ``lat`` (boxes: the cells)."""
+    area = float(res.mask.sum()) / lat.occupied if res.mask is not None else res.plant_area
+    return replace(
+        res,
+        count=lat.occupied,
+        plant_area=area,
+        radius=math.sqrt(area / math.pi),
+        centers=[((x0 + x1) / 2, (y0 + y1) / 2, 1) for x0, y0, x1, y1 in lat.boxes],
+        boxes=[(x0, y0, x1, y1, 1) for x0, y0, x1, y1 in lat.boxes],
+        lattice=True,
+    )
