@@ -24,6 +24,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -31,6 +32,8 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if TYPE_CHECKING:
+    from include.photos.lattice import Lattice
 
 # (name, first tune seed, wide ranges)
 CHOOSE = (
@@ -58,7 +61,7 @@ class Row:
     occupied: int = 0
     repeat: float = 0.0  # min(repeat_a, repeat_b)
     agree: bool = False
-    lattice: object = None
+    lattice: Lattice | None = None
 
 
 def scattered_jpeg(seed: int, width: int = 4000, height: int = 3000) -> tuple[bytes, int]:

@@ -103,11 +103,15 @@ def _normalised(g: np.ndarray) -> np.ndarray | None:
     return g / sd if sd > 1e-6 else None
 
 
+def _lags(r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dy, dx, length)`` of every lag of a (2r+1)^2 autocorrelation window."""
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    return yy, xx, np.hypot(xx, yy)
+
+
 def _anisotropic(win: np.ndarray) -> np.ndarray:
     """``win`` less its median over each ring of lags: what repeats at some angles only."""
-    r = win.shape[0] // 2
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    ri = np.rint(np.hypot(xx, yy)).astype(np.int32)
+    ri = np.rint(_lags(win.shape[0] // 2)[2]).astype(np.int32)
     order = np.argsort(ri.ravel(), kind="stable")
     rs, vs = ri.ravel()[order], win.ravel()[order]
     starts = np.searchsorted(rs, np.arange(ri.max() + 2))
@@ -131,8 +135,7 @@ def _lattice_vectors(win: np.ndarray, lobe_of: np.ndarray | None = None):
     (lags as (dx, dy)) and their heights, or None. ``lobe_of``: the window whose radial
     profile ends the central lobe (default ``win``)."""
     r = win.shape[0] // 2
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    rr = np.hypot(xx, yy)
+    yy, xx, rr = _lags(r)
     # the central lobe ends at the first minimum of the radial mean
     ri = rr.astype(np.int32).ravel()
     src = win if lobe_of is None else lobe_of
@@ -209,7 +212,8 @@ def find_lattice(mask: np.ndarray) -> Lattice | None:
     period."""
     h, w = mask.shape
     f = min(1.0, MAX_SIDE / max(h, w))
-    g = _normalised(_resize(mask.astype(np.float32), f))
+    mf = mask.astype(np.float32)
+    g = _normalised(_resize(mf, f))
     if g is None:
         return None
     win = _autocorrelation(g, int(min(g.shape) / 3))
@@ -225,7 +229,7 @@ def find_lattice(mask: np.ndarray) -> Lattice | None:
     if abs(np.linalg.det(basis)) < 4:
         return None
     recip = np.linalg.inv(basis)  # rows: reciprocal vectors, (u, v) = recip @ (x, y)
-    m = _resize(mask.astype(np.float32), f2)
+    m = _resize(mf, f2)
     sigma = PHASE_SIGMA * math.hypot(*basis[:, 0])
     sig = m - cv2.GaussianBlur(m, (0, 0), 2 * sigma)
     yy, xx = np.mgrid[0 : m.shape[0], 0 : m.shape[1]].astype(np.float32)
