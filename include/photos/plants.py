@@ -11,7 +11,10 @@
    of the structure's colour are removed (only large parts: a herb's dark-green stalks stay), and
    so are the thin blended edges left along a removed rim or wall. When rows of touching plants
    make the two models alike, the frame's outer band alone decides (a dark-green floor). A tray's
-   rim or grid is not counted whatever its colour (:func:`_frames`).
+   rim or grid is not counted whatever its colour (:func:`_frames`): a rim is straight runs in a
+   component filling little of its box; a thick-walled plug grid (filling up to 60 %) is one
+   enclosing many square cells (:func:`_is_grid`). The grid is found on the whole live mask (a
+   green grid is whole there, before its colour is removed) and goes with its blended edges.
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
    weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
    thin for the colour gate, :func:`stalk_ridges`), are measured; parts whose nearest
@@ -77,6 +80,11 @@ HUE_HI = 104  # upper foliage hue, OpenCV units (208 deg; weak evidence stops at
 # of the photo, whichever is less: a few tinted pebbles outnumber tiny seedlings' pixels)
 FRAME_RUN = 0.25  # a rim's straight run, share of the photo's shorter side
 FRAME_FILL = 0.3  # a rim or grid fills less of its box than this
+GRID_FILL = 0.6  # a thick-walled grid (its cells enclosed) fills less of its box than this
+GRID_CELLS = 6  # enclosed cells of a grid at least
+GRID_SQUARE = 0.8  # share of its holes that fill their own box (square cells, not the
+# star-shaped gaps between touching round plants)
+HOLE_FILL = 0.75  # a square cell fills this much of its box at least
 STRUCT_MIN_PX = 40
 STRUCT_DISTINCT = 0.5  # share of the floor sample in colours the plants lack
 STRUCT_SHARE = 0.03
@@ -308,10 +316,11 @@ def structure_colours(hsv: np.ndarray, mask: np.ndarray, radius: float) -> Struc
     return StructureColours(structure=hs, plants=hb)
 
 
-def _frames(mask: np.ndarray) -> np.ndarray:
+def _frames(mask: np.ndarray, *, grids_only: bool = False) -> np.ndarray:
     """A tray's rim or grid, whatever its colour: the straight runs a quarter of the photo long
     of components filling little of their box (a plant, or a mat or row of touching plants,
-    fills much of its box); plants touching the rim stay."""
+    fills much of its box) or enclosing many square cells (a thick-walled grid); plants touching
+    the rim stay. ``grids_only``: only the latter."""
     h, w = mask.shape
     length = max(3, int(FRAME_RUN * min(h, w)))
     m8 = mask.astype(np.uint8)
@@ -322,11 +331,32 @@ def _frames(mask: np.ndarray) -> np.ndarray:
     has_run = np.zeros(n, bool)
     has_run[labels[runs > 0]] = True
     fill = stats[:, cv2.CC_STAT_AREA] / np.maximum(1, stats[:, 2] * stats[:, 3])
-    frame = has_run & (fill < FRAME_FILL)
+    frame = np.zeros(n, bool) if grids_only else has_run & (fill < FRAME_FILL)
     frame[0] = False
+    grid = has_run & ~frame & (fill < GRID_FILL)
+    grid[0] = False
+    for i in np.flatnonzero(grid):
+        frame[i] = _is_grid(labels, stats[i], i)
     # the straight runs themselves (and their blended edges), not the plants touching them
     edge = cv2.dilate(runs, np.ones((5, 5), np.uint8)).astype(bool)
     return frame[labels] & edge
+
+
+def _is_grid(labels: np.ndarray, stat: np.ndarray, i: int) -> bool:
+    """Component ``i`` encloses many square cells: a plug tray's thick-walled grid (a mat of
+    touching plants encloses few holes, star-shaped between round plants)."""
+    x, y, bw, bh = (int(v) for v in stat[:4])
+    outside = (labels[y : y + bh, x : x + bw] != i).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    edge = np.zeros(n, bool)
+    edge[lab[0]], edge[lab[-1]], edge[lab[:, 0]], edge[lab[:, -1]] = True, True, True, True
+    area = st[:, cv2.CC_STAT_AREA]
+    holes = ~edge & (area >= 20)
+    holes[0] = False
+    if holes.sum() < GRID_CELLS:
+        return False
+    square = area / np.maximum(1, st[:, 2] * st[:, 3]) >= HOLE_FILL
+    return bool((square & holes).sum() >= GRID_SQUARE * holes.sum())
 
 
 def _large_parts(mask: np.ndarray) -> np.ndarray:
@@ -798,6 +828,9 @@ def count_rgb(
     wb = white_balance(rgb, gains)
     hsv = cv2.cvtColor(wb, cv2.COLOR_RGB2HSV)
     strong, weak, stalks = _live_masks(wb, hsv, smooth)
+    # a tray's grid whatever its colour, found on the whole mask (once the structure colour is
+    # removed, only the grid's blended edges are left, in pieces)
+    grid = _frames(strong, grids_only=True)
     cleaned, radius = strong, None
     if structure is None:
         radius = robust_radius(strong)
@@ -814,6 +847,9 @@ def count_rgb(
         weak = weak & ~_large_parts(weak & ~plant_like) & ~gone
         stalks = stalks & ~gone
         cleaned, radius = _drop_structure_edges(strong & ~removed, structure_px), None
+    if grid.any():
+        cleaned, radius = _drop_structure_edges(cleaned & ~grid, grid), None
+        weak = weak & ~cv2.dilate(grid.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     frames = _frames(cleaned)
     if frames.any():
         cleaned, radius = cleaned & ~frames, None

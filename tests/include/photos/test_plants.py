@@ -398,3 +398,39 @@ def test_disk_peaks_equal_the_plain_disk_dilation() -> None:
             floor = 0.3 * float(dt.max())
             want = (dt >= floor) & (dt >= cv2.dilate(dt, _disk(r)))
             assert np.array_equal(_disk_peaks(dt, r, floor), want), (r, density)
+
+
+def test_a_thick_walled_grid_of_plant_colour_is_not_counted() -> None:
+    """A plug tray whose thick walls are the plants' own green: the grid fills about 45 % of its
+    box (a rim's rule, under 30 %, misses it) and encloses square cells; it is a grid, not a mat
+    of plants (a tune photo like it counted 1519 for 282)."""
+    rng = np.random.default_rng(5)
+    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
+    colour = np.array([80, 165, 60], np.float32)
+    canvas[60:840, 60:1140] = colour  # the tray, walls and all
+    n = 0
+    for r in range(5):
+        for c in range(6):
+            x0, y0 = 60 + c * 180 + 20, 60 + r * 156 + 20
+            canvas[y0 : y0 + 116, x0 : x0 + 140] = _soil(rng, 116, 140)
+            if (r * 6 + c) % 7:
+                draw_plant(canvas, rng, "seedling", x0 + 70, y0 + 58, 30.0, colour)
+                n += 1
+    got = count_rgb(np.clip(canvas, 0, 255).astype(np.uint8)).count
+    assert abs(got - n) <= 1, (got, n)
+
+
+def test_touching_plants_are_not_a_grid() -> None:
+    """A mat of touching rosettes encloses holes too, but star-shaped ones between round plants,
+    not square cells: the mat is counted, not removed as a grid."""
+    rng = np.random.default_rng(8)
+    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
+    canvas[60:840, 60:1140] = _soil(rng, 780, 1080)
+    colour = np.array([80, 165, 60], np.float32)
+    n = 0
+    for r in range(6):
+        for c in range(8):
+            draw_plant(canvas, rng, "rosette", 130 + c * 132, 130 + r * 128, 72.0, colour)
+            n += 1
+    got = count_rgb(np.clip(canvas, 0, 255).astype(np.uint8)).count
+    assert abs(got - n) <= 0.1 * n, (got, n)
