@@ -13,7 +13,8 @@
    make the two models alike, the frame's outer band alone decides (a dark-green floor). A tray's
    rim or grid is not counted whatever its colour (:func:`_frames`): a rim is straight runs in a
    component filling little of its box; a thick-walled plug grid (filling up to 60 %) is one
-   enclosing many square cells (:func:`_is_grid`). The grid is found on the whole live mask (a
+   enclosing many square cells (:func:`_grid_cells`; all of it outside the cells' rows and
+   columns goes). The grid is found on the whole live mask (a
    green grid is whole there, before its colour is removed) and goes with its blended edges.
 3. **Scale and count** (:func:`count_mask`): components after a small closing, joined through
    weak evidence near strong foliage (half the colour evidence; for loose plants also stalks too
@@ -85,6 +86,7 @@ GRID_CELLS = 6  # enclosed cells of a grid at least
 GRID_SQUARE = 0.8  # share of its holes that fill their own box (square cells, not the
 # star-shaped gaps between touching round plants)
 HOLE_FILL = 0.75  # a square cell fills this much of its box at least
+CELL_EDGE = 3  # px of a cell's border that are its wall's blended edge
 STRUCT_MIN_PX = 40
 STRUCT_DISTINCT = 0.5  # share of the floor sample in colours the plants lack
 STRUCT_SHARE = 0.03
@@ -335,16 +337,34 @@ def _frames(mask: np.ndarray, *, grids_only: bool = False) -> np.ndarray:
     frame[0] = False
     grid = has_run & ~frame & (fill < GRID_FILL)
     grid[0] = False
+    walls = np.zeros(mask.shape, bool)
     for i in np.flatnonzero(grid):
-        frame[i] = _is_grid(labels, stats[i], i)
+        inside = _grid_cells(labels, stats[i], i)
+        if inside is not None:
+            # everything of the mask on the grid's walls, outside its cells' rows and columns
+            # (a wall broken by shade or a label is not a quarter of the photo long, and its
+            # pieces may be loose), not the plants in the cells
+            x, y, bw, bh = (int(v) for v in stats[i, :4])
+            walls[y : y + bh, x : x + bw] |= mask[y : y + bh, x : x + bw] & ~inside
+            frame[i] = True
     # the straight runs themselves (and their blended edges), not the plants touching them
     edge = cv2.dilate(runs, np.ones((5, 5), np.uint8)).astype(bool)
-    return frame[labels] & edge
+    return (frame[labels] & edge) | walls
 
 
-def _is_grid(labels: np.ndarray, stat: np.ndarray, i: int) -> bool:
-    """Component ``i`` encloses many square cells: a plug tray's thick-walled grid (a mat of
-    touching plants encloses few holes, star-shaped between round plants)."""
+def _bands(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
+    """Union of the intervals ``[lo, hi)`` on ``range(size)``."""
+    cover = np.zeros(size + 1, np.int32)
+    np.add.at(cover, lo, 1)
+    np.add.at(cover, hi, -1)
+    return np.cumsum(cover[:size]) > 0
+
+
+def _grid_cells(labels: np.ndarray, stat: np.ndarray, i: int) -> np.ndarray | None:
+    """When component ``i`` encloses many square cells (a plug tray's thick-walled grid; a mat
+    of touching plants encloses few holes, star-shaped between round plants): the cells' rows
+    and columns (a mask over its box: the cells' spans, so a cell a plant fills is in it too);
+    None when it is no grid."""
     x, y, bw, bh = (int(v) for v in stat[:4])
     outside = (labels[y : y + bh, x : x + bw] != i).astype(np.uint8)
     n, lab, st, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
@@ -354,9 +374,41 @@ def _is_grid(labels: np.ndarray, stat: np.ndarray, i: int) -> bool:
     holes = ~edge & (area >= 20)
     holes[0] = False
     if holes.sum() < GRID_CELLS:
-        return False
-    square = area / np.maximum(1, st[:, 2] * st[:, 3]) >= HOLE_FILL
-    return bool((square & holes).sum() >= GRID_SQUARE * holes.sum())
+        return None
+    # the cells are the holes holding most of the hole area (not specks of perlite or of a green
+    # floor joined to the tray)
+    order = np.sort(area[holes])
+    cum = np.cumsum(order)
+    holes &= area >= 0.25 * float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+    if holes.sum() < GRID_CELLS:
+        return None
+    cells = holes & (area / np.maximum(1, st[:, 2] * st[:, 3]) >= HOLE_FILL)
+    if cells.sum() < GRID_SQUARE * holes.sum():
+        return None
+    # cells, or cells a plant touches the walls of (a ring of soil): one cell's size, not two
+    # cells joined through a broken wall
+    one = (
+        holes
+        & (st[:, 2] <= 1.4 * np.median(st[cells, 2]))
+        & (st[:, 3] <= 1.4 * np.median(st[cells, 3]))
+    )
+    # less the cells' blended edges (soil and wall mixed: lines along each cell's border)
+    x0, y0 = st[one, 0] + CELL_EDGE, st[one, 1] + CELL_EDGE
+    x1 = np.maximum(x0, st[one, 0] + st[one, 2] - CELL_EDGE)
+    y1 = np.maximum(y0, st[one, 1] + st[one, 3] - CELL_EDGE)
+    cols, rows = _bands(x0, x1, bw), _bands(y0, y1, bh)
+    seen = np.zeros((bh, bw), bool)
+    for a, b, c, d in zip(x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist(), strict=True):
+        seen[c:d, a:b] = True
+    # a place of the lattice (a row's and a column's span) holding a seen cell keeps that cell
+    # (a wall piece beside it is wall); one holding none (a plant fills the cell) stays whole
+    ri = np.cumsum(np.diff(rows.astype(np.int8), prepend=0) == 1) * rows
+    ci = np.cumsum(np.diff(cols.astype(np.int8), prepend=0) == 1) * cols
+    place = ri[:, None] * (int(ci.max()) + 1) + ci[None, :]
+    inside = rows[:, None] & cols[None, :]
+    held = np.zeros(int(place.max()) + 1, bool)
+    held[place[seen]] = True
+    return seen | (inside & ~held[place])
 
 
 def _large_parts(mask: np.ndarray) -> np.ndarray:
