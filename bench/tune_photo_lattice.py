@@ -115,7 +115,7 @@ def scattered_jpeg(seed: int, width: int = 4000, height: int = 3000) -> tuple[by
 
 def _row(job: tuple[str, int, bool]) -> Row:
     from bench.tune_photo_detect import tune_photo
-    from include.photos.lattice import agrees, find_lattice, texture_vectors
+    from include.photos.lattice import plant_lattice
     from include.photos.plants import count_plants
 
     batch, seed, wide = job
@@ -126,10 +126,12 @@ def _row(job: tuple[str, int, bool]) -> Row:
         truth = t["plants"]
     res, rgb = count_plants(data, lattice=False)
     row = Row(batch, truth, res.count)
-    lat = find_lattice(res.mask) if res.mask is not None and res.mask.any() else None
+    lat, agree = (None, False)
+    if res.mask is not None and res.mask.any():
+        lat, agree = plant_lattice(rgb, res.mask)
     if lat is not None:
         row.occupied, row.repeat = lat.occupied, min(lat.repeat_a, lat.repeat_b)
-        row.agree, row.lattice = agrees(lat, texture_vectors(rgb)), lat
+        row.agree, row.lattice = agree, lat
     return row
 
 

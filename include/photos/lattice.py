@@ -50,6 +50,7 @@ WHOLE_CELL = 0.5  # a cell smaller than this share of the median cell is cut by 
 # when the lattice replaces the counter (chosen on tune batches, see the module doc)
 REPEAT_MIN = 0.12  # the plants' anisotropic autocorrelation at both vectors at least this
 AGREE = 0.08  # texture and plant vectors agree within this share of their length
+RETRY = 0.2  # ... or are this near: the plants are measured again at the texture's vectors
 KEEP = (0.95, 1.05)  # the counter's count stays within this ratio of the lattice's
 
 
@@ -207,9 +208,12 @@ def texture_vectors(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return found[0] / f, found[1] / f
 
 
-def find_lattice(mask: np.ndarray) -> Lattice | None:
+def find_lattice(
+    mask: np.ndarray, vectors: tuple[np.ndarray, np.ndarray] | None = None
+) -> Lattice | None:
     """The grid of the live plants ``mask`` (bool), or None when they show no two-dimensional
-    period."""
+    period. ``vectors``: the grid's vectors (px at the mask's size) when already known (the
+    texture's); the plants' repeat is then measured at them."""
     h, w = mask.shape
     f = min(1.0, MAX_SIDE / max(h, w))
     mf = mask.astype(np.float32)
@@ -218,10 +222,13 @@ def find_lattice(mask: np.ndarray) -> Lattice | None:
         return None
     win = _autocorrelation(g, int(min(g.shape) / 3))
     aniso = _anisotropic(win)
-    found = _lattice_vectors(aniso, lobe_of=win)
-    if found is None or not _square_enough(found[0], found[1]):
-        return None
-    a, b, _, _ = found
+    if vectors is None:
+        found = _lattice_vectors(aniso, lobe_of=win)
+        if found is None or not _square_enough(found[0], found[1]):
+            return None
+        a, b = found[0], found[1]
+    else:
+        a, b = np.asarray(vectors[0], np.float64) * f, np.asarray(vectors[1], np.float64) * f
     repeat_a, repeat_b = _peak(aniso, a) or 0.0, _peak(aniso, b) or 0.0
     # the phase at a scale where a pitch is PHASE_PITCH px (the windows are then small)
     f2 = f * min(1.0, PHASE_PITCH / math.hypot(*a))
@@ -300,11 +307,28 @@ def may_replace(
     return not keep[0] * lat.occupied <= count <= keep[1] * lat.occupied
 
 
+def plant_lattice(rgb: np.ndarray, mask: np.ndarray) -> tuple[Lattice | None, bool]:
+    """The lattice of the live ``mask`` (the plants of ``rgb``, same size) and whether the grey
+    texture has it too. When the two periods are near but not within AGREE (plants touching
+    across the cells pull the mask's peak towards the centre), the texture's vectors, which the
+    walls and soil set, are measured again on the plants."""
+    lat = find_lattice(mask)
+    if lat is None:
+        return None, False
+    tex = texture_vectors(rgb)
+    if agrees(lat, tex):
+        return lat, True
+    if tex is not None and agrees(lat, tex, RETRY):
+        again = find_lattice(mask, vectors=tex)
+        if again is not None:
+            return again, True
+    return lat, False
+
+
 def lattice_count(rgb: np.ndarray, mask: np.ndarray, count: int) -> Lattice | None:
     """The lattice of the live ``mask`` (the plants of ``rgb``, same size) when its occupied
-    cells should replace the counter's ``count``, else None: the plants repeat strongly at both
-    vectors, the counts differ by more than KEEP, and the grey texture has the same lattice."""
-    lat = find_lattice(mask)
-    if lat is None or not may_replace(lat, count):
-        return None
-    return lat if agrees(lat, texture_vectors(rgb)) else None
+    cells should replace the counter's ``count``, else None: the grey texture has the same
+    lattice (:func:`plant_lattice`), the plants repeat strongly at both vectors and the counts
+    differ by more than KEEP."""
+    lat, confirmed = plant_lattice(rgb, mask)
+    return lat if lat is not None and confirmed and may_replace(lat, count) else None

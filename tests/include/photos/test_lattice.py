@@ -9,7 +9,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from include.photos.lattice import find_lattice, lattice_count, texture_vectors
+from include.photos.lattice import AGREE, find_lattice, lattice_count, texture_vectors
 from include.photos.plants import count_plants
 from include.photos.synth import WIDE, _soil, draw_plant, synth_jpeg
 
@@ -103,3 +103,19 @@ def test_a_herb_tray_whose_leaves_part_counts_one_plant_per_cell() -> None:
     assert res.lattice
     assert abs(res.count - truth.plants) <= 0.05 * truth.plants, (res.count, truth.plants)
     assert len(res.boxes) == res.count
+
+
+def test_rosettes_touching_across_the_cells_are_counted_by_the_walls_period() -> None:
+    """A generated rosette plug tray (wide ranges, tune seed) whose rosettes touch across the
+    walls: the mask is one mat (the counter alone finds 9 plants for 250) and its period comes
+    out 10 % short (the touching plants pull the peak towards the centre), so it disagrees with
+    the walls' grey texture; measured again at the texture's period, one plant per cell."""
+    data, truth = synth_jpeg(200_038, WIDE)
+    res, rgb = count_plants(data)
+    assert res.lattice
+    assert abs(res.count - truth.plants) <= 0.05 * truth.plants, (res.count, truth.plants)
+    assert res.mask is not None
+    lat = find_lattice(res.mask)
+    vecs = texture_vectors(rgb)
+    assert lat is not None and vecs is not None
+    assert abs(lat.pitch / math.hypot(*vecs[0]) - 1) > AGREE  # not the same period at first
