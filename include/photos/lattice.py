@@ -23,8 +23,11 @@ per occupied cell.
 :func:`lattice_count` decides whether the lattice may replace the counter's own count: only
 when the plants repeat strongly at both vectors, when the photo's grey texture (cell walls,
 soil, the plants' shading: independent of the colour mask) has the same period, and when the
-two counts disagree. Thresholds were chosen on half of the tune batches and checked on the
-other half and on scattered (no-grid) layouts; see ``docs/ARCHITECTURE.md``.
+two counts disagree. When the texture's period is near the plants' but not the same (plants
+touching across the cells make one mat whose autocorrelation peak is pulled short), the plants are
+measured again at the texture's vectors (:func:`plant_lattice`). Thresholds were chosen on half
+of the tune batches and checked on the other half and on scattered (no-grid) layouts; see
+``docs/ARCHITECTURE.md``.
 """
 
 from __future__ import annotations

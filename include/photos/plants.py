@@ -41,7 +41,9 @@
 5. **Lattice** (:mod:`include.photos.lattice`): when the plants sit on a grid (plug cells, rows
    in a box) that both the live mask and the grey texture show, and the count above differs from
    the grid's occupied cells by more than 5 %, the photo counts one plant per occupied cell
-   (herbs split into leaves, rosettes merged into rows). Scattered plants never take this path.
+   (herbs split into leaves, rosettes merged into rows; when the two periods are near but not
+   the same, the plants are measured again at the texture's). Scattered plants never take this
+   path.
 """
 
 from __future__ import annotations
