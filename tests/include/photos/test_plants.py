@@ -36,6 +36,33 @@ def _tray(seed: int, w: int = 1600, h: int = 1200):
     return _jpeg(img, q), truth
 
 
+GREEN = np.array([80, 165, 60], np.float32)  # the plants' green (and a rim or grid painted in it)
+
+
+def _soil_box(rng: np.random.Generator) -> np.ndarray:
+    """A 1200 x 900 grey floor with a box of soil (float32 RGB)."""
+    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
+    canvas[60:840, 60:1140] = _soil(rng, 780, 1080)
+    return canvas
+
+
+def _rosette_rows(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    first: tuple[int, int],
+    step: tuple[int, int],
+    radius: float,
+) -> int:
+    """Rosettes of the plants' green in ``shape`` (rows, columns) from ``first`` (x, y) every
+    ``step`` (x, y) px; returns how many."""
+    for r in range(shape[0]):
+        for c in range(shape[1]):
+            x, y = first[0] + c * step[0], first[1] + r * step[1]
+            draw_plant(canvas, rng, "rosette", x, y, radius, GREEN)
+    return shape[0] * shape[1]
+
+
 def test_a_wrong_calibration_never_drops_the_plants() -> None:
     """Today's code: a calibrated size far from the photo's blobs wins and drops every plant."""
     img, truth = tray_image(11, 1600, 1200, (6, 8), pots=0)
@@ -215,16 +242,10 @@ def test_a_tray_rim_of_plant_colour_is_not_counted() -> None:
     """A tray rim painted in the plants' own green (the colour model cannot remove it): a rim is
     straight runs in a component that fills little of its box, not plants."""
     rng = np.random.default_rng(31)
-    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
-    canvas[60:840, 60:1140] = _soil(rng, 780, 1080)
-    colour = np.array([80, 165, 60], np.float32)
-    canvas[60:840, 60:74] = canvas[60:840, 1126:1140] = colour  # the rim, as green as the plants
-    canvas[60:74, 60:1140] = canvas[826:840, 60:1140] = colour
-    n = 0
-    for r in range(4):
-        for c in range(6):
-            draw_plant(canvas, rng, "rosette", 160 + c * 175, 160 + r * 185, 50.0, colour)
-            n += 1
+    canvas = _soil_box(rng)
+    canvas[60:840, 60:74] = canvas[60:840, 1126:1140] = GREEN  # the rim, as green as the plants
+    canvas[60:74, 60:1140] = canvas[826:840, 60:1140] = GREEN
+    n = _rosette_rows(canvas, rng, (4, 6), (160, 160), (175, 185), 50.0)
     got = count_rgb(np.clip(canvas, 0, 255).astype(np.uint8)).count
     assert abs(got - n) <= 1, (got, n)
 
@@ -406,7 +427,7 @@ def test_a_thick_walled_grid_of_plant_colour_is_not_counted() -> None:
     of plants (a tune photo like it counted 1519 for 282)."""
     rng = np.random.default_rng(5)
     canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
-    colour = np.array([80, 165, 60], np.float32)
+    colour = GREEN
     canvas[60:840, 60:1140] = colour  # the tray, walls and all
     n = 0
     for r in range(5):
@@ -424,13 +445,7 @@ def test_touching_plants_are_not_a_grid() -> None:
     """A mat of touching rosettes encloses holes too, but star-shaped ones between round plants,
     not square cells: the mat is counted, not removed as a grid."""
     rng = np.random.default_rng(8)
-    canvas = np.full((900, 1200, 3), (128, 126, 122), np.float32)
-    canvas[60:840, 60:1140] = _soil(rng, 780, 1080)
-    colour = np.array([80, 165, 60], np.float32)
-    n = 0
-    for r in range(6):
-        for c in range(8):
-            draw_plant(canvas, rng, "rosette", 130 + c * 132, 130 + r * 128, 72.0, colour)
-            n += 1
+    canvas = _soil_box(rng)
+    n = _rosette_rows(canvas, rng, (6, 8), (130, 130), (132, 128), 72.0)
     got = count_rgb(np.clip(canvas, 0, 255).astype(np.uint8)).count
     assert abs(got - n) <= 0.1 * n, (got, n)
