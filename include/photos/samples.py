@@ -255,7 +255,7 @@ def demo_locations() -> dict[str, list[dict[str, Any]]]:
             {
                 "code": "WH-A-R2",
                 "warehouse": "WH-A",
-                "name": "Warehouse A - Rack 2 (not configured)",
+                "name": "Warehouse A - Rack 2",
                 "area_polygon": square(SITE_LAT, SITE_LON + CELL_DEG),
                 "config": None,
                 "calibration": None,
@@ -263,7 +263,7 @@ def demo_locations() -> dict[str, list[dict[str, Any]]]:
             {
                 "code": "WH-A-R3",
                 "warehouse": "WH-A",
-                "name": "Warehouse A - Rack 3 (not calibrated)",
+                "name": "Warehouse A - Rack 3",
                 "area_polygon": square(SITE_LAT, SITE_LON + 2 * CELL_DEG),
                 "config": {"container": "tray", "cells": [6, 8], "detector": "classical"},
                 "calibration": None,

@@ -14,10 +14,16 @@ from include.common.results import ItemError, Link, RunSummary, Section
 from include.photos.models import JobStatus, PhotoJob, Warning_
 
 GALLERY_PATH = "/photos/gallery"
+PHOTO_PATH = "/photos/photo"
 
 
 def gallery_url(base_url: str, upload_session_id: str) -> str:
     return f"{base_url.rstrip('/')}{GALLERY_PATH}?upload_session_id={quote(upload_session_id)}"
+
+
+def photo_url(base_url: str, image_id: str) -> str:
+    """The photo's page in the photos app (its boxes, state and reprocess form)."""
+    return f"{base_url.rstrip('/')}{PHOTO_PATH}/{quote(image_id)}"
 
 
 def run_summary(
@@ -60,7 +66,7 @@ def run_summary(
                 "plants": n if j.status != JobStatus.FAILED else "",
                 "empty containers": e if j.status != JobStatus.FAILED else "",
                 "location": res.get("storage_location_name") or "",
-                "image": j.image_id and str(j.image_id) or "",
+                "image": Link("open", photo_url(base_url, str(j.image_id))) if j.image_id else "",
             }
         )
     in_warning = sum(by_status.get(w, 0) for w in Warning_.ALL)

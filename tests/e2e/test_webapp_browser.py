@@ -228,6 +228,7 @@ def test_upload_watch_gallery_filter_detail_and_reprocess(
     total = int(page.inner_text("#count").split()[0])
     assert total >= 1 and page.locator(".tile").count() == total
     assert total == 1 or "page" in page.inner_text("#count")
+    assert "of one upload" in page.inner_text("#count")  # the filter is said, not hidden
     assert errors == [], errors
 
     # the menu entry of the plugin opens the app inside the Airflow UI (external view)

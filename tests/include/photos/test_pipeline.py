@@ -339,6 +339,8 @@ def test_no_plants_is_needs_review_shown_by_the_gallery_error_filter_and_summari
     )
     rows = {r["photo"]: r for r in summary.sections[0].rows}
     assert rows["bare_soil.jpg"]["plants"] == 0
+    link = rows["bare_soil.jpg"]["image"]  # each photo opens its page in the photos app
+    assert link.url == f"http://airflow.example/photos/photo/{bare.image_id}"
     assert abs(rows["tray.jpg"]["plants"] - truth.plants) <= 2
     assert summary.outcome().startswith("⚠ 1 item error of 3")
 

@@ -56,7 +56,7 @@ async function loadMore() {
   if (mine !== generation || !data) return;
   page = data.pagination.page; totalPages = data.pagination.total_pages;
   grid.append(...data.photos.map(tile));
-  countEl.textContent = data.pagination.total_items + " photo(s)" + (totalPages > 1 ? ", page " + page + " of " + totalPages : "");
+  countEl.textContent = data.pagination.total_items + " photo(s)" + (sessionFilter ? " of one upload (Reset shows every photo)" : "") + (totalPages > 1 ? ", page " + page + " of " + totalPages : "");
   endEl.hidden = page < totalPages;
   // keep filling while the sentinel is still on screen
   const r = document.getElementById("sentinel").getBoundingClientRect();
