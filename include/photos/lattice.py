@@ -321,7 +321,7 @@ def plant_lattice(rgb: np.ndarray, mask: np.ndarray) -> tuple[Lattice | None, bo
     tex = texture_vectors(rgb)
     if agrees(lat, tex):
         return lat, True
-    if tex is not None and agrees(lat, tex, RETRY):
+    if agrees(lat, tex, RETRY):
         again = find_lattice(mask, vectors=tex)
         if again is not None:
             return again, True

@@ -354,6 +354,13 @@ def _frames(mask: np.ndarray, *, grids_only: bool = False) -> np.ndarray:
     return (frame[labels] & edge) | walls
 
 
+def _weighted_median(areas: np.ndarray) -> float:
+    """The area-weighted median of ``areas``: the area of the part holding the middle pixel."""
+    order = np.sort(areas)
+    cum = np.cumsum(order)
+    return float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+
+
 def _bands(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:
     """Union of the intervals ``[lo, hi)`` on ``range(size)``."""
     cover = np.zeros(size + 1, np.int32)
@@ -379,9 +386,7 @@ def _grid_cells(labels: np.ndarray, stat: np.ndarray, i: int) -> np.ndarray | No
         return None
     # the cells are the holes holding most of the hole area (not specks of perlite or of a green
     # floor joined to the tray)
-    order = np.sort(area[holes])
-    cum = np.cumsum(order)
-    holes &= area >= 0.25 * float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+    holes &= area >= 0.25 * _weighted_median(area[holes])
     if holes.sum() < GRID_CELLS:
         return None
     cells = holes & (area / np.maximum(1, st[:, 2] * st[:, 3]) >= HOLE_FILL)
@@ -523,9 +528,7 @@ def plant_size(areas: np.ndarray, dmax: np.ndarray, *, sparse: bool = True) -> t
     ok = (areas >= 6) & (dmax >= 1.0)
     if not ok.any():
         return 0.0, 0.0
-    order = np.sort(areas[ok])
-    cum = np.cumsum(order)
-    wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])  # area-weighted median
+    wmed = _weighted_median(areas[ok])
     ok &= areas >= 0.05 * wmed  # specks
     d_med = float(np.median(dmax[ok]))
     ok &= dmax >= 0.4 * d_med
@@ -570,9 +573,7 @@ def _attach_fragments(
     within one plant radius: their area moves to it (in place); far fragments stay alone."""
     if keep.sum() < 6:
         return
-    order = np.sort(areas[keep])
-    cum = np.cumsum(order)
-    wmed = float(order[int(np.searchsorted(cum, cum[-1] / 2))])
+    wmed = _weighted_median(areas[keep])
     frag = keep & (areas < FRAGMENT * wmed)
     if not frag.any() or frag.sum() == keep.sum():
         return
